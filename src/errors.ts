@@ -1,0 +1,94 @@
+export type ErrorCode =
+  | 'E_VALIDATION'
+  | 'E_CONFIG'
+  | 'E_RATE_LIMITED'
+  | 'E_TEMPLATE'
+  | 'E_TRANSPORT'
+  | 'E_NOT_FOUND'
+  | 'E_REDIS'
+  | 'E_CLOSED'
+  | 'E_TIMEOUT'
+  | 'E_WEBHOOK'
+
+/** How a failed send should be handled: see DESIGN "Failures are classified by the transport". */
+export type RetryClass = 'throttle' | 'later' | 'never'
+
+const BRAND: unique symbol = Symbol.for('mailstream.error') as never
+
+export interface MailstreamErrorOptions {
+  cause?: unknown
+  /** The input field the error is about, as a dotted path (`to`, `headers.X-Tag`). */
+  field?: string
+}
+
+/**
+ * The one error class of mailstream. Branch on `code`. `instanceof` works across the
+ * ESM and CJS builds and across subpath bundles, because it checks a brand, not a prototype.
+ */
+export class MailstreamError extends Error {
+  readonly code: ErrorCode
+  readonly field?: string
+  readonly [BRAND] = true
+
+  constructor(code: ErrorCode, message: string, options: MailstreamErrorOptions = {}) {
+    super(message.startsWith('[mailstream]') ? message : `[mailstream] ${message}`, { cause: options.cause })
+    this.name = 'MailstreamError'
+    this.code = code
+    if (options.field !== undefined) this.field = options.field
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null || (value as Record<symbol, unknown>)[BRAND] !== true) return false
+    if (this === MailstreamError) return true
+    return Function.prototype[Symbol.hasInstance].call(this, value) || (value as Error).name === this.name
+  }
+}
+
+/** Thrown by `consume()` and the verification-code helpers when a limit is reached. */
+export class RateLimitError extends MailstreamError {
+  readonly retryAfterMs: number
+
+  constructor(message: string, retryAfterMs: number, options: MailstreamErrorOptions = {}) {
+    super('E_RATE_LIMITED', message, options)
+    this.name = 'RateLimitError'
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+export interface TransportErrorOptions extends MailstreamErrorOptions {
+  retry: RetryClass
+  retryAfterMs?: number
+  /** Provider status or reply code (`554`, `MessageRejected`), for logs and status. */
+  statusCode?: string | number
+  /** Set by SES when the account cannot send at all: the worker pauses instead of failing jobs. */
+  pause?: boolean
+}
+
+/** What a transport throws when a send fails. `retry` decides what the worker does next. */
+export class TransportError extends MailstreamError {
+  readonly retry: RetryClass
+  readonly retryAfterMs?: number
+  readonly statusCode?: string | number
+  readonly pause: boolean
+
+  constructor(message: string, options: TransportErrorOptions) {
+    super('E_TRANSPORT', message, options)
+    this.name = 'TransportError'
+    this.retry = options.retry
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs
+    if (options.statusCode !== undefined) this.statusCode = options.statusCode
+    this.pause = options.pause ?? false
+  }
+}
+
+export function isMailstreamError(value: unknown): value is MailstreamError {
+  return value instanceof MailstreamError
+}
+
+/** Short, single-line description of any thrown value, for status hashes and dead letters. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message.replace(/[\r\n]+/g, ' ').slice(0, 1000)
+  return String(error)
+    .replace(/[\r\n]+/g, ' ')
+    .slice(0, 1000)
+}

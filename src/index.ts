@@ -1,0 +1,56 @@
+export {
+  type ErrorCode,
+  isMailstreamError,
+  MailstreamError,
+  RateLimitError,
+  type RetryClass,
+  TransportError,
+} from './errors.js'
+export {
+  type Address,
+  type AddressInput,
+  type Attachment,
+  type AttachmentInput,
+  BUILT_IN_TYPES,
+  type BuiltInType,
+  type EmailJob,
+  type EmailJobInput,
+  formatAddress,
+  PRIORITIES,
+  type Priority,
+  parseAddress,
+} from './job.js'
+export {
+  createEmailQueue,
+  type DeadLetter,
+  type EmailQueue,
+  type EmailQueueOptions,
+  type EnqueueResult,
+  type JobState,
+  type JobStatusName,
+  type QueueStats,
+  type StreamStats,
+  type SuppressionEntry,
+} from './queue.js'
+export type { RedisClient, RedisInput } from './redis.js'
+export type {
+  EmailMessage,
+  RenderContext,
+  RenderedEmail,
+  SendContext,
+  SendResult,
+  TemplateRendererLike,
+  Transport,
+} from './transport.js'
+export {
+  createEmailWorker,
+  type DeadEvent,
+  type EmailWorker,
+  type EmailWorkerOptions,
+  type FailedEvent,
+  type RetryingEvent,
+  type SentEvent,
+  type SuppressedEvent,
+  type WorkerEventName,
+  type WorkerEvents,
+} from './worker.js'

@@ -1,0 +1,38 @@
+import { PRIORITIES, type Priority } from './job.js'
+
+/** The consumer group on every send stream. */
+export const GROUP = 'workers'
+
+/** Redis key layout of one queue (DESIGN section 2). Every key starts with the prefix. */
+export interface QueueKeys {
+  prefix: string
+  /** Send streams in priority order: high, normal, low. */
+  streams: readonly [string, string, string]
+  stream(priority: Priority): string
+  delayed: string
+  dead: string
+  suppressed: string
+  status(id: string): string
+  idem(key: string): string
+  batch(batchId: string): string
+  progress(batchId: string): string
+}
+
+export function queueKeys(prefix: string): QueueKeys {
+  const streams = PRIORITIES.map((priority) => `${prefix}:send:${priority}`) as [string, string, string]
+  return {
+    prefix,
+    streams,
+    stream: (priority) => streams[PRIORITIES.indexOf(priority)] as string,
+    delayed: `${prefix}:delayed`,
+    dead: `${prefix}:dead`,
+    suppressed: `${prefix}:suppressed`,
+    status: (id) => `${prefix}:status:${id}`,
+    idem: (key) => `${prefix}:idem:${key}`,
+    batch: (batchId) => `${prefix}:batch:${batchId}`,
+    progress: (batchId) => `${prefix}:progress:${batchId}`,
+  }
+}
+
+export const STATUS_TTL_SECONDS = 24 * 3600
+export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600

@@ -1,0 +1,34 @@
+--[[ promote: move due jobs from the delayed set to their send streams.
+KEYS[1] delayed zset
+KEYS[2] KEYS[3] KEYS[4] send streams high, normal, low
+KEYS[5] dead stream
+KEYS[5 + i] status hash of candidate i
+ARGV[1] now, epoch ms
+ARGV[1 + i] candidate job id i (read by the caller with ZRANGE BYSCORE; re-checked here)
+Reply: how many jobs were moved.
+]]
+local now = tonumber(ARGV[1])
+local index = { high = 2, normal = 3, low = 4 }
+local final = { sent = true, dead = true, cancelled = true, suppressed = true }
+local moved = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local statusKey = KEYS[4 + i]
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if score and tonumber(score) <= now then
+    redis.call('ZREM', KEYS[1], id)
+    local state = redis.call('HMGET', statusKey, 'status', 'priority', 'job')
+    if not state[1] or not state[3] then
+      if not (state[1] and final[state[1]]) then
+        redis.call('XADD', KEYS[5], '*', 'id', id, 'error', 'scheduled job has no data', 'attempts', 0,
+          'time', ARGV[1])
+      end
+    elseif not final[state[1]] then
+      local entry = redis.call('XADD', KEYS[index[state[2]] or 3], '*', 'id', id)
+      redis.call('HSET', statusKey, 'status', 'queued', 'entry', entry, 'updatedAt', ARGV[1])
+      redis.call('HDEL', statusKey, 'dueAt')
+      moved = moved + 1
+    end
+  end
+end
+return moved

@@ -1,0 +1,44 @@
+import { z } from 'zod'
+import { MailstreamError } from './errors.js'
+import { issueField } from './job.js'
+import { isRedisClient, type RedisClient, type RedisInput } from './redis.js'
+
+/** Validates factory options once, at the boundary; throws `E_CONFIG` naming the field. */
+export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, factory: string): z.output<S> {
+  const result = schema.safeParse(input ?? {})
+  if (result.success) return result.data
+  const issues = result.error.issues.map((issue) => ({
+    field: issueField(issue, 'options'),
+    message: issue.message,
+  }))
+  const first = issues[0] ?? { field: 'options', message: 'invalid' }
+  throw new MailstreamError(
+    'E_CONFIG',
+    `${factory}: ${issues.map((issue) => `${issue.field}: ${issue.message}`).join('; ')}`,
+    { field: first.field, cause: result.error },
+  )
+}
+
+export const redisInputSchema = z.custom<RedisInput>(
+  (value) =>
+    isRedisClient(value) ||
+    (typeof value === 'string' && /^rediss?:\/\//.test(value)) ||
+    (typeof value === 'object' && value !== null && !Array.isArray(value)),
+  { message: 'give an ioredis client, ioredis options or a redis:// URL' },
+)
+
+export const prefixSchema = z
+  .string()
+  .regex(/^[^\s]{1,100}$/, 'must be 1-100 characters without spaces')
+  .default('email')
+
+/** On Redis Cluster every key of a queue must hash to one slot, so the prefix needs a {hash tag}. */
+export function checkClusterPrefix(client: RedisClient, prefix: string, factory: string): void {
+  if ((client as { isCluster?: boolean }).isCluster && !/\{[^}]+\}/.test(prefix)) {
+    throw new MailstreamError(
+      'E_CONFIG',
+      `${factory}: prefix: on Redis Cluster use a hash tag such as '{email}' so that one queue lives in one slot`,
+      { field: 'prefix' },
+    )
+  }
+}

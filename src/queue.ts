@@ -1,0 +1,486 @@
+import { z } from 'zod'
+import { MailstreamError } from './errors.js'
+import {
+  type EmailJob,
+  type EmailJobInput,
+  isValidEmail,
+  type Priority,
+  parseJob,
+  recipientsOf,
+  type ValidatedJob,
+  validateJob,
+} from './job.js'
+import { GROUP, IDEMPOTENCY_TTL_SECONDS, type QueueKeys, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
+import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
+import { quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
+import { addScript, defineScripts, runScript } from './scripts.js'
+
+export interface EmailQueueOptions {
+  /** An ioredis client (left open by `close()`), ioredis options or a redis:// URL. */
+  redis: RedisInput
+  /** Start of every key of this queue. Use a hash tag (`{email}`) on Redis Cluster. Default `email`. */
+  prefix?: string
+  /** How long a job's status is kept after it is final. Default 86400 (24 h). */
+  statusTtlSeconds?: number
+  /** How long an idempotency key keeps returning its job. Default 86400 (24 h). */
+  idempotencyTtlSeconds?: number
+}
+
+export type JobStatusName =
+  | 'queued'
+  | 'scheduled'
+  | 'active'
+  | 'retrying'
+  | 'throttled'
+  | 'sent'
+  | 'dead'
+  | 'cancelled'
+  | 'suppressed'
+
+export const FINAL_STATUSES: readonly JobStatusName[] = ['sent', 'dead', 'cancelled', 'suppressed']
+
+export interface EnqueueResult {
+  id: string
+  /** 'unknown' only for a duplicate whose job finished so long ago that its status expired. */
+  status: JobStatusName | 'unknown'
+  /** True when the id or idempotency key already named a job: nothing new was written. */
+  duplicate: boolean
+}
+
+export interface JobState {
+  id: string
+  status: JobStatusName
+  type: string
+  priority: Priority
+  attempts: number
+  maxAttempts: number
+  batchId?: string
+  messageId?: string
+  error?: string
+  /** Epoch ms. */
+  createdAt: number
+  updatedAt: number
+  sentAt?: number
+  /** When a scheduled or retrying job is due, epoch ms. */
+  dueAt?: number
+}
+
+export interface DeadLetter {
+  /** Id of the entry in the dead stream. */
+  entryId: string
+  id: string
+  /** The job as it was enqueued; null for a poison entry that had no readable job. */
+  job: EmailJob | null
+  error: string
+  attempts: number
+  /** Epoch ms. */
+  failedAt: number
+}
+
+export interface StreamStats {
+  /** Entries in the stream: waiting plus delivered-but-unacknowledged. */
+  length: number
+  /** Delivered to a worker and not yet acknowledged. */
+  pending: number
+  /** Waiting, never delivered. */
+  waiting: number
+  consumers: number
+}
+
+export interface QueueStats {
+  streams: Record<Priority, StreamStats>
+  /** Jobs scheduled for later (delayMs/sendAt, retries, throttled). */
+  delayed: number
+  dead: number
+  suppressed: number
+}
+
+export interface SuppressionEntry {
+  address: string
+  reason: string
+  /** Epoch ms. */
+  at: number
+}
+
+export interface EmailQueue {
+  readonly prefix: string
+  readonly keys: QueueKeys
+  /** The client this queue sends its commands on. */
+  readonly redis: RedisClient
+  enqueue(job: EmailJobInput): Promise<EnqueueResult>
+  /** Validates every job first (one bad job writes nothing), then writes them pipelined. */
+  enqueueMany(jobs: readonly EmailJobInput[]): Promise<EnqueueResult[]>
+  /** Cancels a queued or scheduled job. Resolves false when it is sending, final or unknown. */
+  cancel(id: string): Promise<boolean>
+  getStatus(id: string): Promise<JobState | null>
+  stats(): Promise<QueueStats>
+  deadLetters: {
+    /** Newest first. */
+    list(options?: { count?: number }): Promise<DeadLetter[]>
+    /** Sends dead jobs again with fresh attempts: one job id, or every letter. Resolves how many. */
+    retry(target: string | { all: true }): Promise<number>
+    /** Deletes letters (all, or those older than `before`). Resolves how many. */
+    purge(options?: { before?: Date | number }): Promise<number>
+  }
+  suppression: {
+    add(address: string, reason?: string): Promise<void>
+    remove(address: string): Promise<boolean>
+    has(address: string): Promise<boolean>
+    /** A page of the list; pass the returned cursor back for the next one ('0' when done). */
+    list(options?: { cursor?: string; count?: number }): Promise<{ items: SuppressionEntry[]; cursor: string }>
+  }
+  close(): Promise<void>
+}
+
+const optionsSchema = z.strictObject({
+  redis: redisInputSchema,
+  prefix: prefixSchema,
+  statusTtlSeconds: z.number().int().positive().default(STATUS_TTL_SECONDS),
+  idempotencyTtlSeconds: z.number().int().positive().default(IDEMPOTENCY_TTL_SECONDS),
+})
+
+const ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/
+const ENQUEUE_CHUNK = 500
+
+function checkId(id: unknown, field = 'id'): string {
+  if (typeof id !== 'string' || !ID_RE.test(id)) {
+    throw new MailstreamError('E_VALIDATION', `${field}: must be 1-128 characters of A-Z a-z 0-9 _ . : -`, { field })
+  }
+  return id
+}
+
+function normaliseAddress(address: unknown): string {
+  if (typeof address !== 'string' || !isValidEmail(address.trim())) {
+    throw new MailstreamError('E_VALIDATION', 'address: must be an email address like a@example.com', {
+      field: 'address',
+    })
+  }
+  return address.trim().toLowerCase()
+}
+
+/** Recipients as stored for the suppression check: lower-cased, comma-joined. */
+export function recipientList(job: Pick<EmailJob, 'to' | 'cc' | 'bcc'>): string {
+  return [...new Set(recipientsOf(job).map((address) => address.address.toLowerCase()))].join(',')
+}
+
+function toNumber(value: string | undefined): number | undefined {
+  return value === undefined || value === '' ? undefined : Number(value)
+}
+
+function fieldsToObject(fields: string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i] as string] = fields[i + 1] as string
+  return out
+}
+
+export function parseDeadEntry(entryId: string, fields: string[]): DeadLetter {
+  const record = fieldsToObject(fields)
+  return {
+    entryId,
+    id: record.id ?? '',
+    job: parseJob(record.job),
+    error: record.error ?? '',
+    attempts: Number(record.attempts ?? 0),
+    failedAt: Number(record.time ?? 0),
+  }
+}
+
+export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
+  const config = parseOptions(optionsSchema, options, 'createEmailQueue')
+  const { client, owned } = resolveRedis(config.redis)
+  checkClusterPrefix(client, config.prefix, 'createEmailQueue')
+  defineScripts(client)
+  const keys = queueKeys(config.prefix)
+  let closed = false
+
+  function assertOpen(): void {
+    if (closed) throw new MailstreamError('E_CLOSED', 'the queue is closed')
+  }
+
+  function enqueueArgs({ job, payload, dueAt }: ValidatedJob, now: number) {
+    const statusKey = keys.status(job.id)
+    const idemKey = job.idempotencyKey !== undefined ? keys.idem(job.idempotencyKey) : statusKey
+    const batchKey = job.batchId !== undefined ? keys.batch(job.batchId) : statusKey
+    return {
+      keys: [keys.stream(job.priority), keys.delayed, statusKey, idemKey, batchKey],
+      args: [
+        job.id,
+        payload,
+        dueAt,
+        now,
+        job.priority,
+        job.type,
+        job.idempotencyKey !== undefined ? '1' : '0',
+        job.batchId ?? '',
+        config.idempotencyTtlSeconds,
+        job.maxAttempts,
+        recipientList(job),
+      ],
+    }
+  }
+
+  async function toResult(reply: [string, string, number]): Promise<EnqueueResult> {
+    const [id, status, created] = reply
+    if (created === 1) return { id, status: status as JobStatusName, duplicate: false }
+    // Found through the idempotency key: read the existing job's status.
+    const current = status || (await client.hget(keys.status(id), 'status'))
+    return {
+      id,
+      status: (current ?? 'unknown') as JobStatusName,
+      duplicate: true,
+    }
+  }
+
+  async function writeValidated(list: readonly ValidatedJob[]): Promise<EnqueueResult[]> {
+    const results: EnqueueResult[] = []
+    for (let start = 0; start < list.length; start += ENQUEUE_CHUNK) {
+      const now = Date.now()
+      const pipeline = client.pipeline()
+      for (const validated of list.slice(start, start + ENQUEUE_CHUNK)) {
+        const { keys: scriptKeys, args } = enqueueArgs(validated, now)
+        addScript(pipeline, 'enqueue', scriptKeys, args)
+      }
+      const replies = (await pipeline.exec()) ?? []
+      for (const [error, reply] of replies) {
+        if (error) throw new MailstreamError('E_REDIS', `enqueue failed: ${error.message}`, { cause: error })
+        results.push(await toResult(reply as [string, string, number]))
+      }
+    }
+    return results
+  }
+
+  async function findDead(predicate: (letter: DeadLetter) => boolean): Promise<DeadLetter[]> {
+    const found: DeadLetter[] = []
+    let start = '-'
+    for (;;) {
+      const page = await client.xrange(keys.dead, start, '+', 'COUNT', 1000)
+      for (const [entryId, fields] of page) {
+        const letter = parseDeadEntry(entryId, fields)
+        if (predicate(letter)) found.push(letter)
+      }
+      if (page.length < 1000) return found
+      start = `(${(page[page.length - 1] as [string, string[]])[0]}`
+    }
+  }
+
+  async function retryLetter(letter: DeadLetter): Promise<boolean> {
+    const job = letter.job
+    if (!job) return false // a poison entry has nothing to send; purge it instead
+    const statusKey = keys.status(job.id)
+    const batchKey = job.batchId !== undefined ? keys.batch(job.batchId) : statusKey
+    const moved = await runScript<number>(
+      client,
+      'retryDead',
+      [keys.dead, statusKey, keys.stream(job.priority), batchKey],
+      [
+        letter.entryId,
+        job.id,
+        JSON.stringify(job),
+        job.priority,
+        job.type,
+        Date.now(),
+        job.maxAttempts,
+        job.batchId ?? '',
+        recipientList(job),
+      ],
+    )
+    return moved === 1
+  }
+
+  async function streamStats(stream: string): Promise<StreamStats> {
+    const length = await client.xlen(stream)
+    let groups: unknown[] = []
+    try {
+      groups = (await client.xinfo('GROUPS', stream)) as unknown[]
+    } catch {
+      // No stream yet.
+    }
+    const group = groups
+      .map((raw) => fieldsToObject((raw as unknown[]).map((value) => String(value))))
+      .find((info) => info.name === GROUP)
+    if (!group) return { length, pending: 0, waiting: length, consumers: 0 }
+    const pending = Number(group.pending ?? 0)
+    const lag = group.lag === undefined || group.lag === '' ? length - pending : Number(group.lag)
+    return {
+      length,
+      pending,
+      waiting: Math.max(0, lag),
+      consumers: Number(group.consumers ?? 0),
+    }
+  }
+
+  return {
+    prefix: config.prefix,
+    keys,
+    redis: client,
+
+    async enqueue(input) {
+      assertOpen()
+      const validated = validateJob(input)
+      const [result] = await writeValidated([validated])
+      return result as EnqueueResult
+    },
+
+    async enqueueMany(inputs) {
+      assertOpen()
+      if (!Array.isArray(inputs)) {
+        throw new MailstreamError('E_VALIDATION', 'jobs: must be an array', {
+          field: 'jobs',
+        })
+      }
+      const now = Date.now()
+      const validated = inputs.map((input, index) => {
+        try {
+          return validateJob(input, now)
+        } catch (error) {
+          const inner = error as MailstreamError
+          throw new MailstreamError('E_VALIDATION', `jobs[${index}]: ${inner.message.replace('[mailstream] ', '')}`, {
+            field: `${index}.${inner.field ?? 'job'}`,
+            cause: inner,
+          })
+        }
+      })
+      return writeValidated(validated)
+    },
+
+    async cancel(id) {
+      assertOpen()
+      checkId(id)
+      const statusKey = keys.status(id)
+      for (let tries = 0; tries < 3; tries++) {
+        const batchId = (await client.hget(statusKey, 'batch')) ?? ''
+        const [before, cancelled] = await runScript<[string, number]>(
+          client,
+          'cancel',
+          [statusKey, keys.delayed, ...keys.streams, batchId ? keys.batch(batchId) : statusKey],
+          [id, Date.now(), config.statusTtlSeconds, batchId],
+        )
+        if (before !== 'moved') return cancelled === 1
+      }
+      return false
+    },
+
+    async getStatus(id) {
+      assertOpen()
+      checkId(id)
+      const hash = await client.hgetall(keys.status(id))
+      if (!hash.status) return null
+      const state: JobState = {
+        id,
+        status: hash.status as JobStatusName,
+        type: hash.type ?? '',
+        priority: (hash.priority ?? 'normal') as Priority,
+        attempts: Number(hash.attempts ?? 0),
+        maxAttempts: Number(hash.maxAttempts ?? 3),
+        createdAt: Number(hash.createdAt ?? 0),
+        updatedAt: Number(hash.updatedAt ?? 0),
+      }
+      if (hash.batch) state.batchId = hash.batch
+      if (hash.messageId) state.messageId = hash.messageId
+      if (hash.error) state.error = hash.error
+      const sentAt = toNumber(hash.sentAt)
+      const dueAt = toNumber(hash.dueAt)
+      if (sentAt !== undefined) state.sentAt = sentAt
+      if (dueAt !== undefined) state.dueAt = dueAt
+      return state
+    },
+
+    async stats() {
+      assertOpen()
+      const [high, normal, low] = await Promise.all(keys.streams.map(streamStats))
+      const [delayed, dead, suppressed] = await Promise.all([
+        client.zcard(keys.delayed),
+        client.xlen(keys.dead),
+        client.hlen(keys.suppressed),
+      ])
+      return {
+        streams: { high, normal, low } as Record<Priority, StreamStats>,
+        delayed,
+        dead,
+        suppressed,
+      }
+    },
+
+    deadLetters: {
+      async list({ count = 50 } = {}) {
+        assertOpen()
+        if (!Number.isInteger(count) || count < 1 || count > 10_000) {
+          throw new MailstreamError('E_VALIDATION', 'count: must be an integer from 1 to 10000', { field: 'count' })
+        }
+        const entries = await client.xrevrange(keys.dead, '+', '-', 'COUNT', count)
+        return entries.map(([entryId, fields]) => parseDeadEntry(entryId, fields))
+      },
+
+      async retry(target) {
+        assertOpen()
+        const all = typeof target === 'object' && target !== null && (target as { all?: unknown }).all === true
+        const id = all ? '' : checkId(target, 'target')
+        const letters = await findDead((letter) => all || letter.id === id)
+        let moved = 0
+        for (const letter of letters) if (await retryLetter(letter)) moved++
+        return moved
+      },
+
+      async purge({ before } = {}) {
+        assertOpen()
+        if (before === undefined) {
+          const length = await client.xlen(keys.dead)
+          await client.del(keys.dead)
+          return length
+        }
+        const cutoff = before instanceof Date ? before.getTime() : before
+        if (typeof cutoff !== 'number' || !Number.isFinite(cutoff)) {
+          throw new MailstreamError('E_VALIDATION', 'before: must be a Date or epoch ms', { field: 'before' })
+        }
+        // Dead entries are only ever appended, so ids follow time: trim everything below the cutoff.
+        return client.xtrim(keys.dead, 'MINID', String(Math.floor(cutoff)))
+      },
+    },
+
+    suppression: {
+      async add(address, reason = 'manual') {
+        assertOpen()
+        const normalised = normaliseAddress(address)
+        if (typeof reason !== 'string' || /[\r\n]/.test(reason) || reason.length > 500) {
+          throw new MailstreamError('E_VALIDATION', 'reason: must be a single line of at most 500 characters', {
+            field: 'reason',
+          })
+        }
+        await client.hset(keys.suppressed, normalised, JSON.stringify({ reason, at: Date.now() }))
+      },
+      async remove(address) {
+        assertOpen()
+        return (await client.hdel(keys.suppressed, normaliseAddress(address))) === 1
+      },
+      async has(address) {
+        assertOpen()
+        return (await client.hexists(keys.suppressed, normaliseAddress(address))) === 1
+      },
+      async list({ cursor = '0', count = 100 } = {}) {
+        assertOpen()
+        const [next, flat] = await client.hscan(keys.suppressed, cursor, 'COUNT', count)
+        const items: SuppressionEntry[] = []
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          let detail: { reason?: string; at?: number } = {}
+          try {
+            detail = JSON.parse(flat[i + 1] as string)
+          } catch {
+            detail = { reason: flat[i + 1] as string }
+          }
+          items.push({
+            address: flat[i] as string,
+            reason: detail.reason ?? '',
+            at: Number(detail.at ?? 0),
+          })
+        }
+        return { items, cursor: next }
+      },
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      if (owned) await quit(client)
+    },
+  }
+}

@@ -1,0 +1,952 @@
+import { hostname } from 'node:os'
+import { z } from 'zod'
+import { describeError, MailstreamError, type RetryClass, TransportError } from './errors.js'
+import { type Address, type AddressInput, type EmailJob, parseAddress, parseJob } from './job.js'
+import { GROUP, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
+import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
+import { duplicateForBlocking, quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
+import { defineScripts, runScript } from './scripts.js'
+import type { EmailMessage, TemplateRendererLike, Transport } from './transport.js'
+
+export interface EmailWorkerOptions {
+  /** An ioredis client (never closed by the worker), ioredis options or a redis:// URL. */
+  redis: RedisInput
+  /** The queue's prefix. Default `email`. */
+  prefix?: string
+  transport: Transport
+  /** Renders jobs that name a template (see `createTemplateRenderer`). */
+  templates?: TemplateRendererLike
+  /** Sender for jobs that do not name one. */
+  from?: AddressInput
+  /** Sends in flight at once in this worker. Default 10. */
+  concurrency?: number
+  /** An entry pending longer than this is taken over by another worker. Default 60 000. */
+  visibilityTimeoutMs?: number
+  /** An entry delivered more often than this (crash loop) is dead-lettered. Default 5. */
+  maxDeliveries?: number
+  /** A send still running after this is aborted and retried later. Default 30 000. */
+  sendTimeoutMs?: number
+  /** How long an idle worker waits on Redis for new jobs per call. Default 1000. */
+  blockMs?: number
+  /** Longest wait between checks for due scheduled jobs. Default 1000. */
+  schedulerIntervalMs?: number
+  /** Retry delay after a transient failure: `baseMs * 2^attempt`, at most `maxMs`, with ±20 % jitter. */
+  backoff?: { baseMs?: number; maxMs?: number }
+  /** Delay before a throttled send is tried again when the transport gives no retryAfterMs. Default 1000. */
+  throttleDelayMs?: number
+  /** How long a final status is kept. Default 86400 (24 h). */
+  statusTtlSeconds?: number
+  /** Consumer name in the group. Default `<host>:<pid>:<random>`. */
+  consumer?: string
+}
+
+export interface SentEvent {
+  id: string
+  job: EmailJob
+  messageId: string
+  attempts: number
+}
+export interface RetryingEvent {
+  id: string
+  job: EmailJob
+  attempts: number
+  error: string
+  /** Epoch ms of the next try. */
+  retryAt: number
+  /** True for a throttle (rate exceeded): no attempt was used. */
+  throttled: boolean
+}
+export interface FailedEvent {
+  id: string
+  job: EmailJob | null
+  attempts: number
+  error: Error
+  retry: RetryClass
+  /** True when the job goes to the dead letters now. */
+  final: boolean
+}
+export interface DeadEvent {
+  id: string
+  job: EmailJob | null
+  attempts: number
+  error: string
+}
+export interface SuppressedEvent {
+  id: string
+  job: EmailJob
+  addresses: string[]
+}
+export interface WorkerEvents {
+  sent: SentEvent
+  retrying: RetryingEvent
+  failed: FailedEvent
+  dead: DeadEvent
+  suppressed: SuppressedEvent
+  error: MailstreamError
+  /** Nothing waiting and nothing in flight, after at least one job since the last `drained`. */
+  drained: { processed: number }
+  paused: { reason: string }
+  resumed: Record<string, never>
+  stopped: { abandoned: number }
+}
+export type WorkerEventName = keyof WorkerEvents
+
+export interface EmailWorker {
+  readonly running: boolean
+  readonly paused: boolean
+  /** Jobs taken from Redis and not yet recorded as finished. */
+  readonly inFlight: number
+  readonly consumer: string
+  /** Connects, creates the consumer groups and starts fetching. Never rejects on a Redis outage. */
+  start(): Promise<void>
+  /**
+   * Stops fetching and waits for in-flight sends to finish. Whatever is still running after
+   * `timeoutMs` is aborted and stays pending in Redis, to be taken over by another worker.
+   */
+  stop(options?: { timeoutMs?: number }): Promise<void>
+  /** Stops taking new jobs until `resume()`; in-flight sends finish. */
+  pause(reason?: string): void
+  resume(): void
+  on<E extends WorkerEventName>(event: E, listener: (payload: WorkerEvents[E]) => void): () => void
+}
+
+const optionsSchema = z.strictObject({
+  redis: redisInputSchema,
+  prefix: prefixSchema,
+  transport: z.custom<Transport>(
+    (value) =>
+      typeof value === 'object' &&
+      value !== null &&
+      typeof (value as Transport).send === 'function' &&
+      typeof (value as Transport).name === 'string',
+    {
+      message: 'must be a transport: an object with a name and a send(message) method',
+    },
+  ),
+  templates: z
+    .custom<TemplateRendererLike>(
+      (value) =>
+        typeof value === 'object' && value !== null && typeof (value as TemplateRendererLike).render === 'function',
+      { message: 'must have a render(name, data) method' },
+    )
+    .optional(),
+  from: z
+    .custom<AddressInput>((value) => parseAddress(value as AddressInput) !== null, {
+      message: 'must be an email address',
+    })
+    .optional(),
+  concurrency: z.number().int().min(1).max(10_000).default(10),
+  visibilityTimeoutMs: z.number().int().min(100).default(60_000),
+  maxDeliveries: z.number().int().min(1).max(1000).default(5),
+  sendTimeoutMs: z.number().int().min(10).default(30_000),
+  blockMs: z.number().int().min(10).max(60_000).default(1000),
+  schedulerIntervalMs: z.number().int().min(10).max(60_000).default(1000),
+  backoff: z
+    .strictObject({
+      baseMs: z.number().int().min(1).default(1000),
+      maxMs: z
+        .number()
+        .int()
+        .min(1)
+        .default(15 * 60_000),
+    })
+    .default({ baseMs: 1000, maxMs: 15 * 60_000 }),
+  throttleDelayMs: z.number().int().min(1).default(1000),
+  statusTtlSeconds: z.number().int().positive().default(STATUS_TTL_SECONDS),
+  consumer: z
+    .string()
+    .regex(/^[^\s]{1,200}$/)
+    .optional(),
+})
+
+/** One entry read from a send stream, before its job is looked at. */
+interface Delivery {
+  streamIndex: number
+  entryId: string
+  jobId: string
+  deliveries: number
+}
+
+type Outcome =
+  | { kind: 'sent'; messageId: string }
+  | { kind: 'retry' | 'throttle'; dueAt: number; error: string }
+  | { kind: 'dead'; error: string }
+  | { kind: 'suppressed'; reason: string }
+
+interface Finished {
+  delivery: Delivery
+  job: EmailJob | null
+  attempts: number
+  outcome: Outcome
+  resolve(applied: boolean): void
+  reject(error: unknown): void
+}
+
+interface Work {
+  delivery: Delivery
+  verdict: 'send' | 'over'
+  attempts: number
+  payload: string
+  suppressed: string[]
+}
+
+function jobIdOf(fields: string[]): string {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'id') return fields[i + 1] as string
+  return ''
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+const jitter = (ms: number) => Math.round(ms * (0.8 + Math.random() * 0.4))
+
+/** A promise that can be resolved from outside, for waking loops. */
+function wakeable() {
+  let resolveWait: (() => void) | undefined
+  return {
+    wait(ms: number): Promise<void> {
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms)
+        function done() {
+          clearTimeout(timer)
+          resolveWait = undefined
+          resolve()
+        }
+        resolveWait = done
+      })
+    },
+    wake(): void {
+      resolveWait?.()
+    },
+  }
+}
+
+function toMailstreamError(error: unknown, what: string): MailstreamError {
+  if (error instanceof MailstreamError) return error
+  return new MailstreamError('E_REDIS', `${what}: ${describeError(error)}`, {
+    cause: error,
+  })
+}
+
+export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
+  const config = parseOptions(optionsSchema, options, 'createEmailWorker')
+  const keys = queueKeys(config.prefix)
+  const transport = config.transport
+  const defaultFrom = config.from !== undefined ? (parseAddress(config.from) as Address) : undefined
+  const consumer = config.consumer ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`
+  const listeners = new Map<WorkerEventName, Set<(payload: never) => void>>()
+
+  let client: RedisClient | undefined
+  let ownsClient = false
+  let blocking: RedisClient | undefined
+  let blockingId: number | undefined
+  let blockingRead = false
+  let running = false
+  let paused = false
+  let stopping: Promise<void> | undefined
+  let abandoned = false
+  let groupsReady = false
+  let inFlight = 0
+  let processedSinceDrain = 0
+  let idle = false
+  let dispatcherDone: Promise<void> = Promise.resolve()
+  let schedulerDone: Promise<void> = Promise.resolve()
+  const dispatcherWake = wakeable()
+  const schedulerWake = wakeable()
+  const controllers = new Set<AbortController>()
+  const reclaimCursors = ['0-0', '0-0', '0-0']
+  let lastReclaimAt = 0
+  let nextDueAt = Number.POSITIVE_INFINITY
+  /** Entry ids of the jobs in flight here. */
+  const held = new Set<string>()
+  /** Set after a failed fetch: Redis may have delivered entries whose reply never arrived. */
+  let lostReplies = false
+
+  const finishedQueue: Finished[] = []
+  let flushing: Promise<void> | undefined
+
+  function emit<E extends WorkerEventName>(event: E, payload: WorkerEvents[E]): void {
+    const set = listeners.get(event)
+    if (!set) return
+    for (const listener of [...set]) {
+      try {
+        ;(listener as (payload: WorkerEvents[E]) => void)(payload)
+      } catch (error) {
+        if (event !== 'error') emit('error', toMailstreamError(error, `a '${event}' listener threw`))
+      }
+    }
+  }
+
+  function redis(): RedisClient {
+    if (!client) throw new MailstreamError('E_CLOSED', 'the worker is not started')
+    return client
+  }
+
+  async function ensureGroups(): Promise<void> {
+    for (const stream of keys.streams) {
+      try {
+        // Group at 0: jobs enqueued before any worker ever ran are delivered too.
+        await redis().xgroup('CREATE', stream, GROUP, '0', 'MKSTREAM')
+      } catch (error) {
+        if (!String((error as Error).message).includes('BUSYGROUP')) throw error
+      }
+    }
+    groupsReady = true
+  }
+
+  function noteRedisError(error: unknown, what: string): void {
+    if (String((error as Error)?.message).includes('NOGROUP')) groupsReady = false
+    emit('error', toMailstreamError(error, what))
+  }
+
+  // ---- fetching -------------------------------------------------------------------------
+
+  async function fetchStrict(count: number): Promise<Delivery[]> {
+    const flat = await runScript<(string | number)[]>(redis(), 'fetch', keys.streams, [GROUP, consumer, count])
+    const out: Delivery[] = []
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      out.push({
+        streamIndex: Number(flat[i]),
+        entryId: String(flat[i + 1]),
+        jobId: String(flat[i + 2]),
+        deliveries: 1,
+      })
+    }
+    return out
+  }
+
+  async function fetchBlocking(count: number, blockMs: number): Promise<Delivery[]> {
+    const connection = blocking as RedisClient
+    if (blockingId === undefined && !(connection as { isCluster?: boolean }).isCluster) {
+      blockingId = Number(await (connection as import('ioredis').Redis).client('ID'))
+    }
+    if (!running || paused) return []
+    blockingRead = true
+    const reply = (await connection
+      .xreadgroup('GROUP', GROUP, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...keys.streams, '>', '>', '>')
+      .finally(() => {
+        blockingRead = false
+      })) as [string, [string, string[]][]][] | null
+    if (!reply) return []
+    const out: Delivery[] = []
+    for (const [stream, entries] of reply) {
+      const streamIndex = keys.streams.indexOf(stream) + 1
+      for (const [entryId, fields] of entries) out.push({ streamIndex, entryId, jobId: jobIdOf(fields), deliveries: 1 })
+    }
+    // Strict priority within what arrived together.
+    return out.sort((a, b) => a.streamIndex - b.streamIndex)
+  }
+
+  async function reclaim(count: number): Promise<Delivery[]> {
+    const out: Delivery[] = []
+    for (let index = 0; index < 3 && out.length < count; index++) {
+      const flat = await runScript<(string | number)[]>(
+        redis(),
+        'reclaim',
+        [keys.streams[index] as string],
+        [GROUP, consumer, config.visibilityTimeoutMs, reclaimCursors[index] as string, count - out.length],
+      )
+      reclaimCursors[index] = String(flat[0])
+      for (let i = 1; i + 2 < flat.length; i += 3) {
+        out.push({
+          streamIndex: index + 1,
+          entryId: String(flat[i]),
+          jobId: String(flat[i + 1]),
+          deliveries: Number(flat[i + 2]),
+        })
+      }
+    }
+    return out
+  }
+
+  /**
+   * Entries pending for this consumer in Redis that it does not hold in memory: a fetch whose
+   * reply was lost when the connection dropped. Taken back at once instead of after the
+   * visibility timeout.
+   */
+  async function recoverOwn(count: number): Promise<Delivery[]> {
+    const out: Delivery[] = []
+    for (let index = 0; index < 3 && out.length < count; index++) {
+      const stream = keys.streams[index] as string
+      const pending = (await redis().xpending(stream, GROUP, '-', '+', 1000, consumer)) as [
+        string,
+        string,
+        number,
+        number,
+      ][]
+      const lost = pending.filter(([entryId]) => !held.has(entryId)).slice(0, count - out.length)
+      if (lost.length === 0) continue
+      const deliveries = new Map(lost.map(([entryId, , , times]) => [entryId, Number(times)]))
+      const claimed = (await redis().xclaim(stream, GROUP, consumer, 0, ...deliveries.keys())) as (
+        | [string, string[]]
+        | null
+      )[]
+      for (const entry of claimed) {
+        if (!entry) continue
+        const [entryId, fields] = entry
+        out.push({
+          streamIndex: index + 1,
+          entryId,
+          jobId: jobIdOf(fields),
+          deliveries: (deliveries.get(entryId) ?? 0) + 1,
+        })
+      }
+    }
+    return out
+  }
+
+  async function activate(deliveries: Delivery[]): Promise<Work[]> {
+    const scriptKeys = [
+      ...keys.streams,
+      keys.dead,
+      keys.suppressed,
+      ...deliveries.map((delivery) => keys.status(delivery.jobId)),
+    ]
+    const args: (string | number)[] = [GROUP, Date.now(), config.maxDeliveries]
+    for (const delivery of deliveries) {
+      args.push(delivery.streamIndex, delivery.entryId, delivery.jobId, delivery.deliveries)
+    }
+    const replies = await runScript<[string, number, string, string[]][]>(redis(), 'activate', scriptKeys, args)
+    const work: Work[] = []
+    replies.forEach(([verdict, attempts, payload, suppressed], index) => {
+      if (verdict === 'send' || verdict === 'over') {
+        work.push({
+          delivery: deliveries[index] as Delivery,
+          verdict,
+          attempts: Number(attempts),
+          payload,
+          suppressed,
+        })
+      } else if (verdict === 'poison') {
+        const delivery = deliveries[index] as Delivery
+        emit('dead', {
+          id: delivery.jobId,
+          job: null,
+          attempts: 0,
+          error: 'stream entry has no job data',
+        })
+      }
+    })
+    return work
+  }
+
+  // ---- recording outcomes -----------------------------------------------------------------
+
+  function record(finished: Omit<Finished, 'resolve' | 'reject'>): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      finishedQueue.push({ ...finished, resolve, reject })
+      if (!flushing) flushing = flushLoop()
+    })
+  }
+
+  /** Writes recorded outcomes in as few calls as possible, retrying through Redis outages. */
+  async function flushLoop(): Promise<void> {
+    let failures = 0
+    while (finishedQueue.length > 0) {
+      if (abandoned) {
+        for (const item of finishedQueue.splice(0)) item.reject(new MailstreamError('E_CLOSED', 'worker stopped'))
+        break
+      }
+      const batch = finishedQueue.slice(0, 500)
+      try {
+        const applied = await writeOutcomes(batch)
+        finishedQueue.splice(0, batch.length)
+        failures = 0
+        for (const [index, item] of batch.entries()) item.resolve(applied[index] === true)
+      } catch (error) {
+        failures++
+        noteRedisError(error, 'recording send results failed, retrying')
+        await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)))
+      }
+    }
+    flushing = undefined
+  }
+
+  async function writeOutcomes(batch: Finished[]): Promise<boolean[]> {
+    const scriptKeys: string[] = [...keys.streams, keys.delayed, keys.dead]
+    const args: (string | number)[] = [GROUP, Date.now(), config.statusTtlSeconds]
+    for (const { delivery, job, attempts, outcome } of batch) {
+      const statusKey = keys.status(delivery.jobId)
+      scriptKeys.push(statusKey, job?.batchId !== undefined ? keys.batch(job.batchId) : statusKey)
+      let arg1: string | number = ''
+      let arg2 = ''
+      switch (outcome.kind) {
+        case 'sent':
+          arg1 = outcome.messageId
+          break
+        case 'retry':
+        case 'throttle':
+          arg1 = outcome.dueAt
+          arg2 = outcome.error
+          break
+        case 'dead':
+          arg1 = outcome.error
+          break
+        case 'suppressed':
+          arg1 = outcome.reason
+          break
+      }
+      args.push(outcome.kind, delivery.streamIndex, delivery.entryId, delivery.jobId, attempts, arg1, arg2)
+    }
+    const replies = await runScript<number[][]>(redis(), 'finish', scriptKeys, args)
+    return replies.map((reply) => reply[0] === 1)
+  }
+
+  // ---- sending ----------------------------------------------------------------------------
+
+  async function buildMessage(job: EmailJob, suppressed: Set<string>): Promise<EmailMessage> {
+    let subject = job.subject
+    let html = job.html
+    let text = job.text
+    let headers = job.headers
+    if (job.template !== undefined) {
+      if (!config.templates) {
+        throw new MailstreamError(
+          'E_CONFIG',
+          `job ${job.id} names template '${job.template}' but the worker has no templates`,
+          {
+            field: 'templates',
+          },
+        )
+      }
+      const rendered = await config.templates.render(job.template, job.data ?? {}, {
+        ...(job.locale !== undefined && { locale: job.locale }),
+        job: {
+          id: job.id,
+          type: job.type,
+          to: job.to,
+          ...(job.batchId !== undefined && { batchId: job.batchId }),
+        },
+      })
+      subject = job.subject ?? rendered.subject
+      html = rendered.html
+      text = rendered.text
+      if (rendered.headers) headers = { ...rendered.headers, ...job.headers }
+    }
+    if (!subject)
+      throw new MailstreamError('E_TEMPLATE', `job ${job.id} has no subject`, {
+        field: 'subject',
+      })
+    const keep = (list: Address[] | undefined) =>
+      list?.filter((address) => !suppressed.has(address.address.toLowerCase()))
+    const message: EmailMessage = {
+      jobId: job.id,
+      type: job.type,
+      priority: job.priority,
+      to: keep(job.to) ?? [],
+      subject,
+    }
+    const from = job.from ?? defaultFrom
+    const cc = keep(job.cc)
+    const bcc = keep(job.bcc)
+    if (from) message.from = from
+    if (cc?.length) message.cc = cc
+    if (bcc?.length) message.bcc = bcc
+    if (job.replyTo) message.replyTo = job.replyTo
+    if (html !== undefined) message.html = html
+    if (text !== undefined) message.text = text
+    if (headers) message.headers = headers
+    if (job.attachments) message.attachments = job.attachments
+    if (job.tags) message.tags = job.tags
+    if (job.batchId !== undefined) message.batchId = job.batchId
+    return message
+  }
+
+  function classify(error: unknown): {
+    retry: RetryClass
+    retryAfterMs?: number
+    pause: boolean
+  } {
+    if (error instanceof TransportError) {
+      return {
+        retry: error.retry,
+        pause: error.pause,
+        ...(error.retryAfterMs !== undefined && {
+          retryAfterMs: error.retryAfterMs,
+        }),
+      }
+    }
+    if (error instanceof MailstreamError && ['E_TEMPLATE', 'E_CONFIG', 'E_VALIDATION'].includes(error.code)) {
+      return { retry: 'never', pause: false }
+    }
+    // Unknown errors (network, bugs in a custom transport) are retried: losing mail is worse.
+    return { retry: 'later', pause: false }
+  }
+
+  async function sendWithTimeout(message: EmailMessage, attempt: number): Promise<string> {
+    const controller = new AbortController()
+    controllers.add(controller)
+    const timer = setTimeout(
+      () => controller.abort(new TransportError(`send timed out after ${config.sendTimeoutMs} ms`, { retry: 'later' })),
+      config.sendTimeoutMs,
+    )
+    try {
+      const aborted = new Promise<never>((_, reject) => {
+        controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })
+      })
+      const result = await Promise.race([transport.send(message, { signal: controller.signal, attempt }), aborted])
+      if (!result || typeof result.messageId !== 'string') {
+        throw new TransportError(`transport ${transport.name} returned no messageId`, { retry: 'later' })
+      }
+      return result.messageId
+    } finally {
+      clearTimeout(timer)
+      controllers.delete(controller)
+    }
+  }
+
+  async function processWork(work: Work): Promise<void> {
+    if (abandoned) return // stopped hard before this job started: it stays pending for another worker
+    const { delivery } = work
+    const job = parseJob(work.payload)
+    let attempts = work.attempts
+    let outcome: Outcome
+    let failure: { error: Error; retry: RetryClass } | undefined
+    if (!job) {
+      outcome = { kind: 'dead', error: 'job payload is not readable JSON' }
+    } else if (work.verdict === 'over') {
+      outcome = {
+        kind: 'dead',
+        error: `delivered ${delivery.deliveries} times without finishing (maxDeliveries ${config.maxDeliveries})`,
+      }
+    } else {
+      const suppressed = new Set(work.suppressed)
+      const remaining = [...job.to, ...(job.cc ?? []), ...(job.bcc ?? [])].filter(
+        (address) => !suppressed.has(address.address.toLowerCase()),
+      )
+      if (remaining.length === 0) {
+        outcome = {
+          kind: 'suppressed',
+          reason: `suppressed: ${work.suppressed.join(', ')}`,
+        }
+      } else {
+        try {
+          const message = await buildMessage(job, suppressed)
+          attempts++
+          const messageId = await sendWithTimeout(message, attempts)
+          outcome = { kind: 'sent', messageId }
+        } catch (error) {
+          if (abandoned) return // stopped hard: the entry stays pending for another worker
+          const { retry, retryAfterMs, pause } = classify(error)
+          const reason = describeError(error)
+          failure = {
+            error: error instanceof Error ? error : new Error(reason),
+            retry,
+          }
+          if (retry === 'throttle') {
+            if (attempts > work.attempts) attempts-- // a throttle does not use an attempt
+            const delay = Math.max(retryAfterMs ?? 0, jitter(config.throttleDelayMs))
+            outcome = {
+              kind: 'throttle',
+              dueAt: Date.now() + delay,
+              error: reason,
+            }
+          } else if (retry === 'later' && attempts < job.maxAttempts) {
+            const backoff = Math.min(config.backoff.maxMs, config.backoff.baseMs * 2 ** attempts)
+            outcome = {
+              kind: 'retry',
+              dueAt: Date.now() + Math.max(retryAfterMs ?? 0, jitter(backoff)),
+              error: reason,
+            }
+          } else {
+            outcome = { kind: 'dead', error: reason }
+          }
+          if (pause) pauseWorker(`transport ${transport.name} asked to pause: ${reason}`)
+        }
+      }
+    }
+    if (abandoned) return
+
+    let applied: boolean
+    try {
+      applied = await record({ delivery, job, attempts, outcome })
+    } catch {
+      return // stopped before the result could be written: the entry stays pending
+    }
+    processedSinceDrain++
+    if (failure) {
+      emit('failed', {
+        id: delivery.jobId,
+        job,
+        attempts,
+        error: failure.error,
+        retry: failure.retry,
+        final: outcome.kind === 'dead',
+      })
+    }
+    if (!applied) return // another delivery of the same job finished first
+    if (outcome.kind === 'sent') {
+      emit('sent', {
+        id: delivery.jobId,
+        job: job as EmailJob,
+        messageId: outcome.messageId,
+        attempts,
+      })
+    } else if (outcome.kind === 'retry' || outcome.kind === 'throttle') {
+      if (outcome.dueAt < nextDueAt) {
+        nextDueAt = outcome.dueAt
+        schedulerWake.wake()
+      }
+      emit('retrying', {
+        id: delivery.jobId,
+        job: job as EmailJob,
+        attempts,
+        error: outcome.error,
+        retryAt: outcome.dueAt,
+        throttled: outcome.kind === 'throttle',
+      })
+    } else if (outcome.kind === 'dead') {
+      emit('dead', { id: delivery.jobId, job, attempts, error: outcome.error })
+    } else {
+      emit('suppressed', {
+        id: delivery.jobId,
+        job: job as EmailJob,
+        addresses: work.suppressed,
+      })
+    }
+  }
+
+  function startWork(work: Work): void {
+    inFlight++
+    held.add(work.delivery.entryId)
+    processWork(work)
+      .catch((error) => emit('error', toMailstreamError(error, `job ${work.delivery.jobId} failed unexpectedly`)))
+      .finally(() => {
+        inFlight--
+        held.delete(work.delivery.entryId)
+        dispatcherWake.wake()
+        if (inFlight === 0 && idle && processedSinceDrain > 0 && running) {
+          emit('drained', { processed: processedSinceDrain })
+          processedSinceDrain = 0
+        }
+      })
+  }
+
+  // ---- loops ------------------------------------------------------------------------------
+
+  const minBatch = Math.max(1, Math.floor(config.concurrency / 4))
+
+  async function dispatch(): Promise<void> {
+    let failures = 0
+    while (running) {
+      try {
+        if (paused) {
+          await dispatcherWake.wait(1000)
+          continue
+        }
+        const free = config.concurrency - inFlight
+        // Under load, wait for a few slots instead of fetching one job per round trip.
+        if (free <= 0 || (inFlight > 0 && free < minBatch)) {
+          await dispatcherWake.wait(1000)
+          continue
+        }
+        if (!groupsReady) await ensureGroups()
+        let deliveries: Delivery[] = []
+        if (lostReplies) {
+          deliveries = await recoverOwn(free)
+          lostReplies = deliveries.length === free // more may be left
+        }
+        if (
+          deliveries.length < free &&
+          Date.now() - lastReclaimAt >= Math.min(config.visibilityTimeoutMs / 2, 30_000)
+        ) {
+          lastReclaimAt = Date.now()
+          deliveries.push(...(await reclaim(free - deliveries.length)))
+        }
+        if (deliveries.length < free) deliveries.push(...(await fetchStrict(free - deliveries.length)))
+        if (deliveries.length === 0) {
+          idle = true
+          if (inFlight === 0 && processedSinceDrain > 0) {
+            emit('drained', { processed: processedSinceDrain })
+            processedSinceDrain = 0
+          }
+          if (!running) break
+          const untilReclaim = lastReclaimAt + Math.min(config.visibilityTimeoutMs / 2, 30_000) - Date.now()
+          deliveries = await fetchBlocking(free, Math.max(10, Math.min(config.blockMs, untilReclaim)))
+          if (deliveries.length === 0) continue
+        }
+        idle = false
+        const work = await activate(deliveries)
+        for (const item of work) startWork(item)
+        failures = 0
+      } catch (error) {
+        if (!running) break
+        failures++
+        lostReplies = true
+        noteRedisError(error, 'fetching jobs failed, retrying')
+        await dispatcherWake.wait(Math.min(5000, 100 * 2 ** Math.min(failures, 6)))
+      }
+    }
+  }
+
+  async function promoteDue(): Promise<void> {
+    const connection = redis()
+    for (;;) {
+      const now = Date.now()
+      const ids = await connection.zrangebyscore(keys.delayed, '-inf', now, 'LIMIT', 0, 500)
+      if (ids.length === 0) break
+      await runScript<number>(
+        connection,
+        'promote',
+        [keys.delayed, ...keys.streams, keys.dead, ...ids.map((id) => keys.status(id))],
+        [now, ...ids],
+      )
+      if (ids.length < 500) break
+    }
+    const next = await connection.zrange(keys.delayed, 0, 0, 'WITHSCORES')
+    nextDueAt = next[1] !== undefined ? Number(next[1]) : Number.POSITIVE_INFINITY
+  }
+
+  async function schedule(): Promise<void> {
+    let failures = 0
+    while (running) {
+      let wait = config.schedulerIntervalMs
+      try {
+        await promoteDue()
+        failures = 0
+        wait = Math.max(0, Math.min(config.schedulerIntervalMs, nextDueAt - Date.now()))
+      } catch (error) {
+        if (!running) break
+        failures++
+        noteRedisError(error, 'promoting scheduled jobs failed, retrying')
+        wait = Math.min(5000, 100 * 2 ** Math.min(failures, 6))
+      }
+      if (running) await schedulerWake.wait(wait)
+    }
+  }
+
+  function pauseWorker(reason: string): void {
+    if (paused) return
+    paused = true
+    void interruptBlockingRead()
+    emit('paused', { reason })
+  }
+
+  /** Ends the dispatcher's blocking read early (on Redis Cluster it ends by itself within blockMs). */
+  async function interruptBlockingRead(): Promise<void> {
+    // CLIENT UNBLOCK can reach Redis just before the read it targets: repeat while one is under way.
+    for (let tries = 0; blockingRead && tries < 200; tries++) {
+      if (blockingId !== undefined && client) {
+        try {
+          await (client as import('ioredis').Redis).client('UNBLOCK', blockingId)
+        } catch {
+          return
+        }
+      }
+      if (blockingRead) await sleep(10)
+    }
+  }
+
+  function waitUntil(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const deadline = Date.now() + timeoutMs
+      const check = () => {
+        if (predicate()) return resolve(true)
+        if (Date.now() >= deadline) return resolve(false)
+        setTimeout(check, 10)
+      }
+      check()
+    })
+  }
+
+  return {
+    get running() {
+      return running
+    },
+    get paused() {
+      return paused
+    },
+    get inFlight() {
+      return inFlight
+    },
+    get consumer() {
+      return consumer
+    },
+
+    async start() {
+      if (running) return
+      if (stopping) await stopping
+      const resolved = resolveRedis(config.redis)
+      client = resolved.client
+      ownsClient = resolved.owned
+      checkClusterPrefix(client, config.prefix, 'createEmailWorker')
+      defineScripts(client)
+      blocking = duplicateForBlocking(client)
+      blocking.on('error', () => {
+        // Reported through the loops' own failures as `error` events.
+      })
+      blocking.on('close', () => {
+        blockingId = undefined
+      })
+      running = true
+      stopping = undefined
+      abandoned = false
+      groupsReady = false
+      try {
+        await ensureGroups()
+      } catch (error) {
+        noteRedisError(error, 'creating consumer groups failed, retrying in the background')
+      }
+      dispatcherDone = dispatch()
+      schedulerDone = schedule()
+    },
+
+    stop({ timeoutMs = 30_000 } = {}) {
+      if (stopping) return stopping
+      if (!running) return Promise.resolve()
+      stopping = (async () => {
+        const deadline = Date.now() + timeoutMs
+        running = false
+        dispatcherWake.wake()
+        schedulerWake.wake()
+        // The dispatcher may be activating a last batch: wait for it, then for every job in flight.
+        void interruptBlockingRead()
+        await Promise.race([Promise.all([dispatcherDone, schedulerDone]), sleep(timeoutMs)])
+        const clean = await waitUntil(
+          () => inFlight === 0 && finishedQueue.length === 0 && !flushing,
+          Math.max(0, deadline - Date.now()),
+        )
+        const left = inFlight
+        if (!clean) {
+          abandoned = true
+          for (const controller of controllers) {
+            controller.abort(new MailstreamError('E_CLOSED', 'worker stopped before the send finished'))
+          }
+          dispatcherWake.wake()
+        }
+        if (blocking) {
+          blocking.disconnect()
+          blocking = undefined
+        }
+        if (ownsClient && client) {
+          if (clean) await quit(client)
+          else client.disconnect()
+        }
+        client = undefined
+        emit('stopped', { abandoned: clean ? 0 : left })
+      })()
+      return stopping
+    },
+
+    pause(reason = 'paused by the host') {
+      pauseWorker(reason)
+    },
+
+    resume() {
+      if (!paused) return
+      paused = false
+      dispatcherWake.wake()
+      emit('resumed', {})
+    },
+
+    on(event, listener) {
+      let set = listeners.get(event)
+      if (!set) {
+        set = new Set()
+        listeners.set(event, set)
+      }
+      set.add(listener as (payload: never) => void)
+      return () => {
+        set.delete(listener as (payload: never) => void)
+      }
+    },
+  }
+}
