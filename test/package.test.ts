@@ -1,0 +1,53 @@
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, expect, test } from 'vitest'
+
+// Builds the package as `npm run build` does and checks what users import.
+const root = join(import.meta.dirname, '..')
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+let outDir: string
+
+beforeAll(() => {
+  // Inside the project, so that the build resolves its dependencies from node_modules.
+  mkdirSync(join(root, '.tmp'), { recursive: true })
+  outDir = mkdtempSync(join(root, '.tmp', 'build-'))
+  execFileSync(join(root, 'node_modules/.bin/tsup'), ['--out-dir', outDir, '--silent'], { cwd: root, stdio: 'pipe' })
+}, 120_000)
+afterAll(() => rmSync(outDir, { recursive: true, force: true }))
+
+const subpaths = Object.keys(pkg.exports).filter((key) => key !== './package.json')
+
+test.each(subpaths)('%s loads as ESM and CJS with the same exports', (subpath) => {
+  const entry = subpath === '.' ? 'index' : subpath.slice(2)
+  const script = `
+    const cjs = require(${JSON.stringify(join(outDir, `${entry}.cjs`))});
+    import(${JSON.stringify(join(outDir, `${entry}.js`))}).then((esm) => {
+      const names = (m) => Object.keys(m).filter((k) => k !== 'default' && k !== 'module.exports').sort().join(',');
+      console.log(JSON.stringify({ esm: names(esm), cjs: names(cjs) }));
+    });`
+  const { esm, cjs } = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root }).toString())
+  expect(esm.length).toBeGreaterThan(0)
+  expect(esm).toBe(cjs)
+})
+
+test('importing mailstream alone loads no transport SDK', () => {
+  const script = `
+    require(${JSON.stringify(join(outDir, 'index.cjs'))});
+    const loaded = Object.keys(require.cache).filter((file) => /node_modules[\\\\/](nodemailer|@aws-sdk)[\\\\/]/.test(file));
+    console.log(JSON.stringify(loaded));`
+  expect(JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root }).toString())).toEqual([])
+})
+
+test('every export in package.json points at a built file', () => {
+  for (const subpath of subpaths) {
+    const entry = subpath === '.' ? 'index' : subpath.slice(2)
+    for (const condition of ['import', 'require']) {
+      const target = pkg.exports[subpath][condition]
+      expect(target.default).toMatch(new RegExp(`^\\./dist/${entry}\\.c?js$`))
+      expect(target.types).toMatch(new RegExp(`^\\./dist/${entry}\\.d\\.c?ts$`))
+      readFileSync(join(outDir, target.default.slice('./dist/'.length)))
+      readFileSync(join(outDir, target.types.slice('./dist/'.length)))
+    }
+  }
+})
