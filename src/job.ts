@@ -158,9 +158,20 @@ export function recipientsOf(job: Pick<EmailJob, 'to' | 'cc' | 'bcc'>): Address[
   return [...job.to, ...(job.cc ?? []), ...(job.bcc ?? [])]
 }
 
+// Random bytes are drawn in blocks: one getrandom call per 409 ids instead of one per id.
+const RANDOM_BLOCK = 4096
+let randomPool = Buffer.alloc(0)
+let randomOffset = RANDOM_BLOCK
+
 export function newJobId(): string {
+  if (randomOffset + 10 > randomPool.length) {
+    randomPool = randomBytes(RANDOM_BLOCK)
+    randomOffset = 0
+  }
+  const random = randomPool.toString('base64url', randomOffset, randomOffset + 10)
+  randomOffset += 10
   // Time-ordered prefix keeps ids sortable; 10 random bytes make collisions implausible.
-  return `${Date.now().toString(36)}${randomBytes(10).toString('base64url')}`
+  return `${Date.now().toString(36)}${random}`
 }
 
 const addressSchema = z.custom<AddressInput>((value) => parseAddress(value as AddressInput) !== null, {

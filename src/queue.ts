@@ -140,7 +140,9 @@ const optionsSchema = z.strictObject({
 })
 
 const ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/
-const ENQUEUE_CHUNK = 500
+/** Jobs per enqueue script call, and per pipeline (bounds memory for big lists). */
+const JOBS_PER_CALL = 100
+const JOBS_PER_PIPELINE = 5000
 
 function checkId(id: unknown, field = 'id'): string {
   if (typeof id !== 'string' || !ID_RE.test(id)) {
@@ -197,53 +199,57 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     if (closed) throw new MailstreamError('E_CLOSED', 'the queue is closed')
   }
 
-  function enqueueArgs({ job, payload, dueAt }: ValidatedJob, now: number) {
-    const statusKey = keys.status(job.id)
-    const idemKey = job.idempotencyKey !== undefined ? keys.idem(job.idempotencyKey) : statusKey
-    const batchKey = job.batchId !== undefined ? keys.batch(job.batchId) : statusKey
-    return {
-      keys: [keys.stream(job.priority), keys.delayed, statusKey, idemKey, batchKey],
-      args: [
+  /** Keys and arguments of one `enqueue` script call for a group of jobs. */
+  function enqueueCall(group: readonly ValidatedJob[], now: number) {
+    const scriptKeys: string[] = [keys.delayed, ...keys.streams]
+    const args: (string | number)[] = [now, config.idempotencyTtlSeconds]
+    for (const { job, payload, dueAt } of group) {
+      const statusKey = keys.status(job.id)
+      scriptKeys.push(
+        statusKey,
+        job.idempotencyKey !== undefined ? keys.idem(job.idempotencyKey) : statusKey,
+        job.batchId !== undefined ? keys.batch(job.batchId) : statusKey,
+      )
+      args.push(
         job.id,
         payload,
         dueAt,
-        now,
         job.priority,
         job.type,
-        job.idempotencyKey !== undefined ? '1' : '0',
-        job.batchId ?? '',
-        config.idempotencyTtlSeconds,
         job.maxAttempts,
+        job.batchId ?? '',
         recipientList(job),
-      ],
+        job.idempotencyKey !== undefined ? '1' : '0',
+      )
     }
-  }
-
-  async function toResult(reply: [string, string, number]): Promise<EnqueueResult> {
-    const [id, status, created] = reply
-    if (created === 1) return { id, status: status as JobStatusName, duplicate: false }
-    // Found through the idempotency key: read the existing job's status.
-    const current = status || (await client.hget(keys.status(id), 'status'))
-    return {
-      id,
-      status: (current ?? 'unknown') as JobStatusName,
-      duplicate: true,
-    }
+    return { scriptKeys, args }
   }
 
   async function writeValidated(list: readonly ValidatedJob[]): Promise<EnqueueResult[]> {
-    const results: EnqueueResult[] = []
-    for (let start = 0; start < list.length; start += ENQUEUE_CHUNK) {
+    const flat: (string | number)[] = []
+    for (let start = 0; start < list.length; start += JOBS_PER_PIPELINE) {
       const now = Date.now()
       const pipeline = client.pipeline()
-      for (const validated of list.slice(start, start + ENQUEUE_CHUNK)) {
-        const { keys: scriptKeys, args } = enqueueArgs(validated, now)
+      const end = Math.min(list.length, start + JOBS_PER_PIPELINE)
+      for (let from = start; from < end; from += JOBS_PER_CALL) {
+        const { scriptKeys, args } = enqueueCall(list.slice(from, Math.min(end, from + JOBS_PER_CALL)), now)
         addScript(pipeline, 'enqueue', scriptKeys, args)
       }
-      const replies = (await pipeline.exec()) ?? []
-      for (const [error, reply] of replies) {
+      for (const [error, reply] of (await pipeline.exec()) ?? []) {
         if (error) throw new MailstreamError('E_REDIS', `enqueue failed: ${error.message}`, { cause: error })
-        results.push(await toResult(reply as [string, string, number]))
+        flat.push(...(reply as (string | number)[]))
+      }
+    }
+    const results: EnqueueResult[] = []
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const id = String(flat[i])
+      const status = String(flat[i + 1])
+      if (flat[i + 2] === 1) {
+        results.push({ id, status: status as JobStatusName, duplicate: false })
+      } else {
+        // Found through the idempotency key: read the existing job's status.
+        const current = status || (await client.hget(keys.status(id), 'status'))
+        results.push({ id, status: (current ?? 'unknown') as JobStatusName, duplicate: true })
       }
     }
     return results
@@ -353,7 +359,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
           client,
           'cancel',
           [statusKey, keys.delayed, ...keys.streams, batchId ? keys.batch(batchId) : statusKey],
-          [id, Date.now(), config.statusTtlSeconds, batchId],
+          [id, Date.now(), config.statusTtlSeconds, batchId, GROUP],
         )
         if (before !== 'moved') return cancelled === 1
       }
@@ -365,15 +371,23 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       checkId(id)
       const hash = await client.hgetall(keys.status(id))
       if (!hash.status) return null
+      let status = hash.status as JobStatusName
+      if (status === 'queued' && hash.entry) {
+        // A queued job whose entry a worker has taken is being sent.
+        const pending = (await client
+          .xpending(keys.stream((hash.priority ?? 'normal') as Priority), GROUP, hash.entry, hash.entry, 1)
+          .catch(() => [])) as unknown[]
+        if (pending.length > 0) status = 'active'
+      }
       const state: JobState = {
         id,
-        status: hash.status as JobStatusName,
+        status,
         type: hash.type ?? '',
         priority: (hash.priority ?? 'normal') as Priority,
         attempts: Number(hash.attempts ?? 0),
         maxAttempts: Number(hash.maxAttempts ?? 3),
         createdAt: Number(hash.createdAt ?? 0),
-        updatedAt: Number(hash.updatedAt ?? 0),
+        updatedAt: Number(hash.updatedAt ?? hash.createdAt ?? 0),
       }
       if (hash.batch) state.batchId = hash.batch
       if (hash.messageId) state.messageId = hash.messageId

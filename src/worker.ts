@@ -6,7 +6,7 @@ import { GROUP, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
 import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
 import { duplicateForBlocking, quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
 import { defineScripts, runScript } from './scripts.js'
-import type { EmailMessage, TemplateRendererLike, Transport } from './transport.js'
+import type { EmailMessage, RenderedEmail, SendResult, TemplateRendererLike, Transport } from './transport.js'
 
 export interface EmailWorkerOptions {
   /** An ioredis client (never closed by the worker), ioredis options or a redis:// URL. */
@@ -164,6 +164,10 @@ interface Delivery {
   streamIndex: number
   entryId: string
   jobId: string
+  /** The job as JSON ('' when the entry has none). */
+  payload: string
+  /** Recipients, lower-case and ','-joined, as stored with the entry for the suppression check. */
+  rcpt: string
   deliveries: number
 }
 
@@ -186,14 +190,24 @@ interface Work {
   delivery: Delivery
   verdict: 'send' | 'over'
   attempts: number
-  payload: string
   suppressed: string[]
 }
 
-function jobIdOf(fields: string[]): string {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === 'id') return fields[i + 1] as string
-  return ''
+/** The `id`, `job` and `r` fields of a send-stream entry. */
+function entryFields(fields: string[] | null | undefined): { jobId: string; payload: string; rcpt: string } {
+  let jobId = ''
+  let payload = ''
+  let rcpt = ''
+  for (let i = 0; fields && i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'id') jobId = fields[i + 1] as string
+    else if (fields[i] === 'job') payload = fields[i + 1] as string
+    else if (fields[i] === 'r') rcpt = fields[i + 1] as string
+  }
+  return { jobId, payload, rcpt }
 }
+
+const splitList = (list: string | undefined): string[] => (list ? list.split(',') : [])
+const NOTHING_SUPPRESSED: ReadonlySet<string> = new Set()
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const jitter = (ms: number) => Math.round(ms * (0.8 + Math.random() * 0.4))
@@ -251,7 +265,6 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   let schedulerDone: Promise<void> = Promise.resolve()
   const dispatcherWake = wakeable()
   const schedulerWake = wakeable()
-  const controllers = new Set<AbortController>()
   const reclaimCursors = ['0-0', '0-0', '0-0']
   let lastReclaimAt = 0
   let nextDueAt = Number.POSITIVE_INFINITY
@@ -299,20 +312,36 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
 
   // ---- fetching -------------------------------------------------------------------------
 
-  async function fetchStrict(count: number): Promise<Delivery[]> {
-    const flat = await runScript<(string | number)[]>(redis(), 'fetch', keys.streams, [GROUP, consumer, count])
-    const out: Delivery[] = []
-    for (let i = 0; i + 2 < flat.length; i += 3) {
-      out.push({
+  /**
+   * New entries in strict priority order. Those with a job come back ready to send (their
+   * recipients already checked against the suppression list); the rest go through `activate`,
+   * which dead-letters them.
+   */
+  async function fetchStrict(count: number): Promise<{ ready: Work[]; check: Delivery[] }> {
+    const flat = await runScript<string[]>(
+      redis(),
+      'fetch',
+      [...keys.streams, keys.suppressed],
+      [GROUP, consumer, count],
+    )
+    const ready: Work[] = []
+    const check: Delivery[] = []
+    for (let i = 0; i + 6 < flat.length; i += 7) {
+      const delivery: Delivery = {
         streamIndex: Number(flat[i]),
-        entryId: String(flat[i + 1]),
-        jobId: String(flat[i + 2]),
+        entryId: flat[i + 1] as string,
+        jobId: flat[i + 2] as string,
+        payload: flat[i + 3] as string,
+        rcpt: flat[i + 5] as string,
         deliveries: 1,
-      })
+      }
+      if (delivery.jobId === '' || delivery.payload === '') check.push(delivery)
+      else ready.push({ delivery, verdict: 'send', attempts: Number(flat[i + 4]), suppressed: splitList(flat[i + 6]) })
     }
-    return out
+    return { ready, check }
   }
 
+  /** Waits on Redis for new entries when there were none; they are checked by `activate`. */
   async function fetchBlocking(count: number, blockMs: number): Promise<Delivery[]> {
     const connection = blocking as RedisClient
     if (blockingId === undefined && !(connection as { isCluster?: boolean }).isCluster) {
@@ -329,28 +358,31 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     const out: Delivery[] = []
     for (const [stream, entries] of reply) {
       const streamIndex = keys.streams.indexOf(stream) + 1
-      for (const [entryId, fields] of entries) out.push({ streamIndex, entryId, jobId: jobIdOf(fields), deliveries: 1 })
+      for (const [entryId, fields] of entries) out.push({ streamIndex, entryId, ...entryFields(fields), deliveries: 1 })
     }
     // Strict priority within what arrived together.
     return out.sort((a, b) => a.streamIndex - b.streamIndex)
   }
 
+  /** Entries other consumers left pending past the visibility timeout. */
   async function reclaim(count: number): Promise<Delivery[]> {
     const out: Delivery[] = []
     for (let index = 0; index < 3 && out.length < count; index++) {
-      const flat = await runScript<(string | number)[]>(
+      const flat = await runScript<string[]>(
         redis(),
         'reclaim',
         [keys.streams[index] as string],
         [GROUP, consumer, config.visibilityTimeoutMs, reclaimCursors[index] as string, count - out.length],
       )
       reclaimCursors[index] = String(flat[0])
-      for (let i = 1; i + 2 < flat.length; i += 3) {
+      for (let i = 1; i + 4 < flat.length; i += 5) {
         out.push({
           streamIndex: index + 1,
-          entryId: String(flat[i]),
-          jobId: String(flat[i + 1]),
-          deliveries: Number(flat[i + 2]),
+          entryId: flat[i] as string,
+          jobId: flat[i + 1] as string,
+          payload: flat[i + 2] as string,
+          rcpt: flat[i + 3] as string,
+          deliveries: Number(flat[i + 4]),
         })
       }
     }
@@ -385,7 +417,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         out.push({
           streamIndex: index + 1,
           entryId,
-          jobId: jobIdOf(fields),
+          ...entryFields(fields),
           deliveries: (deliveries.get(entryId) ?? 0) + 1,
         })
       }
@@ -393,36 +425,28 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     return out
   }
 
+  /** Checks entries delivered again (or read by a blocking read) against their job's status. */
   async function activate(deliveries: Delivery[]): Promise<Work[]> {
-    const scriptKeys = [
-      ...keys.streams,
-      keys.dead,
-      keys.suppressed,
-      ...deliveries.map((delivery) => keys.status(delivery.jobId)),
-    ]
+    const scriptKeys = [...keys.streams, keys.dead, keys.suppressed, ...deliveries.map((d) => keys.status(d.jobId))]
     const args: (string | number)[] = [GROUP, Date.now(), config.maxDeliveries]
     for (const delivery of deliveries) {
-      args.push(delivery.streamIndex, delivery.entryId, delivery.jobId, delivery.deliveries)
+      args.push(
+        delivery.streamIndex,
+        delivery.entryId,
+        delivery.jobId,
+        delivery.deliveries,
+        delivery.payload === '' ? '0' : '1',
+        delivery.rcpt,
+      )
     }
-    const replies = await runScript<[string, number, string, string[]][]>(redis(), 'activate', scriptKeys, args)
+    const replies = await runScript<[string, number, string][]>(redis(), 'activate', scriptKeys, args)
     const work: Work[] = []
-    replies.forEach(([verdict, attempts, payload, suppressed], index) => {
+    replies.forEach(([verdict, attempts, suppressed], index) => {
+      const delivery = deliveries[index] as Delivery
       if (verdict === 'send' || verdict === 'over') {
-        work.push({
-          delivery: deliveries[index] as Delivery,
-          verdict,
-          attempts: Number(attempts),
-          payload,
-          suppressed,
-        })
+        work.push({ delivery, verdict, attempts: Number(attempts), suppressed: splitList(suppressed) })
       } else if (verdict === 'poison') {
-        const delivery = deliveries[index] as Delivery
-        emit('dead', {
-          id: delivery.jobId,
-          job: null,
-          attempts: 0,
-          error: 'stream entry has no job data',
-        })
+        emit('dead', { id: delivery.jobId, job: null, attempts: 0, error: 'stream entry has no job data' })
       }
     })
     return work
@@ -430,9 +454,9 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
 
   // ---- recording outcomes -----------------------------------------------------------------
 
-  function record(finished: Omit<Finished, 'resolve' | 'reject'>): Promise<boolean> {
+  function record(delivery: Delivery, job: EmailJob | null, attempts: number, outcome: Outcome): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      finishedQueue.push({ ...finished, resolve, reject })
+      finishedQueue.push({ delivery, job, attempts, outcome, resolve, reject })
       if (!flushing) flushing = flushLoop()
     })
   }
@@ -461,72 +485,70 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   }
 
   async function writeOutcomes(batch: Finished[]): Promise<boolean[]> {
-    const scriptKeys: string[] = [...keys.streams, keys.delayed, keys.dead]
-    const args: (string | number)[] = [GROUP, Date.now(), config.statusTtlSeconds]
+    const statusKeys: string[] = []
+    const batchKeys = new Map<string, number>()
+    const args: (string | number)[] = [GROUP, Date.now(), config.statusTtlSeconds, batch.length]
     for (const { delivery, job, attempts, outcome } of batch) {
-      const statusKey = keys.status(delivery.jobId)
-      scriptKeys.push(statusKey, job?.batchId !== undefined ? keys.batch(job.batchId) : statusKey)
-      let arg1: string | number = ''
-      let arg2 = ''
+      statusKeys.push(keys.status(delivery.jobId))
+      let batchIndex = 0
+      if (job?.batchId !== undefined) {
+        batchIndex = batchKeys.get(job.batchId) ?? batchKeys.size + 1
+        batchKeys.set(job.batchId, batchIndex)
+      }
+      args.push(outcome.kind, delivery.streamIndex, delivery.entryId, delivery.jobId, attempts, batchIndex)
+      // The payload goes back into Redis only when the job lives on (retry) or is kept (dead letter).
       switch (outcome.kind) {
         case 'sent':
-          arg1 = outcome.messageId
+          args.push(outcome.messageId)
+          break
+        case 'suppressed':
+          args.push(outcome.reason)
+          break
+        case 'dead':
+          args.push(outcome.error, delivery.payload)
           break
         case 'retry':
         case 'throttle':
-          arg1 = outcome.dueAt
-          arg2 = outcome.error
-          break
-        case 'dead':
-          arg1 = outcome.error
-          break
-        case 'suppressed':
-          arg1 = outcome.reason
+          args.push(outcome.dueAt, outcome.error, delivery.payload, delivery.rcpt)
           break
       }
-      args.push(outcome.kind, delivery.streamIndex, delivery.entryId, delivery.jobId, attempts, arg1, arg2)
     }
-    const replies = await runScript<number[][]>(redis(), 'finish', scriptKeys, args)
-    return replies.map((reply) => reply[0] === 1)
+    const scriptKeys = [
+      ...keys.streams,
+      keys.delayed,
+      keys.dead,
+      ...statusKeys,
+      ...[...batchKeys.keys()].map((batchId) => keys.batch(batchId)),
+    ]
+    const replies = await runScript<number[]>(redis(), 'finish', scriptKeys, args)
+    return replies.map((applied) => applied === 1)
   }
 
   // ---- sending ----------------------------------------------------------------------------
 
-  async function buildMessage(job: EmailJob, suppressed: Set<string>): Promise<EmailMessage> {
-    let subject = job.subject
-    let html = job.html
-    let text = job.text
-    let headers = job.headers
-    if (job.template !== undefined) {
-      if (!config.templates) {
-        throw new MailstreamError(
-          'E_CONFIG',
-          `job ${job.id} names template '${job.template}' but the worker has no templates`,
-          {
-            field: 'templates',
-          },
-        )
-      }
-      const rendered = await config.templates.render(job.template, job.data ?? {}, {
-        ...(job.locale !== undefined && { locale: job.locale }),
-        job: {
-          id: job.id,
-          type: job.type,
-          to: job.to,
-          ...(job.batchId !== undefined && { batchId: job.batchId }),
+  /** A job that names a template: render it, then build the message from what it gives. */
+  async function renderMessage(job: EmailJob, suppressed: ReadonlySet<string>): Promise<EmailMessage> {
+    if (!config.templates) {
+      throw new MailstreamError(
+        'E_CONFIG',
+        `job ${job.id} names template '${job.template}' but the worker has no templates`,
+        {
+          field: 'templates',
         },
-      })
-      subject = job.subject ?? rendered.subject
-      html = rendered.html
-      text = rendered.text
-      if (rendered.headers) headers = { ...rendered.headers, ...job.headers }
+      )
     }
-    if (!subject)
-      throw new MailstreamError('E_TEMPLATE', `job ${job.id} has no subject`, {
-        field: 'subject',
-      })
+    const rendered = await config.templates.render(job.template as string, job.data ?? {}, {
+      ...(job.locale !== undefined && { locale: job.locale }),
+      job: { id: job.id, type: job.type, to: job.to, ...(job.batchId !== undefined && { batchId: job.batchId }) },
+    })
+    return buildMessage(job, suppressed, rendered)
+  }
+
+  function buildMessage(job: EmailJob, suppressed: ReadonlySet<string>, rendered?: RenderedEmail): EmailMessage {
+    const subject = job.subject ?? rendered?.subject
+    if (!subject) throw new MailstreamError('E_TEMPLATE', `job ${job.id} has no subject`, { field: 'subject' })
     const keep = (list: Address[] | undefined) =>
-      list?.filter((address) => !suppressed.has(address.address.toLowerCase()))
+      suppressed.size === 0 ? list : list?.filter((address) => !suppressed.has(address.address.toLowerCase()))
     const message: EmailMessage = {
       jobId: job.id,
       type: job.type,
@@ -537,6 +559,9 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     const from = job.from ?? defaultFrom
     const cc = keep(job.cc)
     const bcc = keep(job.bcc)
+    const html = rendered ? rendered.html : job.html
+    const text = rendered ? rendered.text : job.text
+    const headers = rendered?.headers ? { ...rendered.headers, ...job.headers } : job.headers
     if (from) message.from = from
     if (cc?.length) message.cc = cc
     if (bcc?.length) message.bcc = bcc
@@ -571,32 +596,82 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     return { retry: 'later', pause: false }
   }
 
+  /**
+   * Sends share one AbortController per window of `sendTimeoutMs / 100` ms: sends that start
+   * together time out together, and a batch of sends costs one controller and one timer.
+   */
+  interface SendWindow {
+    controller: AbortController
+    openedAt: number
+    active: number
+    timer: NodeJS.Timeout
+    rejects: Set<(reason: unknown) => void>
+  }
+  const windows = new Set<SendWindow>()
+  const windowMs = Math.max(1, Math.floor(config.sendTimeoutMs / 100))
+  let currentWindow: SendWindow | undefined
+
+  function abortWindow(window: SendWindow, reason: unknown): void {
+    window.controller.abort(reason)
+    for (const reject of window.rejects) reject(reason)
+    closeWindow(window)
+  }
+
+  function closeWindow(window: SendWindow): void {
+    clearTimeout(window.timer)
+    windows.delete(window)
+    if (currentWindow === window) currentWindow = undefined
+  }
+
+  function openWindow(): SendWindow {
+    const now = Date.now()
+    if (currentWindow && now - currentWindow.openedAt < windowMs) return currentWindow
+    if (currentWindow?.active === 0) closeWindow(currentWindow)
+    const window: SendWindow = {
+      controller: new AbortController(),
+      openedAt: now,
+      active: 0,
+      rejects: new Set(),
+      timer: setTimeout(() => {
+        abortWindow(window, new TransportError(`send timed out after ${config.sendTimeoutMs} ms`, { retry: 'later' }))
+      }, config.sendTimeoutMs),
+    }
+    window.timer.unref()
+    windows.add(window)
+    currentWindow = window
+    return window
+  }
+
   async function sendWithTimeout(message: EmailMessage, attempt: number): Promise<string> {
-    const controller = new AbortController()
-    controllers.add(controller)
-    const timer = setTimeout(
-      () => controller.abort(new TransportError(`send timed out after ${config.sendTimeoutMs} ms`, { retry: 'later' })),
-      config.sendTimeoutMs,
-    )
+    const window = openWindow()
+    window.active++
+    let cutOff: ((reason: unknown) => void) | undefined
     try {
-      const aborted = new Promise<never>((_, reject) => {
-        controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })
+      const result = await new Promise<SendResult>((resolve, reject) => {
+        // A transport that ignores the signal is still cut off when its window is aborted.
+        cutOff = reject
+        window.rejects.add(reject)
+        try {
+          transport.send(message, { signal: window.controller.signal, attempt }).then(resolve, reject)
+        } catch (error) {
+          reject(error)
+        }
       })
-      const result = await Promise.race([transport.send(message, { signal: controller.signal, attempt }), aborted])
       if (!result || typeof result.messageId !== 'string') {
         throw new TransportError(`transport ${transport.name} returned no messageId`, { retry: 'later' })
       }
       return result.messageId
     } finally {
-      clearTimeout(timer)
-      controllers.delete(controller)
+      window.rejects.delete(cutOff as (reason: unknown) => void)
+      window.active--
+      if (window.active === 0 && window !== currentWindow) closeWindow(window)
     }
   }
 
   async function processWork(work: Work): Promise<void> {
     if (abandoned) return // stopped hard before this job started: it stays pending for another worker
     const { delivery } = work
-    const job = parseJob(work.payload)
+    const job = parseJob(delivery.payload)
     let attempts = work.attempts
     let outcome: Outcome
     let failure: { error: Error; retry: RetryClass } | undefined
@@ -608,18 +683,21 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         error: `delivered ${delivery.deliveries} times without finishing (maxDeliveries ${config.maxDeliveries})`,
       }
     } else {
-      const suppressed = new Set(work.suppressed)
-      const remaining = [...job.to, ...(job.cc ?? []), ...(job.bcc ?? [])].filter(
-        (address) => !suppressed.has(address.address.toLowerCase()),
-      )
-      if (remaining.length === 0) {
+      const suppressed = work.suppressed.length > 0 ? new Set(work.suppressed) : NOTHING_SUPPRESSED
+      const everyRecipientSuppressed =
+        suppressed.size > 0 &&
+        [...job.to, ...(job.cc ?? []), ...(job.bcc ?? [])].every((address) =>
+          suppressed.has(address.address.toLowerCase()),
+        )
+      if (everyRecipientSuppressed) {
         outcome = {
           kind: 'suppressed',
           reason: `suppressed: ${work.suppressed.join(', ')}`,
         }
       } else {
         try {
-          const message = await buildMessage(job, suppressed)
+          const message =
+            job.template === undefined ? buildMessage(job, suppressed) : await renderMessage(job, suppressed)
           attempts++
           const messageId = await sendWithTimeout(message, attempts)
           outcome = { kind: 'sent', messageId }
@@ -655,9 +733,11 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     }
     if (abandoned) return
 
+    // The send is over: its slot is free while the outcome waits to be written.
+    releaseSlot(work)
     let applied: boolean
     try {
-      applied = await record({ delivery, job, attempts, outcome })
+      applied = await record(delivery, job, attempts, outcome)
     } catch {
       return // stopped before the result could be written: the entry stays pending
     }
@@ -704,13 +784,21 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     }
   }
 
+  const sending = new Set<Work>()
+
+  function releaseSlot(work: Work): void {
+    if (sending.delete(work)) dispatcherWake.wake()
+  }
+
   function startWork(work: Work): void {
     inFlight++
+    sending.add(work)
     held.add(work.delivery.entryId)
     processWork(work)
       .catch((error) => emit('error', toMailstreamError(error, `job ${work.delivery.jobId} failed unexpectedly`)))
       .finally(() => {
         inFlight--
+        releaseSlot(work)
         held.delete(work.delivery.entryId)
         dispatcherWake.wake()
         if (inFlight === 0 && idle && processedSinceDrain > 0 && running) {
@@ -722,7 +810,9 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
 
   // ---- loops ------------------------------------------------------------------------------
 
-  const minBatch = Math.max(1, Math.floor(config.concurrency / 4))
+  const minBatch = Math.max(1, Math.floor(config.concurrency / 2))
+  let batchWaitSince = 0
+  const reclaimEveryMs = Math.min(config.visibilityTimeoutMs / 2, 30_000)
 
   async function dispatch(): Promise<void> {
     let failures = 0
@@ -732,39 +822,53 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           await dispatcherWake.wait(1000)
           continue
         }
-        const free = config.concurrency - inFlight
-        // Under load, wait for a few slots instead of fetching one job per round trip.
-        if (free <= 0 || (inFlight > 0 && free < minBatch)) {
+        // Slots are sends in progress; outcomes waiting to be written hold no slot, but are
+        // capped at three more rounds so that a slow Redis slows fetching down.
+        const free = Math.min(config.concurrency - sending.size, 4 * config.concurrency - inFlight)
+        if (free <= 0) {
           await dispatcherWake.wait(1000)
           continue
         }
+        // With fast sends, wait up to 2 ms for more free slots instead of fetching one job per
+        // round trip; with slow sends (a real provider) the wait is small beside a send.
+        if (sending.size > 0 && free < minBatch) {
+          const now = performance.now()
+          if (batchWaitSince === 0) batchWaitSince = now
+          if (now - batchWaitSince < 2) {
+            await dispatcherWake.wait(2)
+            continue
+          }
+        }
+        batchWaitSince = 0
         if (!groupsReady) await ensureGroups()
-        let deliveries: Delivery[] = []
+        const work: Work[] = []
+        const check: Delivery[] = []
         if (lostReplies) {
-          deliveries = await recoverOwn(free)
-          lostReplies = deliveries.length === free // more may be left
+          check.push(...(await recoverOwn(free)))
+          lostReplies = check.length === free // more may be left
         }
-        if (
-          deliveries.length < free &&
-          Date.now() - lastReclaimAt >= Math.min(config.visibilityTimeoutMs / 2, 30_000)
-        ) {
+        if (check.length < free && Date.now() - lastReclaimAt >= reclaimEveryMs) {
           lastReclaimAt = Date.now()
-          deliveries.push(...(await reclaim(free - deliveries.length)))
+          check.push(...(await reclaim(free - check.length)))
         }
-        if (deliveries.length < free) deliveries.push(...(await fetchStrict(free - deliveries.length)))
-        if (deliveries.length === 0) {
+        if (check.length < free) {
+          const fetched = await fetchStrict(free - check.length)
+          work.push(...fetched.ready)
+          check.push(...fetched.check)
+        }
+        if (work.length === 0 && check.length === 0) {
           idle = true
           if (inFlight === 0 && processedSinceDrain > 0) {
             emit('drained', { processed: processedSinceDrain })
             processedSinceDrain = 0
           }
           if (!running) break
-          const untilReclaim = lastReclaimAt + Math.min(config.visibilityTimeoutMs / 2, 30_000) - Date.now()
-          deliveries = await fetchBlocking(free, Math.max(10, Math.min(config.blockMs, untilReclaim)))
-          if (deliveries.length === 0) continue
+          const untilReclaim = lastReclaimAt + reclaimEveryMs - Date.now()
+          check.push(...(await fetchBlocking(free, Math.max(10, Math.min(config.blockMs, untilReclaim)))))
+          if (check.length === 0) continue
         }
         idle = false
-        const work = await activate(deliveries)
+        if (check.length > 0) work.unshift(...(await activate(check)))
         for (const item of work) startWork(item)
         failures = 0
       } catch (error) {
@@ -899,7 +1003,14 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         schedulerWake.wake()
         // The dispatcher may be activating a last batch: wait for it, then for every job in flight.
         void interruptBlockingRead()
-        await Promise.race([Promise.all([dispatcherDone, schedulerDone]), sleep(timeoutMs)])
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          Promise.all([dispatcherDone, schedulerDone]),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, timeoutMs)
+          }),
+        ])
+        clearTimeout(timer)
         const clean = await waitUntil(
           () => inFlight === 0 && finishedQueue.length === 0 && !flushing,
           Math.max(0, deadline - Date.now()),
@@ -907,8 +1018,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         const left = inFlight
         if (!clean) {
           abandoned = true
-          for (const controller of controllers) {
-            controller.abort(new MailstreamError('E_CLOSED', 'worker stopped before the send finished'))
+          for (const window of [...windows]) {
+            abortWindow(window, new MailstreamError('E_CLOSED', 'worker stopped before the send finished'))
           }
           dispatcherWake.wake()
         }

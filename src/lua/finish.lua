@@ -2,79 +2,91 @@
 KEYS[1] KEYS[2] KEYS[3] send streams high, normal, low
 KEYS[4] delayed zset
 KEYS[5] dead stream
-KEYS[4 + 2i] status hash of job i; KEYS[5 + 2i] its batch hash (its status key again when none)
+KEYS[5 + i] status hash of job i (i = 1..ARGV[4])
+KEYS[5 + ARGV[4] + b] batch hash b, for jobs that belong to a batch
 ARGV[1] consumer group
 ARGV[2] now, epoch ms
 ARGV[3] TTL of a final status, seconds
-ARGV[4 + 7(i-1) ..] per job: outcome, streamIndex, entryId, jobId, attempts, arg1, arg2
-  sent:       arg1 = provider message id
-  retry:      arg1 = due time (ms), arg2 = error       (a transient failure, attempt used)
-  throttle:   arg1 = due time (ms), arg2 = error       (rate exceeded, attempt not used)
-  dead:       arg1 = error
-  suppressed: arg1 = reason
-Each outcome is applied only while the job's status hash still names this entry; otherwise
-the entry is only acknowledged (another delivery of the same job got there first).
-Reply: per job { applied (1/0), total, sent, failed, suppressed, cancelled } (counters of its
-batch, zeros when none).
+ARGV[4] number of jobs
+then per job, from the next ARGV: outcome, streamIndex, entryId, jobId, attempts, batch (its
+index b among the batch keys, 0 for none), and by outcome:
+  sent:       messageId
+  suppressed: reason
+  dead:       error, payload
+  retry:      due time (ms), error, payload, recipients   (a transient failure; attempt used)
+  throttle:   due time (ms), error, payload, recipients   (rate exceeded; attempt not used)
+Every entry is acknowledged and deleted. An outcome is applied only while the job's status hash
+still names this entry (otherwise another delivery of the same job got there first).
+Reply: per job 1 when applied, 0 when not.
 ]]
 local group = ARGV[1]
 local now = ARGV[2]
 local ttl = ARGV[3]
-local out = {}
+local jobs = tonumber(ARGV[4])
 local final = { sent = true, dead = true, cancelled = true, suppressed = true }
+local counter = { sent = 'sent', dead = 'failed', suppressed = 'suppressed' }
+local out = {}
+local done = { {}, {}, {} }
+local counts = {}
 
-local i = 0
-for a = 4, #ARGV, 7 do
-  i = i + 1
-  local outcome = ARGV[a]
-  local stream = KEYS[tonumber(ARGV[a + 1])]
-  local entryId = ARGV[a + 2]
-  local jobId = ARGV[a + 3]
-  local attempts = ARGV[a + 4]
-  local arg1 = ARGV[a + 5]
-  local arg2 = ARGV[a + 6]
-  local statusKey = KEYS[4 + 2 * i]
-  local batchKey = KEYS[5 + 2 * i]
-  local hasBatch = batchKey ~= statusKey
-
-  redis.call('XACK', stream, group, entryId)
-  redis.call('XDEL', stream, entryId)
+local a = 5
+for i = 1, jobs do
+  local outcome, entryId, jobId, attempts = ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local batch = tonumber(ARGV[a + 5])
+  local ids = done[tonumber(ARGV[a + 1])]
+  ids[#ids + 1] = entryId
+  local statusKey = KEYS[5 + i]
   local state = redis.call('HMGET', statusKey, 'status', 'entry')
-  local applied = 0
-  if state[1] and not final[state[1]] and state[2] == entryId then
-    applied = 1
-    if outcome == 'sent' then
-      redis.call('HSET', statusKey, 'status', 'sent', 'messageId', arg1, 'attempts', attempts,
-        'updatedAt', now, 'sentAt', now)
-      redis.call('HDEL', statusKey, 'job', 'entry', 'error', 'dueAt')
+  local applied = state[1] and not final[state[1]] and state[2] == entryId
+  if outcome == 'sent' then
+    if applied then
+      redis.call('HSET', statusKey, 'status', 'sent', 'messageId', ARGV[a + 6], 'attempts', attempts, 'sentAt', now,
+        'updatedAt', now, 'entry', '')
       redis.call('EXPIRE', statusKey, ttl)
-      if hasBatch then redis.call('HINCRBY', batchKey, 'sent', 1) end
-    elseif outcome == 'retry' or outcome == 'throttle' then
-      redis.call('ZADD', KEYS[4], arg1, jobId)
-      redis.call('HSET', statusKey, 'status', outcome == 'retry' and 'retrying' or 'throttled',
-        'attempts', attempts, 'error', arg2, 'dueAt', arg1, 'updatedAt', now)
-      redis.call('HDEL', statusKey, 'entry')
-    elseif outcome == 'dead' then
-      local payload = redis.call('HGET', statusKey, 'job') or ''
-      redis.call('XADD', KEYS[5], '*', 'id', jobId, 'job', payload, 'error', arg1, 'attempts', attempts,
-        'time', now)
-      redis.call('HSET', statusKey, 'status', 'dead', 'error', arg1, 'attempts', attempts, 'updatedAt', now)
-      redis.call('HDEL', statusKey, 'job', 'entry', 'dueAt')
-      redis.call('EXPIRE', statusKey, ttl)
-      if hasBatch then redis.call('HINCRBY', batchKey, 'failed', 1) end
-    elseif outcome == 'suppressed' then
-      redis.call('HSET', statusKey, 'status', 'suppressed', 'error', arg1, 'updatedAt', now)
-      redis.call('HDEL', statusKey, 'job', 'entry', 'dueAt')
-      redis.call('EXPIRE', statusKey, ttl)
-      if hasBatch then redis.call('HINCRBY', batchKey, 'suppressed', 1) end
     end
+    a = a + 7
+  elseif outcome == 'suppressed' then
+    if applied then
+      redis.call('HSET', statusKey, 'status', 'suppressed', 'error', ARGV[a + 6], 'updatedAt', now, 'entry', '')
+      redis.call('EXPIRE', statusKey, ttl)
+    end
+    a = a + 7
+  elseif outcome == 'dead' then
+    if applied then
+      redis.call('XADD', KEYS[5], '*', 'id', jobId, 'job', ARGV[a + 7], 'error', ARGV[a + 6], 'attempts', attempts,
+        'time', now)
+      redis.call('HSET', statusKey, 'status', 'dead', 'error', ARGV[a + 6], 'attempts', attempts, 'updatedAt', now,
+        'entry', '')
+      redis.call('EXPIRE', statusKey, ttl)
+    end
+    a = a + 8
+  else -- retry or throttle
+    if applied then
+      redis.call('ZADD', KEYS[4], ARGV[a + 6], jobId)
+      redis.call('HSET', statusKey, 'status', outcome == 'retry' and 'retrying' or 'throttled', 'attempts', attempts,
+        'dueAt', ARGV[a + 6], 'error', ARGV[a + 7], 'job', ARGV[a + 8], 'rcpt', ARGV[a + 9], 'updatedAt', now,
+        'entry', '')
+    end
+    a = a + 10
   end
-  if hasBatch then
-    local c = redis.call('HMGET', batchKey, 'total', 'sent', 'failed', 'suppressed', 'cancelled')
-    out[i] = { applied, tonumber(c[1]) or 0, tonumber(c[2]) or 0, tonumber(c[3]) or 0, tonumber(c[4]) or 0,
-      tonumber(c[5]) or 0 }
-  else
-    out[i] = { applied, 0, 0, 0, 0, 0 }
+  if applied and batch > 0 and counter[outcome] then
+    local c = counts[batch]
+    if not c then
+      c = {}
+      counts[batch] = c
+    end
+    c[counter[outcome]] = (c[counter[outcome]] or 0) + 1
   end
+  out[i] = applied and 1 or 0
+end
+for s = 1, 3 do
+  local ids = done[s]
+  if #ids > 0 then
+    redis.call('XACK', KEYS[s], group, unpack(ids))
+    redis.call('XDEL', KEYS[s], unpack(ids))
+  end
+end
+for batch, c in pairs(counts) do
+  for field, n in pairs(c) do redis.call('HINCRBY', KEYS[5 + jobs + batch], field, n) end
 end
 return out

@@ -17,16 +17,17 @@ for i = 2, #ARGV do
   local score = redis.call('ZSCORE', KEYS[1], id)
   if score and tonumber(score) <= now then
     redis.call('ZREM', KEYS[1], id)
-    local state = redis.call('HMGET', statusKey, 'status', 'priority', 'job')
-    if not state[1] or not state[3] then
-      if not (state[1] and final[state[1]]) then
-        redis.call('XADD', KEYS[5], '*', 'id', id, 'error', 'scheduled job has no data', 'attempts', 0,
-          'time', ARGV[1])
-      end
-    elseif not final[state[1]] then
-      local entry = redis.call('XADD', KEYS[index[state[2]] or 3], '*', 'id', id)
+    local state = redis.call('HMGET', statusKey, 'status', 'priority', 'job', 'attempts', 'rcpt')
+    if state[1] and final[state[1]] then
+      -- cancelled or finished meanwhile: nothing to send
+    elseif not state[1] or not state[3] then
+      redis.call('XADD', KEYS[5], '*', 'id', id, 'error', 'scheduled job has no data', 'attempts', 0,
+        'time', ARGV[1])
+    else
+      local entry = redis.call('XADD', KEYS[index[state[2]] or 3], '*', 'id', id, 'job', state[3],
+        'a', state[4] or '0', 'r', state[5] or '')
       redis.call('HSET', statusKey, 'status', 'queued', 'entry', entry, 'updatedAt', ARGV[1])
-      redis.call('HDEL', statusKey, 'dueAt')
+      redis.call('HDEL', statusKey, 'dueAt', 'job', 'rcpt')
       moved = moved + 1
     end
   end

@@ -15,10 +15,10 @@ ARGV[9] recipients, lower-cased and joined by ','
 Reply: 1 when the letter was moved, 0 when it was already gone (retried or purged meanwhile).
 ]]
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-local entry = redis.call('XADD', KEYS[3], '*', 'id', ARGV[2])
+local entry = redis.call('XADD', KEYS[3], '*', 'id', ARGV[2], 'job', ARGV[3], 'r', ARGV[9])
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'status', 'queued', 'job', ARGV[3], 'priority', ARGV[4], 'type', ARGV[5],
-  'attempts', 0, 'maxAttempts', ARGV[7], 'rcpt', ARGV[9], 'createdAt', ARGV[6], 'updatedAt', ARGV[6], 'entry', entry)
+redis.call('HSET', KEYS[2], 'status', 'queued', 'priority', ARGV[4], 'type', ARGV[5], 'attempts', 0,
+  'maxAttempts', ARGV[7], 'createdAt', ARGV[6], 'updatedAt', ARGV[6], 'entry', entry)
 if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[2], 'batch', ARGV[8])
   if KEYS[4] ~= KEYS[2] then redis.call('HINCRBY', KEYS[4], 'failed', -1) end
