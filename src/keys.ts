@@ -12,6 +12,8 @@ export interface QueueKeys {
   delayed: string
   dead: string
   suppressed: string
+  /** Totals since the queue began: sent, failed, suppressed, retried, throttled (and webhook events). */
+  stats: string
   status(id: string): string
   idem(key: string): string
   batch(batchId: string): string
@@ -27,6 +29,7 @@ export function queueKeys(prefix: string): QueueKeys {
     delayed: `${prefix}:delayed`,
     dead: `${prefix}:dead`,
     suppressed: `${prefix}:suppressed`,
+    stats: `${prefix}:stats`,
     status: (id) => `${prefix}:status:${id}`,
     idem: (key) => `${prefix}:idem:${key}`,
     batch: (batchId) => `${prefix}:batch:${batchId}`,

@@ -359,7 +359,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
           client,
           'cancel',
           [statusKey, keys.delayed, ...keys.streams, batchId ? keys.batch(batchId) : statusKey],
-          [id, Date.now(), config.statusTtlSeconds, batchId, GROUP],
+          [id, Date.now(), config.statusTtlSeconds, batchId, GROUP, batchId ? keys.progress(batchId) : ''],
         )
         if (before !== 'moved') return cancelled === 1
       }

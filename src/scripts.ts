@@ -4,20 +4,26 @@ import cancel from './lua/cancel.lua'
 import enqueue from './lua/enqueue.lua'
 import fetch from './lua/fetch.lua'
 import finish from './lua/finish.lua'
+import batchLib from './lua/lib/batch.lua'
 import promote from './lua/promote.lua'
 import reclaim from './lua/reclaim.lua'
 import retryDead from './lua/retry-dead.lua'
+import sealBatch from './lua/seal-batch.lua'
 import type { RedisClient } from './redis.js'
+
+/** Scripts that change batch counters start with the shared batch functions. */
+const withBatchLib = (source: string) => `${batchLib}\n${source}`
 
 const SOURCES = {
   activate,
-  cancel,
+  cancel: withBatchLib(cancel),
   enqueue,
   fetch,
-  finish,
+  finish: withBatchLib(finish),
   promote,
   reclaim,
-  retryDead,
+  retryDead: withBatchLib(retryDead),
+  sealBatch: withBatchLib(sealBatch),
 }
 export type ScriptName = keyof typeof SOURCES
 

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os'
 import { z } from 'zod'
+import { type BatchCounters, countersFromReply, createProgressThrottle, toProgress } from './batch.js'
 import { describeError, MailstreamError, type RetryClass, TransportError } from './errors.js'
 import { type Address, type AddressInput, type EmailJob, parseAddress, parseJob } from './job.js'
 import { GROUP, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
@@ -274,6 +275,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   let lostReplies = false
 
   const finishedQueue: Finished[] = []
+  const progressThrottle = createProgressThrottle()
   let flushing: Promise<void> | undefined
 
   function emit<E extends WorkerEventName>(event: E, payload: WorkerEvents[E]): void {
@@ -513,15 +515,27 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           break
       }
     }
+    const batchIds = [...batchKeys.keys()]
+    for (const batchId of batchIds) args.push(batchId, keys.progress(batchId))
     const scriptKeys = [
       ...keys.streams,
       keys.delayed,
       keys.dead,
+      keys.stats,
       ...statusKeys,
-      ...[...batchKeys.keys()].map((batchId) => keys.batch(batchId)),
+      ...batchIds.map((batchId) => keys.batch(batchId)),
     ]
-    const replies = await runScript<number[]>(redis(), 'finish', scriptKeys, args)
-    return replies.map((applied) => applied === 1)
+    const [applied, counters] = await runScript<[number[], number[][]]>(redis(), 'finish', scriptKeys, args)
+    for (const [index, batchId] of batchIds.entries()) publishProgress(batchId, countersFromReply(counters[index] ?? []))
+    return applied.map((flag) => flag === 1)
+  }
+
+  function publishProgress(batchId: string, counters: BatchCounters): void {
+    const progress = toProgress(batchId, counters)
+    if (!progressThrottle.shouldPublish(batchId, progress)) return
+    redis()
+      .publish(keys.progress(batchId), JSON.stringify(progress))
+      .catch((error: unknown) => noteRedisError(error, `publishing progress of batch ${batchId} failed`))
   }
 
   // ---- sending ----------------------------------------------------------------------------

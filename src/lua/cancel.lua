@@ -8,6 +8,7 @@ ARGV[2] now, epoch ms
 ARGV[3] TTL of a final status, seconds
 ARGV[4] the batch id the caller read for this job ('' for none)
 ARGV[5] consumer group
+ARGV[6] progress channel of the batch ('' for none)
 Reply: { status before, cancelled (1/0) }. Queued, scheduled, retrying and throttled jobs can
 be cancelled; a queued job already delivered to a worker ('active') and final ones cannot. A batch mismatch replies { 'moved', 0 }.
 ]]
@@ -32,5 +33,8 @@ end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updatedAt', ARGV[2])
 redis.call('HDEL', KEYS[1], 'job', 'entry', 'dueAt', 'rcpt')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-if KEYS[6] ~= KEYS[1] then redis.call('HINCRBY', KEYS[6], 'cancelled', 1) end
+if KEYS[6] ~= KEYS[1] then
+  redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
+  batch_finish_if_done(KEYS[6], ARGV[6], ARGV[4], ARGV[2])
+end
 return { status, 1 }

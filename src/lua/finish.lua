@@ -2,8 +2,9 @@
 KEYS[1] KEYS[2] KEYS[3] send streams high, normal, low
 KEYS[4] delayed zset
 KEYS[5] dead stream
-KEYS[5 + i] status hash of job i (i = 1..ARGV[4])
-KEYS[5 + ARGV[4] + b] batch hash b, for jobs that belong to a batch
+KEYS[6] stats hash (totals: sent, failed, suppressed, retried, throttled)
+KEYS[6 + i] status hash of job i (i = 1..ARGV[4])
+KEYS[6 + ARGV[4] + b] batch hash b, for jobs that belong to a batch
 ARGV[1] consumer group
 ARGV[2] now, epoch ms
 ARGV[3] TTL of a final status, seconds
@@ -15,16 +16,20 @@ index b among the batch keys, 0 for none), and by outcome:
   dead:       error, payload
   retry:      due time (ms), error, payload, recipients   (a transient failure; attempt used)
   throttle:   due time (ms), error, payload, recipients   (rate exceeded; attempt not used)
+then per batch b: batch id, progress channel
 Every entry is acknowledged and deleted. An outcome is applied only while the job's status hash
 still names this entry (otherwise another delivery of the same job got there first).
-Reply: per job 1 when applied, 0 when not.
+A batch that this call finishes publishes its final progress (lib/batch).
+Reply: { applied, counters }: applied is per job 1 or 0; counters is per batch b
+{ total, sent, failed, suppressed, cancelled, finished (1/0) }.
 ]]
 local group = ARGV[1]
 local now = ARGV[2]
 local ttl = ARGV[3]
 local jobs = tonumber(ARGV[4])
 local final = { sent = true, dead = true, cancelled = true, suppressed = true }
-local counter = { sent = 'sent', dead = 'failed', suppressed = 'suppressed' }
+local counter = { sent = 'sent', dead = 'failed', suppressed = 'suppressed', retry = 'retried', throttle = 'throttled' }
+local totals = {}
 local out = {}
 local done = { {}, {}, {} }
 local counts = {}
@@ -35,7 +40,7 @@ for i = 1, jobs do
   local batch = tonumber(ARGV[a + 5])
   local ids = done[tonumber(ARGV[a + 1])]
   ids[#ids + 1] = entryId
-  local statusKey = KEYS[5 + i]
+  local statusKey = KEYS[6 + i]
   local state = redis.call('HMGET', statusKey, 'status', 'entry')
   local applied = state[1] and not final[state[1]] and state[2] == entryId
   if outcome == 'sent' then
@@ -69,7 +74,8 @@ for i = 1, jobs do
     end
     a = a + 10
   end
-  if applied and batch > 0 and counter[outcome] then
+  if applied then totals[counter[outcome]] = (totals[counter[outcome]] or 0) + 1 end
+  if applied and batch > 0 and (outcome == 'sent' or outcome == 'dead' or outcome == 'suppressed') then
     local c = counts[batch]
     if not c then
       c = {}
@@ -86,7 +92,15 @@ for s = 1, 3 do
     redis.call('XDEL', KEYS[s], unpack(ids))
   end
 end
+for field, n in pairs(totals) do redis.call('HINCRBY', KEYS[6], field, n) end
 for batch, c in pairs(counts) do
-  for field, n in pairs(c) do redis.call('HINCRBY', KEYS[5 + jobs + batch], field, n) end
+  for field, n in pairs(c) do redis.call('HINCRBY', KEYS[6 + jobs + batch], field, n) end
 end
-return out
+local counters = {}
+local b = 0
+for p = a, #ARGV, 2 do
+  b = b + 1
+  local c = batch_finish_if_done(KEYS[6 + jobs + b], ARGV[p + 1], ARGV[p], now)
+  counters[b] = { c.total, c.sent, c.failed, c.suppressed, c.cancelled, c.finished and 1 or 0 }
+end
+return { out, counters }

@@ -21,6 +21,10 @@ redis.call('HSET', KEYS[2], 'status', 'queued', 'priority', ARGV[4], 'type', ARG
   'maxAttempts', ARGV[7], 'createdAt', ARGV[6], 'updatedAt', ARGV[6], 'entry', entry)
 if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[2], 'batch', ARGV[8])
-  if KEYS[4] ~= KEYS[2] then redis.call('HINCRBY', KEYS[4], 'failed', -1) end
+  if KEYS[4] ~= KEYS[2] then
+    -- The batch is not done any more: it finishes again when this job does.
+    redis.call('HINCRBY', KEYS[4], 'failed', -1)
+    redis.call('HDEL', KEYS[4], 'finishedAt')
+  end
 end
 return 1
