@@ -13,10 +13,23 @@ export default defineConfig({
     },
   ],
   test: {
-    globalSetup: ['test/setup/redis.ts'],
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: { name: 'redis', globalSetup: ['test/setup/redis.ts'], include: ['test/**/*.test.ts'] },
+      },
+      {
+        // The core suite once more against a real 3-master Redis Cluster, with hash-tagged prefixes.
+        extends: true,
+        test: {
+          name: 'cluster',
+          globalSetup: ['test/setup/redis-cluster.ts'],
+          include: ['test/queue.test.ts', 'test/worker.test.ts', 'test/recovery.test.ts', 'test/batch.test.ts'],
+        },
+      },
+    ],
   },
 })

@@ -63,30 +63,6 @@ export function toProgress(batchId: string, counters: BatchCounters): BatchProgr
 }
 
 /**
- * Decides when a worker publishes intermediate progress: whenever a batch crosses a whole
- * percent, and at least every `intervalMs` while it moves. The final message is published by
- * the Lua script that finishes the batch, exactly once.
- */
-export function createProgressThrottle(intervalMs = 250) {
-  const last = new Map<string, { percent: number; at: number; completed: number }>()
-  return {
-    shouldPublish(batchId: string, progress: BatchProgress, now = Date.now()): boolean {
-      if (progress.done) {
-        last.delete(batchId)
-        return false
-      }
-      const previous = last.get(batchId)
-      const percent = Math.floor(progress.percentage)
-      if (previous && previous.completed >= progress.completed) return false
-      if (previous && percent <= previous.percent && now - previous.at < intervalMs) return false
-      last.set(batchId, { percent, at: now, completed: progress.completed })
-      if (last.size > 10_000) last.delete(last.keys().next().value as string)
-      return true
-    },
-  }
-}
-
-/**
  * Marks a batch as fully enqueued. If its jobs have all finished already, the final progress is
  * published now; otherwise the worker that finishes the last job publishes it.
  */

@@ -34,15 +34,21 @@ export function resolveRedis(input: RedisInput | undefined, field = 'redis'): Re
   })
 }
 
-/** A second connection for blocking reads: a blocked connection cannot serve anything else. */
-export function duplicateForBlocking(client: RedisClient): RedisClient {
-  if (client instanceof Cluster || (client as { isCluster?: boolean }).isCluster) return (client as Cluster).duplicate()
+export function isCluster(client: RedisClient): client is Cluster {
+  return client instanceof Cluster || (client as { isCluster?: boolean }).isCluster === true
+}
+
+/**
+ * A second connection for blocking reads: a blocked connection cannot serve anything else. It
+ * carries a connection name so that it can be found (CLIENT LIST) and unblocked on Cluster.
+ */
+export function duplicateForBlocking(client: RedisClient, connectionName: string): RedisClient {
+  if (isCluster(client)) {
+    return client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, connectionName } })
+  }
   // Fail a command after one reconnect attempt instead of queueing it: the worker retries it
   // itself with backoff and reports the outage as an `error` event.
-  return (client as Redis).duplicate({
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: true,
-  })
+  return client.duplicate({ maxRetriesPerRequest: 1, enableOfflineQueue: true, connectionName })
 }
 
 export async function quit(client: RedisClient): Promise<void> {

@@ -1,11 +1,11 @@
 import { hostname } from 'node:os'
+import type { Redis } from 'ioredis'
 import { z } from 'zod'
-import { type BatchCounters, countersFromReply, createProgressThrottle, toProgress } from './batch.js'
 import { describeError, MailstreamError, type RetryClass, TransportError } from './errors.js'
 import { type Address, type AddressInput, type EmailJob, parseAddress, parseJob } from './job.js'
 import { GROUP, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
 import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
-import { duplicateForBlocking, quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
+import { duplicateForBlocking, isCluster, quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
 import { defineScripts, runScript } from './scripts.js'
 import type { EmailMessage, RenderedEmail, SendResult, TemplateRendererLike, Transport } from './transport.js'
 
@@ -253,6 +253,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   let ownsClient = false
   let blocking: RedisClient | undefined
   let blockingId: number | undefined
+  const blockingName = `mailstream:${consumer}`.replace(/\s/g, '_')
   let blockingRead = false
   let running = false
   let paused = false
@@ -275,7 +276,6 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   let lostReplies = false
 
   const finishedQueue: Finished[] = []
-  const progressThrottle = createProgressThrottle()
   let flushing: Promise<void> | undefined
 
   function emit<E extends WorkerEventName>(event: E, payload: WorkerEvents[E]): void {
@@ -346,9 +346,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   /** Waits on Redis for new entries when there were none; they are checked by `activate`. */
   async function fetchBlocking(count: number, blockMs: number): Promise<Delivery[]> {
     const connection = blocking as RedisClient
-    if (blockingId === undefined && !(connection as { isCluster?: boolean }).isCluster) {
-      blockingId = Number(await (connection as import('ioredis').Redis).client('ID'))
-    }
+    if (blockingId === undefined && !isCluster(connection)) blockingId = Number(await connection.client('ID'))
     if (!running || paused) return []
     blockingRead = true
     const reply = (await connection
@@ -525,17 +523,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       ...statusKeys,
       ...batchIds.map((batchId) => keys.batch(batchId)),
     ]
-    const [applied, counters] = await runScript<[number[], number[][]]>(redis(), 'finish', scriptKeys, args)
-    for (const [index, batchId] of batchIds.entries()) publishProgress(batchId, countersFromReply(counters[index] ?? []))
+    const applied = await runScript<number[]>(redis(), 'finish', scriptKeys, args)
     return applied.map((flag) => flag === 1)
-  }
-
-  function publishProgress(batchId: string, counters: BatchCounters): void {
-    const progress = toProgress(batchId, counters)
-    if (!progressThrottle.shouldPublish(batchId, progress)) return
-    redis()
-      .publish(keys.progress(batchId), JSON.stringify(progress))
-      .catch((error: unknown) => noteRedisError(error, `publishing progress of batch ${batchId} failed`))
   }
 
   // ---- sending ----------------------------------------------------------------------------
@@ -938,16 +927,32 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     emit('paused', { reason })
   }
 
-  /** Ends the dispatcher's blocking read early (on Redis Cluster it ends by itself within blockMs). */
+  /** The node and client id of the blocking connection, for CLIENT UNBLOCK. */
+  async function blockingClient(): Promise<{ node: Redis; id: number } | undefined> {
+    if (!client) return undefined
+    if (!isCluster(client)) return blockingId === undefined ? undefined : { node: client, id: blockingId }
+    // On Cluster the blocking client has a named connection to several nodes; the read blocks on
+    // the one that owns the queue's slot.
+    for (const node of client.nodes('master')) {
+      const list = String(await node.client('LIST'))
+      const line = list
+        .split('\n')
+        .find((entry) => entry.includes(` name=${blockingName} `) && / flags=\S*b/.test(entry))
+      const id = line && /(?:^|\s)id=(\d+)/.exec(line)?.[1]
+      if (id) return { node, id: Number(id) }
+    }
+    return undefined
+  }
+
+  /** Ends the dispatcher's blocking read early, so that stop() and pause() take effect at once. */
   async function interruptBlockingRead(): Promise<void> {
     // CLIENT UNBLOCK can reach Redis just before the read it targets: repeat while one is under way.
     for (let tries = 0; blockingRead && tries < 200; tries++) {
-      if (blockingId !== undefined && client) {
-        try {
-          await (client as import('ioredis').Redis).client('UNBLOCK', blockingId)
-        } catch {
-          return
-        }
+      try {
+        const target = await blockingClient()
+        if (target) await target.node.client('UNBLOCK', target.id)
+      } catch {
+        return // the read ends by itself within blockMs
       }
       if (blockingRead) await sleep(10)
     }
@@ -987,7 +992,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       ownsClient = resolved.owned
       checkClusterPrefix(client, config.prefix, 'createEmailWorker')
       defineScripts(client)
-      blocking = duplicateForBlocking(client)
+      blocking = duplicateForBlocking(client, blockingName)
       blocking.on('error', () => {
         // Reported through the loops' own failures as `error` events.
       })

@@ -84,8 +84,12 @@ describe('batch counters and progress', () => {
     const { id } = await queue.enqueue({ ...job(1, 'b3'), delayMs: 60_000 })
     await sealBatch(redis, queue.keys, 'b3')
     expect(await queue.cancel(id)).toBe(true)
-    await waitUntil(() => progress.messages.length === 1)
-    expect(progress.messages[0]).toMatchObject({ completed: 1, total: 1, cancelled: 1, done: true })
+    await waitUntil(() => progress.messages.some((message) => message.done))
+    expect(progress.messages.map((message) => [message.completed, message.done])).toEqual([
+      [0, false], // published when sealed
+      [1, true],
+    ])
+    expect(progress.messages[1]).toMatchObject({ total: 1, cancelled: 1, percentage: 100 })
     await progress.close()
   })
 })

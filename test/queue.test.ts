@@ -120,7 +120,7 @@ describe('cancel', () => {
     const queue = newQueue()
     const { id } = await queue.enqueue(job({ batchId: 'issue-7' }))
     await queue.cancel(id)
-    expect(await redis.hgetall(`${queue.prefix}:batch:issue-7`)).toEqual({
+    expect(await redis.hgetall(`${queue.prefix}:batch:issue-7`)).toMatchObject({
       total: '1',
       cancelled: '1',
     })

@@ -35,6 +35,6 @@ redis.call('HDEL', KEYS[1], 'job', 'entry', 'dueAt', 'rcpt')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 if KEYS[6] ~= KEYS[1] then
   redis.call('HINCRBY', KEYS[6], 'cancelled', 1)
-  batch_finish_if_done(KEYS[6], ARGV[6], ARGV[4], ARGV[2])
+  batch_progress(KEYS[6], ARGV[6], ARGV[4], ARGV[2])
 end
 return { status, 1 }

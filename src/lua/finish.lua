@@ -19,9 +19,8 @@ index b among the batch keys, 0 for none), and by outcome:
 then per batch b: batch id, progress channel
 Every entry is acknowledged and deleted. An outcome is applied only while the job's status hash
 still names this entry (otherwise another delivery of the same job got there first).
-A batch that this call finishes publishes its final progress (lib/batch).
-Reply: { applied, counters }: applied is per job 1 or 0; counters is per batch b
-{ total, sent, failed, suppressed, cancelled, finished (1/0) }.
+Batches touched by this call publish their progress (lib/batch), the final message included.
+Reply: per job 1 when applied, 0 when not.
 ]]
 local group = ARGV[1]
 local now = ARGV[2]
@@ -96,11 +95,7 @@ for field, n in pairs(totals) do redis.call('HINCRBY', KEYS[6], field, n) end
 for batch, c in pairs(counts) do
   for field, n in pairs(c) do redis.call('HINCRBY', KEYS[6 + jobs + batch], field, n) end
 end
-local counters = {}
-local b = 0
 for p = a, #ARGV, 2 do
-  b = b + 1
-  local c = batch_finish_if_done(KEYS[6 + jobs + b], ARGV[p + 1], ARGV[p], now)
-  counters[b] = { c.total, c.sent, c.failed, c.suppressed, c.cancelled, c.finished and 1 or 0 }
+  batch_progress(KEYS[6 + jobs + (p - a) / 2 + 1], ARGV[p + 1], ARGV[p], now)
 end
-return { out, counters }
+return out

@@ -25,6 +25,7 @@ if ARGV[8] ~= '' then
     -- The batch is not done any more: it finishes again when this job does.
     redis.call('HINCRBY', KEYS[4], 'failed', -1)
     redis.call('HDEL', KEYS[4], 'finishedAt')
+    -- (progress restarts from here; its last published values stay as they were)
   end
 end
 return 1

@@ -6,5 +6,5 @@ ARGV[3] progress channel
 Reply: { total, sent, failed, suppressed, cancelled, finished (1/0) }
 ]]
 redis.call('HSET', KEYS[1], 'sealed', '1')
-local c = batch_finish_if_done(KEYS[1], ARGV[3], ARGV[2], ARGV[1])
+local c = batch_progress(KEYS[1], ARGV[3], ARGV[2], ARGV[1])
 return { c.total, c.sent, c.failed, c.suppressed, c.cancelled, c.finished and 1 or 0 }

@@ -1,36 +1,50 @@
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { afterAll, inject } from 'vitest'
 
 export const redisUrl = (): string => inject('redisUrl')
 
-const clients: Redis[] = []
+/** True when this run of the suite is against Redis Cluster (the `cluster` project). */
+export const onCluster = (): boolean => inject('redisClusterNodes') !== ''
+
+const clients: (Redis | Cluster)[] = []
 afterAll(async () => {
   await Promise.all(clients.splice(0).map((client) => client.quit().catch(() => client.disconnect())))
 })
 
-/** A client on the run's Redis, closed after the file's tests. */
+/**
+ * A client on the run's Redis, closed after the file's tests: a Cluster client when the suite
+ * runs against Redis Cluster. Typed as Redis because both expose the same commands.
+ */
 export function connect(url = redisUrl()): Redis {
-  const client = new Redis(url, { maxRetriesPerRequest: 3 })
+  const nodes = inject('redisClusterNodes')
+  const client =
+    nodes && url === redisUrl()
+      ? new Cluster(JSON.parse(nodes), { redisOptions: { maxRetriesPerRequest: 3 } })
+      : new Redis(url, { maxRetriesPerRequest: 3 })
   client.on('error', () => {})
   clients.push(client)
-  return client
+  return client as Redis
 }
 
-/** A prefix no other test uses, so that tests can share one Redis. */
+/** A prefix no other test uses, so that tests can share one Redis; a hash tag on Cluster. */
 export function uniquePrefix(name = 't'): string {
-  return `${name}-${randomBytes(4).toString('hex')}`
+  const prefix = `${name}-${randomBytes(4).toString('hex')}`
+  return onCluster() ? `{${prefix}}` : prefix
 }
 
-/** Every key under a prefix, sorted. */
+/** Every key under a prefix, sorted (on Cluster, from every master). */
 export async function keysOf(client: Redis, prefix: string): Promise<string[]> {
+  const nodes = (client as unknown) instanceof Cluster ? (client as unknown as Cluster).nodes('master') : [client]
   const found: string[] = []
-  let cursor = '0'
-  do {
-    const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-    found.push(...batch)
-    cursor = next
-  } while (cursor !== '0')
+  for (const node of nodes) {
+    let cursor = '0'
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix.replace(/[{}[\]*?]/g, '\\$&')}:*`, 'COUNT', 1000)
+      found.push(...batch)
+      cursor = next
+    } while (cursor !== '0')
+  }
   return found.sort()
 }
 

@@ -4,6 +4,8 @@ import { findRedisServer, INSTALL_HINT, type RedisServer, startRedisServer } fro
 declare module 'vitest' {
   export interface ProvidedContext {
     redisUrl: string
+    /** JSON list of `{ host, port }` when the run is against Redis Cluster; '' otherwise. */
+    redisClusterNodes: string
   }
 }
 
@@ -11,6 +13,7 @@ let server: RedisServer | undefined
 
 /** One redis-server for the whole run, on a free port and without persistence; or REDIS_URL. */
 export async function setup(project: TestProject): Promise<void> {
+  project.provide('redisClusterNodes', '')
   if (process.env.REDIS_URL) {
     project.provide('redisUrl', process.env.REDIS_URL)
     return
