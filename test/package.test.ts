@@ -1,20 +1,20 @@
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from 'vitest'
+import { buildPackage, root } from './helpers/build.js'
 
 // Builds the package as `npm run build` does and checks what users import.
-const root = join(import.meta.dirname, '..')
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 let outDir: string
+let cleanup = () => {}
 
 beforeAll(() => {
-  // Inside the project, so that the build resolves its dependencies from node_modules.
-  mkdirSync(join(root, '.tmp'), { recursive: true })
-  outDir = mkdtempSync(join(root, '.tmp', 'build-'))
-  execFileSync(join(root, 'node_modules/.bin/tsup'), ['--out-dir', outDir, '--silent'], { cwd: root, stdio: 'pipe' })
+  const build = buildPackage()
+  outDir = build.dir
+  cleanup = build.cleanup
 }, 120_000)
-afterAll(() => rmSync(outDir, { recursive: true, force: true }))
+afterAll(() => cleanup())
 
 const subpaths = Object.keys(pkg.exports).filter((key) => key !== './package.json')
 
@@ -50,4 +50,9 @@ test('every export in package.json points at a built file', () => {
       readFileSync(join(outDir, target.types.slice('./dist/'.length)))
     }
   }
+})
+
+test('the bin points at the built command', () => {
+  expect(pkg.bin).toEqual({ mailstream: './dist/cli.js' })
+  expect(readFileSync(join(outDir, 'cli.js'), 'utf8').startsWith('#!/usr/bin/env node')).toBe(true)
 })

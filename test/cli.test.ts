@@ -1,0 +1,186 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { createEmailQueue } from '../src/index.js'
+import { buildPackage } from './helpers/build.js'
+import { connect, redisUrl, uniquePrefix, waitUntil } from './helpers/redis.js'
+
+// The command as users run it: a real process, against the run's Redis.
+let bin: string
+let dir: string
+let cleanup = () => {}
+beforeAll(() => {
+  const build = buildPackage()
+  dir = build.dir
+  bin = join(dir, 'cli.js')
+  cleanup = build.cleanup
+}, 120_000)
+afterAll(() => cleanup())
+
+const redis = connect()
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr })
+    })
+  })
+}
+
+const job = { type: 'welcome', to: 'reader@example.com', subject: 'Hi', text: 'Hello' }
+
+describe('mailstream command', () => {
+  test('stats prints depths per stream, and --json the same numbers as queue.stats()', async () => {
+    const prefix = uniquePrefix('cli')
+    const queue = createEmailQueue({ redis, prefix })
+    await queue.enqueueMany([job, job, { ...job, priority: 'high' }, { ...job, delayMs: 60_000 }])
+    const text = await cli(['stats', '--redis', redisUrl(), '--prefix', prefix])
+    expect(text.code).toBe(0)
+    expect(text.stdout).toMatch(/^high\s+1\s+0\s+0$/m)
+    expect(text.stdout).toMatch(/^normal\s+2\s+0\s+0$/m)
+    expect(text.stdout).toMatch(/^delayed\s+1$/m)
+    const json = await cli(['stats', '--json', '--redis', redisUrl(), '--prefix', prefix])
+    expect(JSON.parse(json.stdout)).toEqual(await queue.stats())
+  })
+
+  test('status of a job, and exit code 1 for an unknown one', async () => {
+    const prefix = uniquePrefix('cli')
+    const queue = createEmailQueue({ redis, prefix })
+    const { id } = await queue.enqueue(job)
+    const found = await cli(['status', id, '--redis', redisUrl(), '--prefix', prefix])
+    expect(found.code).toBe(0)
+    expect(found.stdout).toMatch(/^status\s+queued$/m)
+    expect(found.stdout).toMatch(/^attempts\s+0 of 3$/m)
+    const missing = await cli(['status', 'nope', '--redis', redisUrl(), '--prefix', prefix])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('no job nope')
+  })
+
+  test('dead list, retry and purge', async () => {
+    const prefix = uniquePrefix('cli')
+    const queue = createEmailQueue({ redis, prefix })
+    await redis.xadd(
+      `${prefix}:dead`,
+      '*',
+      'id',
+      'j1',
+      'job',
+      JSON.stringify({
+        id: 'j1',
+        ...job,
+        to: [{ address: 'a@example.com' }],
+        priority: 'normal',
+        maxAttempts: 3,
+        createdAt: 1,
+      }),
+      'error',
+      'mailbox <b>full</b>',
+      'attempts',
+      '3',
+      'time',
+      String(Date.now()),
+    )
+    await redis.xadd(
+      `${prefix}:dead`,
+      '*',
+      'id',
+      'j2',
+      'error',
+      'no job data',
+      'attempts',
+      '0',
+      'time',
+      String(Date.now()),
+    )
+    const list = await cli(['dead', 'list', '--redis', redisUrl(), '--prefix', prefix])
+    expect(list.stdout).toMatch(/^j1\s+\S+\s+3\s+a@example\.com\s+mailbox <b>full<\/b>$/m)
+    expect(list.stdout).toMatch(/^j2\s/m)
+    const retried = await cli(['dead', 'retry', 'j1', '--redis', redisUrl(), '--prefix', prefix])
+    expect(retried).toMatchObject({ code: 0, stdout: 'retried 1\n' })
+    expect((await queue.getStatus('j1'))?.status).toBe('queued')
+    expect((await cli(['dead', 'retry', 'j1', '--redis', redisUrl(), '--prefix', prefix])).code).toBe(1)
+    const purged = await cli(['dead', 'purge', '--json', '--redis', redisUrl(), '--prefix', prefix])
+    expect(JSON.parse(purged.stdout)).toEqual({ purged: 1 })
+    expect(await redis.xlen(`${prefix}:dead`)).toBe(0)
+  })
+
+  test('suppression add, list and remove; a bad address is exit code 2 and writes nothing', async () => {
+    const prefix = uniquePrefix('cli')
+    const args = ['--redis', redisUrl(), '--prefix', prefix]
+    expect((await cli(['suppression', 'add', 'Gone@Example.com', '--reason', 'bounce', ...args])).code).toBe(0)
+    const list = await cli(['suppression', 'list', '--json', ...args])
+    expect(JSON.parse(list.stdout)).toEqual([{ address: 'gone@example.com', reason: 'bounce', at: expect.any(Number) }])
+    const bad = await cli(['suppression', 'add', 'not-an-address', ...args])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('address')
+    expect(await redis.hlen(`${prefix}:suppressed`)).toBe(1)
+    expect((await cli(['suppression', 'remove', 'gone@example.com', ...args])).code).toBe(0)
+    expect((await cli(['suppression', 'remove', 'gone@example.com', ...args])).code).toBe(1)
+  })
+
+  test('batch shows counters and progress', async () => {
+    const prefix = uniquePrefix('cli')
+    await redis.hset(`${prefix}:batch:issue-3`, { total: 10, sent: 6, failed: 1, sealed: '1' })
+    const shown = await cli(['batch', 'issue-3', '--redis', redisUrl(), '--prefix', prefix])
+    expect(shown.stdout).toMatch(/^progress\s+7\/10 \(70%\)$/m)
+    expect((await cli(['batch', 'none', '--redis', redisUrl(), '--prefix', prefix])).code).toBe(1)
+  })
+
+  test('bad usage is exit code 2; unreachable Redis is exit code 1 with a clear message', async () => {
+    expect((await cli(['frobnicate'])).code).toBe(2)
+    expect((await cli([])).code).toBe(2)
+    expect((await cli(['dead'])).code).toBe(2)
+    expect((await cli(['stats', '--redis', 'localhost:6379'])).code).toBe(2)
+    const down = await cli(['stats', '--redis', 'redis://127.0.0.1:1'])
+    expect(down.code).toBe(1)
+    expect(down.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/)
+  })
+
+  test('worker --config runs a worker as its own process and stops gracefully on SIGTERM', async () => {
+    const prefix = uniquePrefix('cli')
+    const sink = join(dir, `${prefix}.log`)
+    const config = join(dir, `${prefix}.config.mjs`)
+    writeFileSync(sink, '')
+    writeFileSync(
+      config,
+      `import { appendFileSync } from 'node:fs'
+export default {
+  from: 'news@example.com',
+  concurrency: 4,
+  transport: {
+    name: 'file',
+    async send(message) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      appendFileSync(${JSON.stringify(sink)}, message.jobId + '\\n')
+      return { messageId: message.jobId }
+    },
+  },
+}
+`,
+    )
+    const queue = createEmailQueue({ redis, prefix })
+    const jobs = await queue.enqueueMany(Array.from({ length: 20 }, (_, i) => ({ ...job, to: `r${i}@example.com` })))
+    const child: ChildProcess = spawn(process.execPath, [
+      bin,
+      'worker',
+      '--config',
+      config,
+      '--redis',
+      redisUrl(),
+      '--prefix',
+      prefix,
+    ])
+    let output = ''
+    child.stdout?.on('data', (chunk) => {
+      output += chunk
+    })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    await waitUntil(() => readFileSync(sink, 'utf8').split('\n').filter(Boolean).length === 20, 15_000, 'the sends')
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect(output).toContain('worker stopped')
+    expect(readFileSync(sink, 'utf8').split('\n').filter(Boolean).sort()).toEqual(jobs.map((j) => j.id).sort())
+    for (const { id } of jobs) expect((await queue.getStatus(id))?.status).toBe('sent')
+  })
+})
