@@ -33,6 +33,7 @@ export {
   type SuppressionEntry,
 } from './queue.js'
 export type { RedisClient, RedisInput } from './redis.js'
+export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals, JobDelivery } from './stats.js'
 export type {
   EmailMessage,
   RenderContext,
