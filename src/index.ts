@@ -44,6 +44,18 @@ export type {
   Transport,
 } from './transport.js'
 export {
+  createSesWebhookHandler,
+  type SesEvent,
+  type SesEventType,
+  type SesWebhookHandler,
+  type SesWebhookOptions,
+  type SesWebhookOutcome,
+  type SesWebhookRequest,
+  type SesWebhookResponse,
+  type SnsSubscriptionMessage,
+} from './webhooks/ses.js'
+export { type FetchCertificate, isSnsUrl, type SnsMessage, type SnsMessageType } from './webhooks/sns.js'
+export {
   createEmailWorker,
   type DeadEvent,
   type EmailWorker,
