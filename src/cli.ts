@@ -63,14 +63,24 @@ const commands: Record<string, (context: Context) => Promise<void>> = {
         stream.waiting,
         stream.pending,
         stream.consumers,
+        stream.oldestWaitingMs ? formatDuration(stream.oldestWaitingMs) : '-',
       ])
+      const percent = (rate: number) => `${(rate * 100).toFixed(2)}%`
       return [
-        table(['stream', 'waiting', 'pending', 'consumers'], rows),
+        table(['stream', 'waiting', 'pending', 'consumers', 'oldest'], rows),
         '',
         pairs([
           ['delayed', stats.delayed],
           ['dead', stats.dead],
           ['suppressed', stats.suppressed],
+          ['sent', stats.totals.sent],
+          ['failed', stats.totals.failed],
+          ['retried', stats.totals.retried],
+          ['delivered', `${stats.totals.delivered} (${percent(stats.rates.deliveryRate)})`],
+          ['bounced', `${stats.totals.bounced} (${percent(stats.rates.bounceRate)})`],
+          ['complained', `${stats.totals.complained} (${percent(stats.rates.complaintRate)})`],
+          ['opened', `${stats.totals.opened} (${percent(stats.rates.openRate)})`],
+          ['clicked', `${stats.totals.clicked} (${percent(stats.rates.clickRate)})`],
         ]),
       ].join('\n')
     })

@@ -33,6 +33,7 @@ export {
   type SuppressionEntry,
 } from './queue.js'
 export type { RedisClient, RedisInput } from './redis.js'
+export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals, JobDelivery } from './stats.js'
 export type {
   EmailMessage,
   RenderContext,
@@ -42,6 +43,18 @@ export type {
   TemplateRendererLike,
   Transport,
 } from './transport.js'
+export {
+  createSesWebhookHandler,
+  type SesEvent,
+  type SesEventType,
+  type SesWebhookHandler,
+  type SesWebhookOptions,
+  type SesWebhookOutcome,
+  type SesWebhookRequest,
+  type SesWebhookResponse,
+  type SnsSubscriptionMessage,
+} from './webhooks/ses.js'
+export { type FetchCertificate, isSnsUrl, type SnsMessage, type SnsMessageType } from './webhooks/sns.js'
 export {
   createEmailWorker,
   type DeadEvent,

@@ -14,6 +14,10 @@ export interface QueueKeys {
   suppressed: string
   /** Totals since the queue began: sent, failed, suppressed, retried, throttled (and webhook events). */
   stats: string
+  /** Marks an SNS message as applied (dedupe), by SNS MessageId. */
+  sns(messageId: string): string
+  /** Which counters an SES message has counted already, by SES message id. */
+  ses(messageId: string): string
   status(id: string): string
   idem(key: string): string
   batch(batchId: string): string
@@ -30,6 +34,8 @@ export function queueKeys(prefix: string): QueueKeys {
     dead: `${prefix}:dead`,
     suppressed: `${prefix}:suppressed`,
     stats: `${prefix}:stats`,
+    sns: (messageId) => `${prefix}:sns:${messageId}`,
+    ses: (messageId) => `${prefix}:ses:${messageId}`,
     status: (id) => `${prefix}:status:${id}`,
     idem: (key) => `${prefix}:idem:${key}`,
     batch: (batchId) => `${prefix}:batch:${batchId}`,

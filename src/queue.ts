@@ -14,6 +14,9 @@ import { GROUP, IDEMPOTENCY_TTL_SECONDS, type QueueKeys, queueKeys, STATUS_TTL_S
 import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
 import { quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
 import { addScript, defineScripts, runScript } from './scripts.js'
+import { type BatchStats, batchStats, type JobDelivery, jobDelivery, type QueueStats, queueStats } from './stats.js'
+
+export type { QueueStats, StreamStats } from './stats.js'
 
 export interface EmailQueueOptions {
   /** An ioredis client (left open by `close()`), ioredis options or a redis:// URL. */
@@ -63,6 +66,8 @@ export interface JobState {
   sentAt?: number
   /** When a scheduled or retrying job is due, epoch ms. */
   dueAt?: number
+  /** What SES reported after the send (delivered, bounced, opens, ...), once an event arrived. */
+  delivery?: JobDelivery
 }
 
 export interface DeadLetter {
@@ -75,24 +80,6 @@ export interface DeadLetter {
   attempts: number
   /** Epoch ms. */
   failedAt: number
-}
-
-export interface StreamStats {
-  /** Entries in the stream: waiting plus delivered-but-unacknowledged. */
-  length: number
-  /** Delivered to a worker and not yet acknowledged. */
-  pending: number
-  /** Waiting, never delivered. */
-  waiting: number
-  consumers: number
-}
-
-export interface QueueStats {
-  streams: Record<Priority, StreamStats>
-  /** Jobs scheduled for later (delayMs/sendAt, retries, throttled). */
-  delayed: number
-  dead: number
-  suppressed: number
 }
 
 export interface SuppressionEntry {
@@ -114,6 +101,8 @@ export interface EmailQueue {
   cancel(id: string): Promise<boolean>
   getStatus(id: string): Promise<JobState | null>
   stats(): Promise<QueueStats>
+  /** Totals and rates of one batch (sent, delivered, bounced, opened, ...); null for an unknown batch. */
+  batchStats(batchId: string): Promise<BatchStats | null>
   deadLetters: {
     /** Newest first. */
     list(options?: { count?: number }): Promise<DeadLetter[]>
@@ -293,28 +282,6 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     return moved === 1
   }
 
-  async function streamStats(stream: string): Promise<StreamStats> {
-    const length = await client.xlen(stream)
-    let groups: unknown[] = []
-    try {
-      groups = (await client.xinfo('GROUPS', stream)) as unknown[]
-    } catch {
-      // No stream yet.
-    }
-    const group = groups
-      .map((raw) => fieldsToObject((raw as unknown[]).map((value) => String(value))))
-      .find((info) => info.name === GROUP)
-    if (!group) return { length, pending: 0, waiting: length, consumers: 0 }
-    const pending = Number(group.pending ?? 0)
-    const lag = group.lag === undefined || group.lag === '' ? length - pending : Number(group.lag)
-    return {
-      length,
-      pending,
-      waiting: Math.max(0, lag),
-      consumers: Number(group.consumers ?? 0),
-    }
-  }
-
   return {
     prefix: config.prefix,
     keys,
@@ -396,23 +363,19 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       const dueAt = toNumber(hash.dueAt)
       if (sentAt !== undefined) state.sentAt = sentAt
       if (dueAt !== undefined) state.dueAt = dueAt
+      const delivery = jobDelivery(hash)
+      if (delivery) state.delivery = delivery
       return state
     },
 
     async stats() {
       assertOpen()
-      const [high, normal, low] = await Promise.all(keys.streams.map(streamStats))
-      const [delayed, dead, suppressed] = await Promise.all([
-        client.zcard(keys.delayed),
-        client.xlen(keys.dead),
-        client.hlen(keys.suppressed),
-      ])
-      return {
-        streams: { high, normal, low } as Record<Priority, StreamStats>,
-        delayed,
-        dead,
-        suppressed,
-      }
+      return queueStats(client, keys)
+    },
+
+    async batchStats(batchId) {
+      assertOpen()
+      return batchStats(client, keys, checkId(batchId, 'batchId'))
     },
 
     deadLetters: {

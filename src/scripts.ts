@@ -9,6 +9,7 @@ import promote from './lua/promote.lua'
 import reclaim from './lua/reclaim.lua'
 import retryDead from './lua/retry-dead.lua'
 import sealBatch from './lua/seal-batch.lua'
+import sesEvent from './lua/ses-event.lua'
 import type { RedisClient } from './redis.js'
 
 /** Scripts that change batch counters start with the shared batch functions. */
@@ -24,6 +25,7 @@ const SOURCES = {
   reclaim,
   retryDead: withBatchLib(retryDead),
   sealBatch: withBatchLib(sealBatch),
+  sesEvent,
 }
 export type ScriptName = keyof typeof SOURCES
 

@@ -303,6 +303,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       } catch (error) {
         if (!String((error as Error).message).includes('BUSYGROUP')) throw error
       }
+      // Registered on every stream, so that stats count this worker even where it has read nothing yet.
+      await redis().xgroup('CREATECONSUMER', stream, GROUP, consumer)
     }
     groupsReady = true
   }

@@ -1,7 +1,9 @@
 /** Plain-text tables for the terminal: a header row, columns padded to their widest cell. */
 export function table(headers: string[], rows: (string | number | undefined | null)[][]): string {
   const cells = rows.map((row) => headers.map((_, column) => clean(row[column])))
-  const widths = headers.map((header, column) => Math.max(header.length, ...cells.map((row) => row[column]?.length ?? 0)))
+  const widths = headers.map((header, column) =>
+    Math.max(header.length, ...cells.map((row) => row[column]?.length ?? 0)),
+  )
   const line = (row: string[]) =>
     row
       .map((cell, column) => cell.padEnd(widths[column] ?? 0))
