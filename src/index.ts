@@ -42,6 +42,7 @@ export type {
   TemplateRendererLike,
   Transport,
 } from './transport.js'
+export { decodeTagValue, encodeTagValue } from './transport.js'
 export {
   createEmailWorker,
   type DeadEvent,
