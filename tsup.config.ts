@@ -4,6 +4,7 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     memory: 'src/transports/memory.ts',
+    ses: 'src/transports/ses.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
@@ -13,5 +14,6 @@ export default defineConfig({
   splitting: true,
   treeshake: true,
   loader: { '.lua': 'text' },
-  external: ['ioredis'],
+  // Peers, loaded from the user's node_modules; nodemailer subpaths too (the MIME composer).
+  external: ['ioredis', '@aws-sdk/client-sesv2', 'nodemailer', /^nodemailer\//],
 })
