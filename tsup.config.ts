@@ -5,6 +5,7 @@ export default defineConfig({
     index: 'src/index.ts',
     memory: 'src/transports/memory.ts',
     ses: 'src/transports/ses.ts',
+    smtp: 'src/transports/smtp.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
