@@ -6,6 +6,7 @@ export default defineConfig({
     memory: 'src/transports/memory.ts',
     ses: 'src/transports/ses.ts',
     smtp: 'src/transports/smtp.ts',
+    preview: 'src/transports/preview.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -42,6 +42,7 @@ test('importing mailstream alone loads no transport SDK', () => {
 test.each([
   ['ses', ['@aws-sdk'], ['nodemailer', 'ioredis']],
   ['smtp', ['nodemailer'], ['@aws-sdk', 'ioredis']],
+  ['preview', [], ['nodemailer', '@aws-sdk', 'ioredis']],
   ['memory', [], ['nodemailer', '@aws-sdk', 'ioredis']],
 ])('mailstream/%s loads %j and not %j', (entry, expected, unexpected) => {
   const script = `
