@@ -46,6 +46,8 @@ export interface SentEvent {
   job: EmailJob
   messageId: string
   attempts: number
+  /** Recipients the provider refused while it accepted the message for the others (SMTP). */
+  rejected?: string[]
 }
 export interface RetryingEvent {
   id: string
@@ -173,7 +175,7 @@ interface Delivery {
 }
 
 type Outcome =
-  | { kind: 'sent'; messageId: string }
+  | { kind: 'sent'; messageId: string; rejected?: string[] }
   | { kind: 'retry' | 'throttle'; dueAt: number; error: string }
   | { kind: 'dead'; error: string }
   | { kind: 'suppressed'; reason: string }
@@ -657,7 +659,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     return window
   }
 
-  async function sendWithTimeout(message: EmailMessage, attempt: number): Promise<string> {
+  async function sendWithTimeout(message: EmailMessage, attempt: number): Promise<SendResult> {
     const window = openWindow()
     window.active++
     let cutOff: ((reason: unknown) => void) | undefined
@@ -675,7 +677,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       if (!result || typeof result.messageId !== 'string') {
         throw new TransportError(`transport ${transport.name} returned no messageId`, { retry: 'later' })
       }
-      return result.messageId
+      return result
     } finally {
       window.rejects.delete(cutOff as (reason: unknown) => void)
       window.active--
@@ -714,8 +716,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           const message =
             job.template === undefined ? buildMessage(job, suppressed) : await renderMessage(job, suppressed)
           attempts++
-          const messageId = await sendWithTimeout(message, attempts)
-          outcome = { kind: 'sent', messageId }
+          const { messageId, rejected } = await sendWithTimeout(message, attempts)
+          outcome = { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
         } catch (error) {
           if (abandoned) return // stopped hard: the entry stays pending for another worker
           const { retry, retryAfterMs, pause } = classify(error)
@@ -773,6 +775,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         id: delivery.jobId,
         job: job as EmailJob,
         messageId: outcome.messageId,
+        ...(outcome.rejected && { rejected: outcome.rejected }),
         attempts,
       })
     } else if (outcome.kind === 'retry' || outcome.kind === 'throttle') {

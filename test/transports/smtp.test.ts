@@ -1,6 +1,12 @@
 import { createTransport } from 'nodemailer'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type EmailJobInput, type EmailMessage, MailstreamError, TransportError } from '../../src/index.js'
+import {
+  type EmailJobInput,
+  type EmailMessage,
+  MailstreamError,
+  type SentEvent,
+  TransportError,
+} from '../../src/index.js'
 import { createSmtpTransport, type SmtpTransport } from '../../src/transports/smtp.js'
 import { receivedFromMime } from '../helpers/mime.js'
 import { harness } from '../helpers/queue.js'
@@ -154,6 +160,7 @@ describe('SMTP transport', () => {
   test('a URL makes a pooled transport; a transporter of your own is used as it is and never closed', async () => {
     const fromUrl = createSmtpTransport({ url: `smtp://127.0.0.1:${smtp.port}` })
     expect(fromUrl.transporter.transporter.name).toBe('SMTP (pool)')
+    await fromUrl.verify()
     const viaUrl = await fromUrl.send(message(), context())
     expect(smtp.delivery(viaUrl.messageId)).toBeDefined()
     await fromUrl.close()
@@ -222,5 +229,19 @@ describe('queue -> worker -> SMTP', () => {
     expect(delivered).toHaveLength(1)
     expect(delivered[0]?.messageId).toBe(state.messageId)
     expect(smtp.deliveries.some((delivery) => delivery.envelope.to.includes('gone@example.com'))).toBe(false)
+  })
+
+  test('recipients refused while others got the message are reported in the sent event', async () => {
+    const { queue, worker } = harness(redis)
+    const w = worker({ transport })
+    const sent = new Promise<SentEvent>((resolve) => w.on('sent', resolve))
+    await w.start()
+    smtp.reject('moved@example.com', 550)
+    try {
+      const { id } = await queue.enqueue(job({ to: ['stays@example.com', 'moved@example.com'] }))
+      expect(await sent).toMatchObject({ id, attempts: 1, rejected: ['moved@example.com'] })
+    } finally {
+      smtp.accept('moved@example.com')
+    }
   })
 })
