@@ -121,6 +121,9 @@ function toTransportError(error: unknown): TransportError {
   })
 }
 
+/** File names start with the time, then the job id: newest first is descending order. */
+const newestFirst = (entries: PreviewEntry[]) => entries.slice().sort((a, b) => (a.emlFile < b.emlFile ? 1 : -1))
+
 const show = (list: Address[] | undefined) => (list ?? []).map(formatAddress)
 const bare = (list: Address[] | undefined) => (list ?? []).map((address) => address.address)
 
@@ -256,8 +259,7 @@ export function createPreviewTransport(options: PreviewTransportOptions = {}): P
       .catch(() => {})
       .then(async () => {
         queuedWrite = undefined
-        // File names start with the time, then the job id: newest first is descending order.
-        const snapshot = (entries ?? []).slice().sort((a, b) => (a.emlFile < b.emlFile ? 1 : -1))
+        const snapshot = newestFirst(entries ?? [])
         await writeAtomically(INDEX_JSON, `${JSON.stringify(snapshot, null, 1)}\n`)
         await writeAtomically(INDEX_HTML, indexPage(snapshot))
       })
@@ -313,7 +315,7 @@ export function createPreviewTransport(options: PreviewTransportOptions = {}): P
           })),
         }
         await fs.writeFile(join(dir, entry.htmlFile), messagePage(message, entry))
-        list.unshift(entry)
+        list.push(entry)
         await refreshIndex()
         return { messageId }
       } catch (error) {
@@ -322,7 +324,7 @@ export function createPreviewTransport(options: PreviewTransportOptions = {}): P
     },
 
     async list() {
-      return (await load()).slice()
+      return newestFirst(await load())
     },
 
     async close() {
