@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { hostname } from 'node:os'
 import { z } from 'zod'
 import { type BatchCounters, countersFromReply, createProgressThrottle, toProgress } from './batch.js'
@@ -644,8 +645,12 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     const now = Date.now()
     if (currentWindow && now - currentWindow.openedAt < windowMs) return currentWindow
     if (currentWindow?.active === 0) closeWindow(currentWindow)
+    const controller = new AbortController()
+    // Every send of the window listens to this signal (an SDK request adds one listener or
+    // more): that is by design, not a leak, and the signal goes away with its window.
+    setMaxListeners(0, controller.signal)
     const window: SendWindow = {
-      controller: new AbortController(),
+      controller,
       openedAt: now,
       active: 0,
       rejects: new Set(),

@@ -58,6 +58,10 @@ describe('queue -> worker -> SES', () => {
       ses.fail({ reset: true })
     }
 
+    // Sends started together share one abort signal; the SDK adds a listener per request.
+    const warnings: Error[] = []
+    const onWarning = (warning: Error) => warnings.push(warning)
+    process.on('warning', onWarning)
     const w = worker({ transport, concurrency: 16 })
     const sentIds: string[] = []
     const deadIds: string[] = []
@@ -65,6 +69,8 @@ describe('queue -> worker -> SES', () => {
     w.on('dead', ({ id }) => deadIds.push(id))
     await w.start()
     await waitUntil(() => sentIds.length + deadIds.length >= 1000, 60_000, '1,000 outcomes')
+    process.off('warning', onWarning)
+    expect(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning')).toEqual([])
     expect(deadIds).toEqual([])
     expect(new Set(sentIds)).toEqual(ids)
 
