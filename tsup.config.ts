@@ -5,7 +5,8 @@ const shared = {
   sourcemap: true,
   treeshake: true,
   loader: { '.lua': 'text' },
-  external: ['ioredis'],
+  // Peers, loaded from the user's node_modules; nodemailer subpaths too (the MIME composer).
+  external: ['ioredis', '@aws-sdk/client-sesv2', 'nodemailer', /^nodemailer\//],
 } satisfies Partial<Options>
 
 export default defineConfig([
@@ -14,6 +15,9 @@ export default defineConfig([
     entry: {
       index: 'src/index.ts',
       memory: 'src/transports/memory.ts',
+      ses: 'src/transports/ses.ts',
+      smtp: 'src/transports/smtp.ts',
+      preview: 'src/transports/preview.ts',
     },
     format: ['esm', 'cjs'],
     dts: true,

@@ -43,6 +43,7 @@ export type {
   TemplateRendererLike,
   Transport,
 } from './transport.js'
+export { decodeTagValue, encodeTagValue } from './transport.js'
 export {
   createSesWebhookHandler,
   type SesEvent,

@@ -258,8 +258,8 @@ const jobSchema = z
         z
           .string()
           .regex(TAG_RE, 'tag names are 1-256 characters of A-Z a-z 0-9 _ -')
-          .refine((name) => name !== 'job_id', {
-            message: 'job_id is set by mailstream',
+          .refine((name) => !['job_id', 'batch_id', 'type'].includes(name), {
+            message: 'job_id, batch_id and type are set by mailstream',
           }),
         z.string().regex(TAG_RE, 'tag values are 1-256 characters of A-Z a-z 0-9 _ -'),
       )

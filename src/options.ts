@@ -1,7 +1,8 @@
 import { z } from 'zod'
 import { MailstreamError } from './errors.js'
 import { issueField } from './job.js'
-import { isRedisClient, type RedisClient, type RedisInput } from './redis.js'
+// Types only: transports use parseOptions, and must not load ioredis through redis.ts.
+import type { RedisClient, RedisInput } from './redis.js'
 
 /** Validates factory options once, at the boundary; throws `E_CONFIG` naming the field. */
 export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, factory: string): z.output<S> {
@@ -20,8 +21,8 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, fac
 }
 
 export const redisInputSchema = z.custom<RedisInput>(
+  // An ioredis client is an object too: resolveRedis tells clients from options.
   (value) =>
-    isRedisClient(value) ||
     (typeof value === 'string' && /^rediss?:\/\//.test(value)) ||
     (typeof value === 'object' && value !== null && !Array.isArray(value)),
   { message: 'give an ioredis client, ioredis options or a redis:// URL' },

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
 import { z } from 'zod'
@@ -46,6 +47,8 @@ export interface SentEvent {
   job: EmailJob
   messageId: string
   attempts: number
+  /** Recipients the provider refused while it accepted the message for the others (SMTP). */
+  rejected?: string[]
 }
 export interface RetryingEvent {
   id: string
@@ -173,7 +176,7 @@ interface Delivery {
 }
 
 type Outcome =
-  | { kind: 'sent'; messageId: string }
+  | { kind: 'sent'; messageId: string; rejected?: string[] }
   | { kind: 'retry' | 'throttle'; dueAt: number; error: string }
   | { kind: 'dead'; error: string }
   | { kind: 'suppressed'; reason: string }
@@ -632,8 +635,12 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     const now = Date.now()
     if (currentWindow && now - currentWindow.openedAt < windowMs) return currentWindow
     if (currentWindow?.active === 0) closeWindow(currentWindow)
+    const controller = new AbortController()
+    // Every send of the window listens to this signal (an SDK request adds one listener or
+    // more): that is by design, not a leak, and the signal goes away with its window.
+    setMaxListeners(0, controller.signal)
     const window: SendWindow = {
-      controller: new AbortController(),
+      controller,
       openedAt: now,
       active: 0,
       rejects: new Set(),
@@ -647,7 +654,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     return window
   }
 
-  async function sendWithTimeout(message: EmailMessage, attempt: number): Promise<string> {
+  async function sendWithTimeout(message: EmailMessage, attempt: number): Promise<SendResult> {
     const window = openWindow()
     window.active++
     let cutOff: ((reason: unknown) => void) | undefined
@@ -665,7 +672,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       if (!result || typeof result.messageId !== 'string') {
         throw new TransportError(`transport ${transport.name} returned no messageId`, { retry: 'later' })
       }
-      return result.messageId
+      return result
     } finally {
       window.rejects.delete(cutOff as (reason: unknown) => void)
       window.active--
@@ -704,8 +711,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           const message =
             job.template === undefined ? buildMessage(job, suppressed) : await renderMessage(job, suppressed)
           attempts++
-          const messageId = await sendWithTimeout(message, attempts)
-          outcome = { kind: 'sent', messageId }
+          const { messageId, rejected } = await sendWithTimeout(message, attempts)
+          outcome = { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
         } catch (error) {
           if (abandoned) return // stopped hard: the entry stays pending for another worker
           const { retry, retryAfterMs, pause } = classify(error)
@@ -763,6 +770,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         id: delivery.jobId,
         job: job as EmailJob,
         messageId: outcome.messageId,
+        ...(outcome.rejected && { rejected: outcome.rejected }),
         attempts,
       })
     } else if (outcome.kind === 'retry' || outcome.kind === 'throttle') {

@@ -70,6 +70,7 @@ describe('validateJob', () => {
     ['id', { ...base, id: 'has space' }],
     ['batchId', { ...base, batchId: 'a/b' }],
     ['tags.job_id', { ...base, tags: { job_id: 'x' } }],
+    ['tags.batch_id', { ...base, tags: { batch_id: 'x' } }],
     ['attachments.0.filename', { ...base, attachments: [{ filename: '', content: 'x' }] }],
     ['extra', { ...base, extra: true }],
   ])('rejects a bad %s', (field, input) => {

@@ -39,6 +39,21 @@ test('importing mailstream alone loads no transport SDK', () => {
   expect(JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root }).toString())).toEqual([])
 })
 
+test.each([
+  ['ses', ['@aws-sdk'], ['nodemailer', 'ioredis']],
+  ['smtp', ['nodemailer'], ['@aws-sdk', 'ioredis']],
+  ['preview', [], ['nodemailer', '@aws-sdk', 'ioredis']],
+  ['memory', [], ['nodemailer', '@aws-sdk', 'ioredis']],
+])('mailstream/%s loads %j and not %j', (entry, expected, unexpected) => {
+  const script = `
+    require(${JSON.stringify(join(outDir, `${entry}.cjs`))});
+    const loaded = new Set(Object.keys(require.cache).map((file) => /node_modules[\\/]((?:@[^\\/]+)|[^\\/@]+)[\\/]/.exec(file)?.[1]));
+    console.log(JSON.stringify([...loaded].filter(Boolean)));`
+  const loaded: string[] = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root }).toString())
+  for (const name of expected) expect(loaded).toContain(name)
+  for (const name of unexpected) expect(loaded).not.toContain(name)
+})
+
 test('every export in package.json points at a built file', () => {
   for (const subpath of subpaths) {
     const entry = subpath === '.' ? 'index' : subpath.slice(2)

@@ -5,6 +5,7 @@ import {
   createEmailQueue,
   createSesWebhookHandler,
   type EmailQueue,
+  encodeTagValue,
   isSnsUrl,
   type SesEvent,
   type SesWebhookOptions,
@@ -434,7 +435,12 @@ describe('SES events', () => {
     const handler = handlerFor(h.queue, { onEvent: (event) => void events.push(event) })
     await post(
       handler,
-      sns.signedEvent({ type: 'Delivery', messageId: first.messageId, jobId: 'order_3A42', batchId: 'issue_3a7' }),
+      sns.signedEvent({
+        type: 'Delivery',
+        messageId: first.messageId,
+        jobId: encodeTagValue('order:42'),
+        batchId: encodeTagValue('issue:7'),
+      }),
     )
     expect((await h.queue.getStatus('order:42'))?.delivery).toMatchObject({ state: 'delivered' })
     expect((await h.queue.batchStats('issue:7'))?.totals.delivered).toBe(1)

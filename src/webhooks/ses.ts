@@ -4,6 +4,7 @@ import { parseAddress } from '../job.js'
 import { parseOptions } from '../options.js'
 import type { EmailQueue } from '../queue.js'
 import { runScript } from '../scripts.js'
+import { decodeTagValue } from '../transport.js'
 import {
   confirmSubscription,
   createSnsVerifier,
@@ -178,11 +179,6 @@ const SES_MESSAGE_ID_RE = /^[^\s\u0000-\u001f]{1,256}$/
 const MAX_BODY_BYTES = 1024 * 1024
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' }
 
-/** Reverses `_XX` hex escapes (`order_3A1` -> `order:1`), the way an id outside SES's tag alphabet may be written. */
-export function decodeHexEscapes(value: string): string {
-  return value.replace(/_([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
-}
-
 type Json = Record<string, unknown>
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value)
 const asString = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined)
@@ -319,7 +315,8 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
     fetchCertificate: config.fetchCertificate ?? defaultFetchCertificate(fetchImpl, config.timeoutMs),
   })
   const allowedTopics = config.allowedTopicArns ? new Set(config.allowedTopicArns) : undefined
-  const decode = config.decodeTagValue ?? decodeHexEscapes
+  // By default the encoding of mailstream's SES transport (`order:42` is tagged `order_c42`).
+  const decode = config.decodeTagValue ?? decodeTagValue
 
   /** The tag value itself first, then its decoded form: ids that could name a job or batch. */
   function candidates(tag: string | undefined): string[] {
@@ -347,8 +344,8 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
     const batchFound = replies.slice(jobIds.length).map(([, reply]) => reply === 1)
     const jobIndex = states.findIndex((state) => state[0] !== null)
     const batchIndex = batchFound.indexOf(true)
-    // Nothing in Redis to tell which form is right: the host's own decoder wins, else the tag as it is.
-    const pick = (ids: string[]) => (config.decodeTagValue ? (ids[1] ?? ids[0]) : ids[0])
+    // Nothing in Redis to tell which form is right: the decoded one, as the SES transport encodes.
+    const pick = (ids: string[]) => ids[1] ?? ids[0]
     const jobId = jobIndex >= 0 ? jobIds[jobIndex] : pick(jobIds)
     const batchId = batchIndex >= 0 ? batchIds[batchIndex] : (states[jobIndex]?.[1] ?? pick(batchIds))
     const out: { jobId?: string; batchId?: string; found: boolean } = { found: jobIndex >= 0 }

@@ -67,6 +67,12 @@ export function transportContract(name: string, setup: () => Promise<ContractHar
       expect(harness.transport.name).toEqual(expect.any(String))
     })
 
+    test('each send gets its own message id', async () => {
+      const first = await send(harness.transport, message())
+      const second = await send(harness.transport, message())
+      expect(first.messageId).not.toBe(second.messageId)
+    })
+
     test('plain text', async () => {
       const msg = message({ text: 'Hello in plain text' })
       const got = await roundTrip(msg)
@@ -132,6 +138,7 @@ export function transportContract(name: string, setup: () => Promise<ContractHar
         const error = await send(harness.transport, message()).catch((caught: unknown) => caught)
         expect(error).toBeInstanceOf(TransportError)
         expect((error as TransportError).retry).toBe(kind)
+        expect((error as TransportError).message).toMatch(/^\[mailstream\] /)
         // The failure does not stick: the next send goes through.
         const ok = await send(harness.transport, message())
         expect(ok.messageId.length).toBeGreaterThan(0)

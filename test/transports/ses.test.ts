@@ -1,0 +1,308 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
+import { decodeTagValue, type EmailMessage, MailstreamError, TransportError } from '../../src/index.js'
+import { createSesTransport, type SesTransport } from '../../src/transports/ses.js'
+import {
+  ACCOUNT_ROUTE,
+  SES_FAULTS,
+  type SesFault,
+  type SesLocal,
+  type StoredEmail,
+  startSesLocal,
+} from '../helpers/ses-local.js'
+import { type ReceivedMessage, transportContract } from './contract.js'
+
+/** The bare, lower-case address in `a@b.c`, `Name <a@b.c>` or `=?UTF-8?B?...?= <a@b.c>`. */
+const bare = (value: string) => (/<([^>]+)>/.exec(value)?.[1] ?? value).trim().toLowerCase()
+
+function toReceived(message: EmailMessage, email: StoredEmail): ReceivedMessage {
+  // Attachments go as raw MIME; aws-ses-v2-local then reads recipients from the headers (no Bcc there).
+  const raw = (message.attachments?.length ?? 0) > 0
+  return {
+    from: bare(email.from),
+    to: email.destination.to.map(bare),
+    cc: email.destination.cc.map(bare),
+    ...(!raw && { bcc: email.destination.bcc.map(bare) }),
+    replyTo: email.replyTo.flatMap((value) => value.split(',')).map(bare),
+    subject: email.subject,
+    ...(email.body.text !== undefined && { text: email.body.text }),
+    ...(email.body.html !== undefined && { html: email.body.html }),
+    headers: Object.fromEntries((email.headers ?? []).map(({ name, value }) => [name.toLowerCase(), value])),
+    attachments: email.attachments.map((attachment) => ({
+      filename: attachment.filename ?? '',
+      content: Buffer.from(attachment.content, 'base64'),
+      ...(attachment.contentType && { contentType: attachment.contentType }),
+    })),
+  }
+}
+
+const FAULT_FOR = { throttle: SES_FAULTS.throttle, later: SES_FAULTS.later, never: SES_FAULTS.never } as const
+
+transportContract('ses', async () => {
+  const ses = await startSesLocal()
+  const transport = createSesTransport({ clientConfig: ses.clientConfig() })
+  return {
+    transport,
+    async received(message, messageId) {
+      const email = (await ses.emails()).find((candidate) => candidate.messageId === messageId)
+      if (!email) throw new Error(`SES local has no message ${messageId}`)
+      return toReceived(message, email)
+    },
+    failNext(kind) {
+      ses.fail(FAULT_FOR[kind])
+    },
+    close: () => ses.close(),
+  }
+})
+
+let sequence = 0
+function message(overrides: Partial<EmailMessage> = {}): EmailMessage {
+  sequence++
+  return {
+    jobId: `ses-${sequence}`,
+    type: 'welcome',
+    priority: 'normal',
+    from: { address: 'noreply@example.com' },
+    to: [{ address: `reader${sequence}@example.com` }],
+    subject: `SES ${sequence}`,
+    text: 'Hello',
+    ...overrides,
+  }
+}
+const context = (signal = new AbortController().signal) => ({ signal, attempt: 1 })
+type SentRequest = {
+  EmailTags: { Name: string; Value: string }[]
+  FromEmailAddress?: string
+  ConfigurationSetName?: string
+  Destination: { ToAddresses?: string[]; CcAddresses?: string[]; BccAddresses?: string[] }
+  Content: { Simple?: { Headers?: { Name: string; Value: string }[] }; Raw?: { Data: string } }
+}
+const tagsOf = (request: SentRequest) => Object.fromEntries(request.EmailTags.map((tag) => [tag.Name, tag.Value]))
+
+describe('SES transport', () => {
+  let ses: SesLocal
+  let transport: SesTransport
+  beforeAll(async () => {
+    ses = await startSesLocal()
+  })
+  afterAll(async () => {
+    await transport?.close()
+    await ses?.close()
+  })
+  beforeEach(async () => {
+    await ses.clear()
+    transport = createSesTransport({
+      clientConfig: ses.clientConfig(),
+      configurationSetName: 'vality-events',
+      tags: { app: 'vality', campaign: 'default' },
+    })
+  })
+  const lastRequest = () => ses.sendRequests().at(-1) as SentRequest
+
+  test('tags every message with job_id, batch_id and type, escaped for SES and decodable', async () => {
+    await transport.send(
+      message({ jobId: 'job:42.a_b', batchId: 'issue:2026.05', type: 'newsletter', tags: { campaign: 'spring' } }),
+      context(),
+    )
+    const request = lastRequest()
+    const tags = tagsOf(request)
+    expect(tags).toEqual({
+      app: 'vality',
+      campaign: 'spring', // the message's tag wins over the transport's
+      job_id: 'job_c42_da__b',
+      batch_id: 'issue_c2026_d05',
+      type: 'newsletter',
+    })
+    for (const tag of request.EmailTags) expect(tag.Value).toMatch(/^[A-Za-z0-9_-]{1,256}$/)
+    expect(decodeTagValue(tags.job_id as string)).toBe('job:42.a_b')
+    expect(decodeTagValue(tags.batch_id as string)).toBe('issue:2026.05')
+    expect(request.ConfigurationSetName).toBe('vality-events')
+  })
+
+  test('a message cannot overwrite job_id, batch_id or type; no batch_id without a batch', async () => {
+    await transport.send(message({ jobId: 'plain', tags: { type: 'spoofed', batch_id: 'spoofed' } }), context())
+    const tags = tagsOf(lastRequest())
+    expect(tags.type).toBe('welcome')
+    expect(tags.batch_id).toBeUndefined()
+    expect(tags.job_id).toBe('plain')
+  })
+
+  test('simple content carries custom headers and encodes non-ASCII display names', async () => {
+    await transport.send(
+      message({
+        from: { name: '밸리티 뉴스레터', address: 'news@vality.kr' },
+        to: [{ name: 'Kim, Chulsoo', address: 'kim@example.kr' }],
+        headers: { 'List-Unsubscribe': '<https://vality.kr/u/1>' },
+      }),
+      context(),
+    )
+    const request = lastRequest()
+    expect(request.Content.Simple?.Headers).toEqual([{ Name: 'List-Unsubscribe', Value: '<https://vality.kr/u/1>' }])
+    expect(request.Destination.ToAddresses).toEqual(['"Kim, Chulsoo" <kim@example.kr>'])
+    const from = request.FromEmailAddress as string
+    expect(from).toMatch(/^=\?UTF-8\?B\?[A-Za-z0-9+/=]+\?= <news@vality\.kr>$/)
+    const encoded = /B\?([^?]+)\?=/.exec(from)?.[1] as string
+    expect(Buffer.from(encoded, 'base64').toString('utf8')).toBe('밸리티 뉴스레터')
+  })
+
+  test('attachments go as raw MIME; Bcc recipients stay in Destination and out of the MIME', async () => {
+    await transport.send(
+      message({
+        bcc: [{ address: 'hidden@example.com' }],
+        attachments: [{ filename: 'a.txt', content: Buffer.from('hi').toString('base64') }],
+      }),
+      context(),
+    )
+    const request = lastRequest()
+    expect(request.Content.Simple).toBeUndefined()
+    expect(request.Destination.BccAddresses).toEqual(['hidden@example.com'])
+    const mime = Buffer.from(request.Content.Raw?.Data as string, 'base64').toString('utf8')
+    expect(mime).toMatch(/^Content-Type: multipart\/mixed/m)
+    expect(mime).toContain('filename=a.txt')
+    expect(mime).not.toMatch(/^Bcc:/im)
+    expect(tagsOf(request).job_id).toBeDefined()
+  })
+
+  const cases: [string, 'throttle' | 'later' | 'never', string | number, boolean, SesFault][] = [
+    ['TooManyRequestsException (429)', 'throttle', 'TooManyRequestsException', false, SES_FAULTS.throttle],
+    ['503 Service Unavailable', 'later', 503, false, SES_FAULTS.later],
+    ['500 InternalFailure', 'later', 'InternalFailure', false, SES_FAULTS.internal],
+    ['MessageRejected', 'never', 'MessageRejected', false, SES_FAULTS.never],
+    [
+      'MailFromDomainNotVerifiedException',
+      'never',
+      'MailFromDomainNotVerifiedException',
+      false,
+      SES_FAULTS.notVerified,
+    ],
+    ['BadRequestException', 'never', 'BadRequestException', false, SES_FAULTS.badRequest],
+    ['NotFoundException', 'never', 'NotFoundException', false, SES_FAULTS.notFound],
+    ['SendingPausedException', 'never', 'SendingPausedException', true, SES_FAULTS.paused],
+    ['AccountSuspendedException', 'never', 'AccountSuspendedException', true, SES_FAULTS.suspended],
+    [
+      'AccessDeniedException (credentials, not the message)',
+      'later',
+      'AccessDeniedException',
+      false,
+      SES_FAULTS.accessDenied,
+    ],
+    ['a reset connection', 'later', 'ECONNRESET', false, { reset: true }],
+  ]
+  test.each(cases)(
+    '%s -> %s, one request only (the SDK does not retry)',
+    async (_name, retry, statusCode, pause, fault) => {
+      ses.fail(fault)
+      const before = ses.requests.length
+      const error = (await transport.send(message(), context()).catch((caught: unknown) => caught)) as TransportError
+      expect(error).toBeInstanceOf(TransportError)
+      expect(error).toMatchObject({ code: 'E_TRANSPORT', retry, statusCode, pause })
+      expect(error.message.startsWith('[mailstream] [ses] ')).toBe(true)
+      expect(error.cause).toBeInstanceOf(Error)
+      expect(ses.requests.length - before).toBe(1)
+      expect(await ses.emails()).toHaveLength(0)
+    },
+  )
+
+  test('"Daily message quota exceeded" is a throttle with a long wait', async () => {
+    const quota = createSesTransport({ clientConfig: ses.clientConfig(), quotaRetryAfterMs: 2 * 3600_000 })
+    ses.fail(SES_FAULTS.quota)
+    const error = await quota.send(message(), context()).catch((caught: unknown) => caught)
+    expect(error).toMatchObject({ retry: 'throttle', retryAfterMs: 2 * 3600_000 })
+    ses.fail(SES_FAULTS.throttle)
+    const rate = await quota.send(message(), context()).catch((caught: unknown) => caught)
+    expect((rate as TransportError).retryAfterMs).toBeUndefined()
+    await quota.close()
+  })
+
+  test('a 503 reaches SES once even when clientConfig asks for retries; a client of your own keeps its setting', async () => {
+    const forced = createSesTransport({ clientConfig: { ...ses.clientConfig(), maxAttempts: 5 } })
+    ses.fail(SES_FAULTS.later, 5)
+    let before = ses.requests.length
+    await expect(forced.send(message(), context())).rejects.toMatchObject({ retry: 'later' })
+    expect(ses.requests.length - before).toBe(1)
+    await forced.close()
+
+    // The control: the same fault with an SDK client that retries is seen by the gate 3 times.
+    const retrying = createSesTransport({ client: ses.client({ maxAttempts: 3 }) })
+    before = ses.requests.length
+    await expect(retrying.send(message(), context())).rejects.toMatchObject({ retry: 'later' })
+    expect(ses.requests.length - before).toBe(3)
+    retrying.client.destroy()
+  })
+
+  test('honours the abort signal of the send', async () => {
+    ses.fail({ hang: true })
+    const controller = new AbortController()
+    const before = ses.requests.length
+    const sending = transport.send(message(), context(controller.signal)).catch((caught: unknown) => caught)
+    await expect.poll(() => ses.requests.length).toBe(before + 1)
+    controller.abort()
+    const error = await sending
+    expect(error).toBeInstanceOf(TransportError)
+    expect(error).toMatchObject({ retry: 'later', statusCode: 'AbortError' })
+  })
+
+  test('a message without any sender is refused without a request', async () => {
+    const before = ses.requests.length
+    const { from: _from, ...withoutSender } = message()
+    await expect(transport.send(withoutSender, context())).rejects.toMatchObject({ retry: 'never' })
+    expect(ses.requests.length).toBe(before)
+    const withDefault = createSesTransport({ clientConfig: ses.clientConfig(), from: 'Vality <hello@vality.kr>' })
+    await withDefault.send(withoutSender, context())
+    expect((lastRequest() as SentRequest).FromEmailAddress).toBe('Vality <hello@vality.kr>')
+    await withDefault.close()
+  })
+
+  test('getSendQuota reads the account quota from GetAccount', async () => {
+    process.env.AWS_SES_ACCOUNT = JSON.stringify({
+      DedicatedIpAutoWarmupEnabled: false,
+      Details: {
+        AdditionalContactEmailAddresses: [],
+        ContactLanguage: 'EN',
+        MailType: 'MARKETING',
+        ReviewDetails: { CaseId: 'case-1', Status: 'GRANTED' },
+        UseCaseDescription: 'newsletter',
+        WebsiteURL: 'https://vality.kr',
+      },
+      EnforcementStatus: 'HEALTHY',
+      ProductionAccessEnabled: true,
+      SendingEnabled: true,
+      SendQuota: { Max24HourSend: 50_000, MaxSendRate: 14, SentLast24Hours: 1234 },
+      SuppressionAttributes: { SuppressedReasons: ['BOUNCE', 'COMPLAINT'] },
+    })
+    try {
+      expect(await transport.getSendQuota()).toEqual({ maxSendRate: 14, max24HourSend: 50_000, sentLast24Hours: 1234 })
+      ses.fail(SES_FAULTS.throttle, 1, ACCOUNT_ROUTE)
+      await expect(transport.getSendQuota()).rejects.toMatchObject({ retry: 'throttle' })
+    } finally {
+      delete process.env.AWS_SES_ACCOUNT
+    }
+  })
+
+  test('close() destroys only a client the transport created', async () => {
+    const client = ses.client()
+    const mine = createSesTransport({ client })
+    await mine.close()
+    await mine.send(message(), context()) // the client still works
+    expect(await ses.emails()).toHaveLength(1)
+    client.destroy()
+  })
+
+  test('options are validated with E_CONFIG naming the field', () => {
+    const field = (options: unknown) => {
+      try {
+        createSesTransport(options as never)
+      } catch (error) {
+        expect(error).toBeInstanceOf(MailstreamError)
+        expect((error as MailstreamError).code).toBe('E_CONFIG')
+        return (error as MailstreamError).field
+      }
+      return undefined
+    }
+    expect(field({ client: ses.client(), region: 'eu-west-1' })).toBe('client')
+    expect(field({ region: 'eu-west-1', tags: { job_id: 'x' } })).toBe('tags.job_id')
+    expect(field({ region: 'eu-west-1', tags: { campaign: 'a b' } })).toBe('tags.campaign')
+    expect(field({ region: 'eu-west-1', from: 'not an address' })).toBe('from')
+    expect(field({ region: 'eu-west-1', configurationSetName: 'has space' })).toBe('configurationSetName')
+    expect(field({ region: 'eu-west-1', maxAttempts: 3 })).toBe('maxAttempts')
+  })
+})
