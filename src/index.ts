@@ -21,6 +21,13 @@ export {
   parseAddress,
 } from './job.js'
 export {
+  type ConsumeOptions,
+  createRateLimiter,
+  type RateLimiter,
+  type RateLimiterOptions,
+  type RateLimitResult,
+} from './limiter.js'
+export {
   createEmailQueue,
   type DeadLetter,
   type EmailQueue,

@@ -4,8 +4,10 @@ import cancel from './lua/cancel.lua'
 import enqueue from './lua/enqueue.lua'
 import fetch from './lua/fetch.lua'
 import finish from './lua/finish.lua'
+import gcra from './lua/gcra.lua'
 import batchLib from './lua/lib/batch.lua'
 import promote from './lua/promote.lua'
+import quota from './lua/quota.lua'
 import reclaim from './lua/reclaim.lua'
 import retryDead from './lua/retry-dead.lua'
 import sealBatch from './lua/seal-batch.lua'
@@ -24,6 +26,8 @@ const SOURCES = {
   reclaim,
   retryDead: withBatchLib(retryDead),
   sealBatch: withBatchLib(sealBatch),
+  gcra,
+  quota,
 }
 export type ScriptName = keyof typeof SOURCES
 
