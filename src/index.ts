@@ -27,6 +27,7 @@ export {
   type RateLimiterOptions,
   type RateLimitResult,
 } from './limiter.js'
+export type { PaceEvent, WorkerDailyQuota, WorkerRateLimit } from './pacing.js'
 export {
   createEmailQueue,
   type DeadLetter,
