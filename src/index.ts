@@ -51,6 +51,16 @@ export type {
   Transport,
 } from './transport.js'
 export {
+  createVerificationCodes,
+  type IssueOptions,
+  type IssueResult,
+  type VerificationCodes,
+  type VerificationCodesOptions,
+  type VerificationContext,
+  type VerificationLimit,
+  type VerifyResult,
+} from './verification.js'
+export {
   createEmailWorker,
   type DeadEvent,
   type EmailWorker,

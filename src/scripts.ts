@@ -11,6 +11,9 @@ import quota from './lua/quota.lua'
 import reclaim from './lua/reclaim.lua'
 import retryDead from './lua/retry-dead.lua'
 import sealBatch from './lua/seal-batch.lua'
+import slidingWindow from './lua/sliding-window.lua'
+import verifyAttempt from './lua/verify-attempt.lua'
+import verifyUse from './lua/verify-use.lua'
 import type { RedisClient } from './redis.js'
 
 /** Scripts that change batch counters start with the shared batch functions. */
@@ -28,6 +31,9 @@ const SOURCES = {
   sealBatch: withBatchLib(sealBatch),
   gcra,
   quota,
+  slidingWindow,
+  verifyAttempt,
+  verifyUse,
 }
 export type ScriptName = keyof typeof SOURCES
 
