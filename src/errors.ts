@@ -44,7 +44,7 @@ export class MailstreamError extends Error {
   }
 }
 
-/** Thrown by `consume()` and the verification-code helpers when a limit is reached. */
+/** Thrown when a limit is reached (verification codes); `retryAfterMs` says when to try again. */
 export class RateLimitError extends MailstreamError {
   readonly retryAfterMs: number
 

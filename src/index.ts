@@ -21,6 +21,14 @@ export {
   parseAddress,
 } from './job.js'
 export {
+  type ConsumeOptions,
+  createRateLimiter,
+  type RateLimiter,
+  type RateLimiterOptions,
+  type RateLimitResult,
+} from './limiter.js'
+export type { PaceEvent, WorkerDailyQuota, WorkerRateLimit } from './pacing.js'
+export {
   createEmailQueue,
   type DeadLetter,
   type EmailQueue,
@@ -44,6 +52,16 @@ export type {
   Transport,
 } from './transport.js'
 export { decodeTagValue, encodeTagValue } from './transport.js'
+export {
+  createVerificationCodes,
+  type IssueOptions,
+  type IssueResult,
+  type VerificationCodes,
+  type VerificationCodesOptions,
+  type VerificationContext,
+  type VerificationLimit,
+  type VerifyResult,
+} from './verification.js'
 export {
   createSesWebhookHandler,
   type SesEvent,

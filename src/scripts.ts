@@ -4,12 +4,17 @@ import cancel from './lua/cancel.lua'
 import enqueue from './lua/enqueue.lua'
 import fetch from './lua/fetch.lua'
 import finish from './lua/finish.lua'
+import gcra from './lua/gcra.lua'
 import batchLib from './lua/lib/batch.lua'
 import promote from './lua/promote.lua'
+import quota from './lua/quota.lua'
 import reclaim from './lua/reclaim.lua'
 import retryDead from './lua/retry-dead.lua'
 import sealBatch from './lua/seal-batch.lua'
 import sesEvent from './lua/ses-event.lua'
+import slidingWindow from './lua/sliding-window.lua'
+import verifyAttempt from './lua/verify-attempt.lua'
+import verifyUse from './lua/verify-use.lua'
 import type { RedisClient } from './redis.js'
 
 /** Scripts that change batch counters start with the shared batch functions. */
@@ -26,6 +31,11 @@ const SOURCES = {
   retryDead: withBatchLib(retryDead),
   sealBatch: withBatchLib(sealBatch),
   sesEvent,
+  gcra,
+  quota,
+  slidingWindow,
+  verifyAttempt,
+  verifyUse,
 }
 export type ScriptName = keyof typeof SOURCES
 

@@ -6,6 +6,14 @@ import { describeError, MailstreamError, type RetryClass, TransportError } from 
 import { type Address, type AddressInput, type EmailJob, parseAddress, parseJob } from './job.js'
 import { GROUP, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
 import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
+import {
+  createPacing,
+  dailyQuotaSchema,
+  type PaceEvent,
+  rateLimitSchema,
+  type WorkerDailyQuota,
+  type WorkerRateLimit,
+} from './pacing.js'
 import { duplicateForBlocking, isCluster, quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
 import { defineScripts, runScript } from './scripts.js'
 import type { EmailMessage, RenderedEmail, SendResult, TemplateRendererLike, Transport } from './transport.js'
@@ -40,6 +48,14 @@ export interface EmailWorkerOptions {
   statusTtlSeconds?: number
   /** Consumer name in the group. Default `<host>:<pid>:<random>`. */
   consumer?: string
+  /**
+   * Recipients per second (to + cc + bcc), charged right before each send and shared by every
+   * worker on the same prefix (GCRA in Redis). `{}` means 14 per second (SES MaxSendRate).
+   * Default: no limit.
+   */
+  rateLimit?: WorkerRateLimit
+  /** Recipients per rolling 24 h (or `windowMs`): sending pauses while the window is full. */
+  dailyQuota?: WorkerDailyQuota
 }
 
 export interface SentEvent {
@@ -90,14 +106,19 @@ export interface WorkerEvents {
   /** Nothing waiting and nothing in flight, after at least one job since the last `drained`. */
   drained: { processed: number }
   paused: { reason: string }
-  resumed: Record<string, never>
+  resumed: { reason?: string }
   stopped: { abandoned: number }
+  /** This worker's pace changed: lowered after a throttle, raised step by step back to `perSecond`. */
+  pace: PaceEvent
 }
 export type WorkerEventName = keyof WorkerEvents
 
 export interface EmailWorker {
   readonly running: boolean
+  /** True while paused by `pause()`, by the transport, or by a full daily quota. */
   readonly paused: boolean
+  /** Recipients per second this worker allows itself (below `rateLimit.perSecond` after a throttle). */
+  readonly pace: number | undefined
   /** Jobs taken from Redis and not yet recorded as finished. */
   readonly inFlight: number
   readonly consumer: string
@@ -161,6 +182,8 @@ const optionsSchema = z.strictObject({
     .string()
     .regex(/^[^\s]{1,200}$/)
     .optional(),
+  rateLimit: rateLimitSchema,
+  dailyQuota: dailyQuotaSchema,
 })
 
 /** One entry read from a send stream, before its job is looked at. */
@@ -211,6 +234,11 @@ function entryFields(fields: string[] | null | undefined): { jobId: string; payl
 }
 
 const splitList = (list: string | undefined): string[] => (list ? list.split(',') : [])
+/** Recipients a fetched job will be charged for, before its message is built. */
+const expectedRecipients = (work: Work): number =>
+  Math.max(1, splitList(work.delivery.rcpt).length - work.suppressed.length)
+const recipientCount = (message: EmailMessage): number =>
+  message.to.length + (message.cc?.length ?? 0) + (message.bcc?.length ?? 0)
 const NOTHING_SUPPRESSED: ReadonlySet<string> = new Set()
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -280,6 +308,19 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
 
   const finishedQueue: Finished[] = []
   let flushing: Promise<void> | undefined
+  let quotaPaused = false
+  const pacing = createPacing(config.prefix, config.rateLimit, config.dailyQuota, config.visibilityTimeoutMs / 4, {
+    redis: () => redis(),
+    abandoned: () => abandoned,
+    onPace: (event) => emit('pace', event),
+    onQuota(pausedByQuota, reason) {
+      quotaPaused = pausedByQuota
+      if (pausedByQuota) void interruptBlockingRead()
+      emit(pausedByQuota ? 'paused' : 'resumed', { reason })
+    },
+    onCharged: () => dispatcherWake.wake(),
+    onError: (error, what) => noteRedisError(error, what),
+  })
 
   function emit<E extends WorkerEventName>(event: E, payload: WorkerEvents[E]): void {
     const set = listeners.get(event)
@@ -710,9 +751,17 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         try {
           const message =
             job.template === undefined ? buildMessage(job, suppressed) : await renderMessage(job, suppressed)
-          attempts++
-          const { messageId, rejected } = await sendWithTimeout(message, attempts)
-          outcome = { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
+          // Charged per recipient left after the suppression check, right before the send.
+          const charged = pacing ? await pacing.charge(work, recipientCount(message)) : undefined
+          if (charged?.kind === 'abandoned') return // stopped hard while waiting: the entry stays pending
+          if (charged?.kind === 'delay') {
+            // A full daily quota (or a long wait for units) re-delays the job without using an attempt.
+            outcome = { kind: 'throttle', dueAt: Date.now() + charged.retryAfterMs, error: charged.reason }
+          } else {
+            attempts++
+            const { messageId, rejected } = await sendWithTimeout(message, attempts)
+            outcome = { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
+          }
         } catch (error) {
           if (abandoned) return // stopped hard: the entry stays pending for another worker
           const { retry, retryAfterMs, pause } = classify(error)
@@ -723,6 +772,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           }
           if (retry === 'throttle') {
             if (attempts > work.attempts) attempts-- // a throttle does not use an attempt
+            pacing?.throttled()
             const delay = Math.max(retryAfterMs ?? 0, jitter(config.throttleDelayMs))
             outcome = {
               kind: 'throttle',
@@ -807,11 +857,13 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     inFlight++
     sending.add(work)
     held.add(work.delivery.entryId)
+    if (pacing && work.verdict === 'send') pacing.hold(work, expectedRecipients(work))
     processWork(work)
       .catch((error) => emit('error', toMailstreamError(error, `job ${work.delivery.jobId} failed unexpectedly`)))
       .finally(() => {
         inFlight--
         releaseSlot(work)
+        pacing?.release(work)
         held.delete(work.delivery.entryId)
         dispatcherWake.wake()
         if (inFlight === 0 && idle && processedSinceDrain > 0 && running) {
@@ -837,7 +889,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         }
         // Slots are sends in progress; outcomes waiting to be written hold no slot, but are
         // capped at three more rounds so that a slow Redis slows fetching down.
-        const free = Math.min(config.concurrency - sending.size, 4 * config.concurrency - inFlight)
+        let free = Math.min(config.concurrency - sending.size, 4 * config.concurrency - inFlight)
         if (free <= 0) {
           await dispatcherWake.wait(1000)
           continue
@@ -853,6 +905,16 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           }
         }
         batchWaitSince = 0
+        if (pacing) {
+          // Fetch no more jobs than there are recipients free soon: a job waiting for units would hold
+          // its entry, and a high-priority job arriving meanwhile would wait behind it.
+          const allowance = await pacing.allowance()
+          if (allowance.units <= 0) {
+            await dispatcherWake.wait(Math.min(allowance.waitMs, 1000))
+            continue
+          }
+          free = Math.min(free, allowance.units)
+        }
         if (!groupsReady) await ensureGroups()
         const work: Work[] = []
         const check: Delivery[] = []
@@ -985,7 +1047,10 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       return running
     },
     get paused() {
-      return paused
+      return paused || quotaPaused
+    },
+    get pace() {
+      return pacing?.pace
     },
     get inFlight() {
       return inFlight
@@ -1047,6 +1112,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         const left = inFlight
         if (!clean) {
           abandoned = true
+          pacing?.interrupt()
           for (const window of [...windows]) {
             abortWindow(window, new MailstreamError('E_CLOSED', 'worker stopped before the send finished'))
           }

@@ -1,0 +1,187 @@
+import { z } from 'zod'
+import { MailstreamError } from './errors.js'
+import { issueField } from './job.js'
+import { parseOptions, redisInputSchema } from './options.js'
+import { quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
+import { defineScripts, runScript } from './scripts.js'
+
+export interface RateLimiterOptions {
+  /** An ioredis client (never closed by the limiter), ioredis options or a redis:// URL. */
+  redis: RedisInput
+  /** Start of every limiter key: state lives at `<prefix>:<key>`. Default `rate:limit`. */
+  prefix?: string
+}
+
+export interface ConsumeOptions {
+  /** Units per period. */
+  rate: number
+  /** Length of the period in ms. Default 1000. */
+  periodMs?: number
+  /** Units the bucket holds: how many may go at once after a quiet spell. Default `ceil(rate)`. */
+  burst?: number
+  /**
+   * Units this call takes. Default 1; 0 only looks. A cost above `burst` is allowed only when the
+   * bucket is full, and the calls after it wait until the excess has been paid back.
+   */
+  cost?: number
+}
+
+export interface RateLimitResult {
+  allowed: boolean
+  /** Whole units that could still be taken right now. */
+  remaining: number
+  /** 0 when allowed; otherwise how long until the same cost would be allowed. */
+  retryAfterMs: number
+  /** How long until the bucket is full again. */
+  resetAfterMs: number
+}
+
+export interface RateLimiter {
+  /**
+   * Takes `cost` units from the bucket at `key` when they are there (GCRA, in one Lua call on
+   * Redis server time). Over any span of W ms at most `burst + rate * W / periodMs` units are
+   * allowed; a refused call takes nothing.
+   */
+  consume(key: string, options: ConsumeOptions): Promise<RateLimitResult>
+  /** The state of a bucket without taking anything (`consume` with cost 0). */
+  peek(key: string, options: Omit<ConsumeOptions, 'cost'>): Promise<RateLimitResult>
+  /** Forgets a bucket: it is full again. */
+  reset(key: string): Promise<void>
+  /** Closes the connection if the limiter created it. */
+  close(): Promise<void>
+}
+
+const optionsSchema = z.strictObject({
+  redis: redisInputSchema,
+  prefix: z
+    .string()
+    .regex(/^[^\s]{1,100}$/, 'must be 1-100 characters without spaces')
+    .default('rate:limit'),
+})
+
+const keySchema = z.string().regex(/^[^\s]{1,512}$/, 'must be 1-512 characters without spaces')
+
+const consumeSchema = z.strictObject({
+  rate: z.number().positive().max(1e9),
+  periodMs: z
+    .number()
+    .int()
+    .min(1)
+    .max(366 * 24 * 3600 * 1000)
+    .default(1000),
+  burst: z.number().int().min(1).max(1e9).optional(),
+  cost: z.number().int().min(0).max(1e9).default(1),
+})
+
+function invalid(error: z.ZodError, fallback: string): MailstreamError {
+  const issues = error.issues.map((issue) => ({ field: issueField(issue, fallback), message: issue.message }))
+  const first = issues[0] ?? { field: fallback, message: 'is invalid' }
+  return new MailstreamError('E_VALIDATION', issues.map((issue) => `${issue.field}: ${issue.message}`).join('; '), {
+    field: first.field,
+    cause: error,
+  })
+}
+
+/** The parameters of one GCRA call, already validated. */
+export interface GcraParams {
+  /** ms per unit. */
+  intervalMs: number
+  burst: number
+  cost: number
+  mode: 'take' | 'reserve'
+  lookaheadMs?: number
+}
+
+export interface GcraReply extends RateLimitResult {
+  /** `reserve`: how long until the reserved units may be used. */
+  waitMs: number
+  /** Whole units free within the lookahead. */
+  soon: number
+}
+
+/** Runs `lua/gcra.lua` on one key (cluster-safe: one key per call). */
+export async function gcra(client: RedisClient, key: string, params: GcraParams): Promise<GcraReply> {
+  const [allowed, remaining, retryAfterMs, resetAfterMs, waitMs, soon] = await runScript<number[]>(
+    client,
+    'gcra',
+    [key],
+    [String(params.intervalMs), params.burst, params.cost, params.mode, params.lookaheadMs ?? 0],
+  )
+  return {
+    allowed: allowed === 1,
+    remaining: Number(remaining),
+    retryAfterMs: Number(retryAfterMs),
+    resetAfterMs: Number(resetAfterMs),
+    waitMs: Number(waitMs),
+    soon: Number(soon),
+  }
+}
+
+export interface QuotaReply {
+  allowed: boolean
+  remaining: number
+  retryAfterMs: number
+  used: number
+}
+
+/** Runs `lua/quota.lua`: an exact rolling-window quota on one key. */
+export async function rollingQuota(
+  client: RedisClient,
+  key: string,
+  params: { max: number; windowMs: number; bucketMs: number; cost: number },
+): Promise<QuotaReply> {
+  const [allowed, remaining, retryAfterMs, used] = await runScript<number[]>(
+    client,
+    'quota',
+    [key],
+    [params.max, params.windowMs, params.bucketMs, params.cost],
+  )
+  return {
+    allowed: allowed === 1,
+    remaining: Number(remaining),
+    retryAfterMs: Number(retryAfterMs),
+    used: Number(used),
+  }
+}
+
+export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
+  const config = parseOptions(optionsSchema, options, 'createRateLimiter')
+  const { client, owned } = resolveRedis(config.redis)
+  defineScripts(client)
+  let closed = false
+
+  function stateKey(key: unknown): string {
+    const parsed = keySchema.safeParse(key)
+    if (!parsed.success) throw invalid(parsed.error, 'key')
+    return `${config.prefix}:${parsed.data}`
+  }
+
+  async function run(key: unknown, input: unknown, cost?: number): Promise<RateLimitResult> {
+    if (closed) throw new MailstreamError('E_CLOSED', 'the rate limiter is closed')
+    const redisKey = stateKey(key)
+    const parsed = consumeSchema.safeParse(cost === undefined ? input : { ...(input as object), cost })
+    if (!parsed.success) throw invalid(parsed.error, 'options')
+    const { rate, periodMs, burst, cost: units } = parsed.data
+    const { allowed, remaining, retryAfterMs, resetAfterMs } = await gcra(client, redisKey, {
+      intervalMs: periodMs / rate,
+      burst: burst ?? Math.max(1, Math.ceil(rate)),
+      cost: units,
+      mode: 'take',
+    })
+    return { allowed, remaining, retryAfterMs, resetAfterMs }
+  }
+
+  return {
+    consume: (key, consumeOptions) => run(key, consumeOptions),
+    peek: (key, peekOptions) => run(key, peekOptions, 0),
+    async reset(key) {
+      if (closed) throw new MailstreamError('E_CLOSED', 'the rate limiter is closed')
+      await client.del(stateKey(key))
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      if (owned) await quit(client)
+    },
+  }
+}

@@ -1,0 +1,269 @@
+import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto'
+import { z } from 'zod'
+import { MailstreamError, RateLimitError } from './errors.js'
+import { type EmailJobInput, isValidEmail } from './job.js'
+import { parseOptions, redisInputSchema } from './options.js'
+import type { EmailQueue } from './queue.js'
+import { quit, type RedisInput, resolveRedis } from './redis.js'
+import { defineScripts, runScript } from './scripts.js'
+
+export interface VerificationLimit {
+  /** Codes per window. */
+  max: number
+  windowSeconds: number
+}
+
+/** What `build` receives to shape the verification email. */
+export interface VerificationContext {
+  /** The address, trimmed and lower-cased. */
+  email: string
+  code: string
+  /** Epoch ms. */
+  expiresAt: number
+  expiresInMinutes: number
+  locale?: string
+  ip?: string
+}
+
+export interface VerificationCodesOptions {
+  /** Where codes are kept. Default: the queue's client. Never closed when given as a client. */
+  redis?: RedisInput
+  /** The queue the verification emails go through. */
+  queue: Pick<EmailQueue, 'enqueue'> & Partial<Pick<EmailQueue, 'redis'>>
+  /** HMAC-SHA256 key for the stored codes: at least 16 bytes, kept out of Redis. */
+  secret: string | Uint8Array
+  /** How long a code is valid. Default 600. */
+  ttlSeconds?: number
+  /** Digits in a code, 4-10. Default 6. */
+  length?: number
+  /** Wrong tries after which the code is locked. Default 5. */
+  maxAttempts?: number
+  /** At most `max` codes per address in any window of `windowSeconds`. Default 5 per 3600 s. */
+  perEmail?: VerificationLimit
+  /** At most `max` codes per client IP (given to `issue`) in any window of `windowSeconds`. Default: no limit. */
+  perIp?: VerificationLimit
+  /** Start of every key: codes at `<keyPrefix>:code:<email>`. Default `verification`. */
+  keyPrefix?: string
+  /** Overrides fields of the job (for example `subject` and `text` instead of the template). */
+  build?: (context: VerificationContext) => Partial<EmailJobInput>
+}
+
+export interface IssueOptions {
+  /** The client's IP address, for `perIp`. */
+  ip?: string
+  /** Language of the email (`ko`, `en`). */
+  locale?: string
+}
+
+export interface IssueResult {
+  /** Epoch ms when the code stops working. */
+  expiresAt: number
+  /** The id of the email job. */
+  id: string
+}
+
+export type VerifyResult = { ok: true } | { ok: false; reason: 'invalid' | 'expired' | 'too_many_attempts' }
+
+export interface VerificationCodes {
+  /**
+   * Issues a new code for `email` (replacing any earlier one) and enqueues the email that carries
+   * it. Throws `RateLimitError` (`E_RATE_LIMITED`, `retryAfterMs`) when the address or IP asked for
+   * too many codes. The code itself is never returned.
+   */
+  issue(email: string, options?: IssueOptions): Promise<IssueResult>
+  /**
+   * Checks a code: `{ ok: true }` once only. `expired` covers a code that timed out and an address
+   * that has no code; `invalid` a wrong or already used code; `too_many_attempts` a code locked
+   * after `maxAttempts` wrong tries.
+   */
+  verify(email: string, code: string): Promise<VerifyResult>
+  /** Closes the connection if the helper created it. */
+  close(): Promise<void>
+}
+
+const limitSchema = z.strictObject({
+  max: z.number().int().min(1).max(1_000_000),
+  windowSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(366 * 86_400),
+})
+
+const optionsSchema = z.strictObject({
+  redis: redisInputSchema.optional(),
+  queue: z.custom<VerificationCodesOptions['queue']>(
+    (value) =>
+      typeof value === 'object' && value !== null && typeof (value as { enqueue?: unknown }).enqueue === 'function',
+    { message: 'must be an email queue (createEmailQueue)' },
+  ),
+  secret: z.union([
+    z.string().min(16, 'must be at least 16 characters'),
+    z.instanceof(Uint8Array).refine((value) => value.length >= 16, { message: 'must be at least 16 bytes' }),
+  ]),
+  ttlSeconds: z.number().int().min(1).max(86_400).default(600),
+  length: z.number().int().min(4).max(10).default(6),
+  maxAttempts: z.number().int().min(1).max(100).default(5),
+  perEmail: limitSchema.default({ max: 5, windowSeconds: 3600 }),
+  perIp: limitSchema.optional(),
+  keyPrefix: z
+    .string()
+    .regex(/^[^\s]{1,100}$/, 'must be 1-100 characters without spaces')
+    .default('verification'),
+  build: z
+    .custom<NonNullable<VerificationCodesOptions['build']>>((value) => typeof value === 'function', {
+      message: 'must be a function',
+    })
+    .optional(),
+})
+
+function normaliseEmail(email: unknown): string {
+  const trimmed = typeof email === 'string' ? email.trim().toLowerCase() : ''
+  if (!isValidEmail(trimmed)) {
+    throw new MailstreamError('E_VALIDATION', 'email: must be an email address like a@example.com', {
+      field: 'email',
+    })
+  }
+  return trimmed
+}
+
+export function createVerificationCodes(options: VerificationCodesOptions): VerificationCodes {
+  const config = parseOptions(optionsSchema, options, 'createVerificationCodes')
+  const redisInput = config.redis ?? config.queue.redis
+  if (redisInput === undefined) {
+    throw new MailstreamError('E_CONFIG', 'createVerificationCodes: redis: give a client, or a queue that has one', {
+      field: 'redis',
+    })
+  }
+  const { client, owned } = resolveRedis(redisInput)
+  defineScripts(client)
+  const secret = typeof config.secret === 'string' ? Buffer.from(config.secret, 'utf8') : Buffer.from(config.secret)
+  const keys = {
+    code: (email: string) => `${config.keyPrefix}:code:${email}`,
+    byEmail: (email: string) => `${config.keyPrefix}:issued:email:${email}`,
+    byIp: (ip: string) => `${config.keyPrefix}:issued:ip:${ip}`,
+  }
+  let closed = false
+
+  function assertOpen(): void {
+    if (closed) throw new MailstreamError('E_CLOSED', 'the verification codes helper is closed')
+  }
+
+  /** The code is bound to its address, so a code for one address never verifies another. */
+  function digest(email: string, code: string): Buffer {
+    return createHmac('sha256', secret).update(`${email}\n${code}`).digest()
+  }
+
+  function newCode(): string {
+    return String(randomInt(0, 10 ** config.length)).padStart(config.length, '0')
+  }
+
+  /** Records one issue in an exact sliding window; resolves the member to undo it, or throws. */
+  async function take(key: string, limit: VerificationLimit, what: 'email' | 'ip'): Promise<string> {
+    const member = `${Date.now()}:${randomBytes(6).toString('hex')}`
+    const [allowed, , retryAfterMs] = await runScript<number[]>(
+      client,
+      'slidingWindow',
+      [key],
+      [limit.max, limit.windowSeconds * 1000, member],
+    )
+    if (allowed !== 1) {
+      const seconds = Math.ceil(Number(retryAfterMs) / 1000)
+      throw new RateLimitError(
+        `too many verification codes for this ${what === 'email' ? 'address' : 'IP address'}; try again in ${seconds} s`,
+        Number(retryAfterMs),
+        { field: what },
+      )
+    }
+    return member
+  }
+
+  return {
+    async issue(email, { ip, locale } = {}) {
+      assertOpen()
+      const address = normaliseEmail(email)
+      if (ip !== undefined && (typeof ip !== 'string' || !/^[^\s]{1,100}$/.test(ip))) {
+        throw new MailstreamError('E_VALIDATION', 'ip: must be 1-100 characters without spaces', { field: 'ip' })
+      }
+      const emailMember = await take(keys.byEmail(address), config.perEmail, 'email')
+      if (config.perIp && ip !== undefined) {
+        try {
+          await take(keys.byIp(ip), config.perIp, 'ip')
+        } catch (error) {
+          // Refused by IP: this request does not count against the address either.
+          await client.zrem(keys.byEmail(address), emailMember)
+          throw error
+        }
+      }
+
+      const code = newCode()
+      const expiresAt = Date.now() + config.ttlSeconds * 1000
+      const expiresInMinutes = Math.ceil(config.ttlSeconds / 60)
+      const context: VerificationContext = {
+        email: address,
+        code,
+        expiresAt,
+        expiresInMinutes,
+        ...(locale !== undefined && { locale }),
+        ...(ip !== undefined && { ip }),
+      }
+      const job: EmailJobInput = {
+        type: 'verification-code',
+        to: address,
+        template: 'verification-code',
+        data: { code, expiresInMinutes },
+        priority: 'high',
+        ...(locale !== undefined && { locale }),
+      }
+      const overrides = config.build?.(context) ?? {}
+      Object.assign(job, overrides)
+      if (!('template' in overrides) && (overrides.html !== undefined || overrides.text !== undefined)) {
+        delete job.template
+      }
+
+      // Only the HMAC is stored; a new code replaces the old one and its attempts.
+      const key = keys.code(address)
+      await client
+        .multi()
+        .del(key)
+        .hset(key, 'hash', digest(address, code).toString('hex'), 'attempts', 0, 'expiresAt', expiresAt)
+        .pexpireat(key, expiresAt)
+        .exec()
+      const { id } = await config.queue.enqueue(job)
+      return { expiresAt, id }
+    },
+
+    async verify(email, code) {
+      assertOpen()
+      const address = normaliseEmail(email)
+      if (typeof code !== 'string') {
+        throw new MailstreamError('E_VALIDATION', 'code: must be a string', { field: 'code' })
+      }
+      const key = keys.code(address)
+      const [state, storedHash, attempts] = await runScript<[string, string, number]>(
+        client,
+        'verifyAttempt',
+        [key],
+        [config.maxAttempts],
+      )
+      if (state === 'missing' || state === 'expired') return { ok: false, reason: 'expired' }
+      if (state === 'locked') return { ok: false, reason: 'too_many_attempts' }
+      if (state !== 'ok') return { ok: false, reason: 'invalid' }
+      const expected = Buffer.from(storedHash, 'hex')
+      const given = digest(address, code.trim())
+      if (expected.length === given.length && timingSafeEqual(expected, given)) {
+        // Of concurrent verifications with the right code, exactly one uses it.
+        const used = await runScript<number>(client, 'verifyUse', [key], [storedHash])
+        return used === 1 ? { ok: true } : { ok: false, reason: 'invalid' }
+      }
+      // The try that reaches the limit says so: the right code will not work any more either.
+      return { ok: false, reason: Number(attempts) >= config.maxAttempts ? 'too_many_attempts' : 'invalid' }
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      if (owned) await quit(client)
+    },
+  }
+}
