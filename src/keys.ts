@@ -14,6 +14,8 @@ export interface QueueKeys {
   suppressed: string
   /** Totals since the queue began: sent, failed, suppressed, retried, throttled (and webhook events). */
   stats: string
+  /** Histograms recorded by the workers (send duration, delivery latency, rate-limit waits). */
+  metrics: string
   /** Marks an SNS message as applied (dedupe), by SNS MessageId. */
   sns(messageId: string): string
   /** Which counters an SES message has counted already, by SES message id. */
@@ -34,6 +36,7 @@ export function queueKeys(prefix: string): QueueKeys {
     dead: `${prefix}:dead`,
     suppressed: `${prefix}:suppressed`,
     stats: `${prefix}:stats`,
+    metrics: `${prefix}:metrics`,
     sns: (messageId) => `${prefix}:sns:${messageId}`,
     ses: (messageId) => `${prefix}:ses:${messageId}`,
     status: (id) => `${prefix}:status:${id}`,

@@ -11,6 +11,7 @@ import {
   validateJob,
 } from './job.js'
 import { GROUP, IDEMPOTENCY_TTL_SECONDS, type QueueKeys, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
+import { renderMetrics } from './metrics.js'
 import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
 import { quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
 import { addScript, defineScripts, runScript } from './scripts.js'
@@ -101,6 +102,8 @@ export interface EmailQueue {
   cancel(id: string): Promise<boolean>
   getStatus(id: string): Promise<JobState | null>
   stats(): Promise<QueueStats>
+  /** Prometheus text exposition: depths, outcomes, SES events, send-duration and latency histograms. */
+  metrics(): Promise<string>
   /** Totals and rates of one batch (sent, delivered, bounced, opened, ...); null for an unknown batch. */
   batchStats(batchId: string): Promise<BatchStats | null>
   deadLetters: {
@@ -371,6 +374,12 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     async stats() {
       assertOpen()
       return queueStats(client, keys)
+    },
+
+    async metrics() {
+      assertOpen()
+      const [stats, recorded] = await Promise.all([queueStats(client, keys), client.hgetall(keys.metrics)])
+      return renderMetrics(stats, recorded)
     },
 
     async batchStats(batchId) {

@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { describeError, MailstreamError, type RetryClass, TransportError } from './errors.js'
 import { type Address, type AddressInput, type EmailJob, parseAddress, parseJob } from './job.js'
 import { GROUP, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
+import { createMetricsRecorder } from './metrics.js'
 import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
 import {
   createPacing,
@@ -307,6 +308,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   let lostReplies = false
 
   const finishedQueue: Finished[] = []
+  const metrics = createMetricsRecorder()
   let flushing: Promise<void> | undefined
   let quotaPaused = false
   const pacing = createPacing(config.prefix, config.rateLimit, config.dailyQuota, config.visibilityTimeoutMs / 4, {
@@ -520,6 +522,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         const applied = await writeOutcomes(batch)
         finishedQueue.splice(0, batch.length)
         failures = 0
+        await writeMetrics()
         for (const [index, item] of batch.entries()) item.resolve(applied[index] === true)
       } catch (error) {
         failures++
@@ -528,6 +531,19 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       }
     }
     flushing = undefined
+  }
+
+  /** Histogram increments since the last flush; lost (not repeated) if Redis fails right then. */
+  async function writeMetrics(): Promise<void> {
+    const increments = metrics.take()
+    if (increments.size === 0) return
+    const pipeline = redis().pipeline()
+    for (const [field, by] of increments) pipeline.hincrby(keys.metrics, field, by)
+    try {
+      await pipeline.exec()
+    } catch (error) {
+      noteRedisError(error, 'recording metrics failed')
+    }
   }
 
   async function writeOutcomes(batch: Finished[]): Promise<boolean[]> {
@@ -752,15 +768,24 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           const message =
             job.template === undefined ? buildMessage(job, suppressed) : await renderMessage(job, suppressed)
           // Charged per recipient left after the suppression check, right before the send.
+          const waitStartedAt = performance.now()
           const charged = pacing ? await pacing.charge(work, recipientCount(message)) : undefined
+          const waitedMs = performance.now() - waitStartedAt
+          if (pacing && waitedMs >= 1) metrics.observe('rate_limit_wait', waitedMs)
           if (charged?.kind === 'abandoned') return // stopped hard while waiting: the entry stays pending
           if (charged?.kind === 'delay') {
             // A full daily quota (or a long wait for units) re-delays the job without using an attempt.
             outcome = { kind: 'throttle', dueAt: Date.now() + charged.retryAfterMs, error: charged.reason }
           } else {
             attempts++
-            const { messageId, rejected } = await sendWithTimeout(message, attempts)
-            outcome = { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
+            const sendStartedAt = performance.now()
+            try {
+              const { messageId, rejected } = await sendWithTimeout(message, attempts)
+              outcome = { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
+              metrics.observe('delivery_latency', Date.now() - job.createdAt)
+            } finally {
+              metrics.observe('send_duration', performance.now() - sendStartedAt)
+            }
           }
         } catch (error) {
           if (abandoned) return // stopped hard: the entry stays pending for another worker

@@ -1,0 +1,139 @@
+import type { QueueStats } from './stats.js'
+
+/**
+ * Histograms the workers record into `P:metrics` (a hash of integer counters), shared by every
+ * worker on the prefix: per bucket `<name>:<upper bound in ms>` (not cumulative), plus
+ * `<name>:count` and `<name>:sum_ms`.
+ */
+export const HISTOGRAMS = {
+  /** How long the transport took to send (or fail) one message. */
+  send_duration: {
+    help: 'Time the transport took for one send, in seconds.',
+    bucketsMs: [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000],
+  },
+  /** From enqueue to sent: what a user waiting for a verification code feels. */
+  delivery_latency: {
+    help: 'Time from enqueue to sent, in seconds.',
+    bucketsMs: [100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000],
+  },
+  /** Time a send waited for rate-limit units (only sends that had to wait). */
+  rate_limit_wait: {
+    help: 'Time a send waited for the rate limiter, in seconds (sends that waited).',
+    bucketsMs: [10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000],
+  },
+} as const
+export type HistogramName = keyof typeof HISTOGRAMS
+
+/** Accumulates observations in memory; the worker writes them with each batch of outcomes. */
+export function createMetricsRecorder() {
+  let increments = new Map<string, number>()
+  const add = (field: string, by: number) => increments.set(field, (increments.get(field) ?? 0) + by)
+  return {
+    observe(name: HistogramName, ms: number): void {
+      const value = Math.max(0, Math.round(ms))
+      const bucket = HISTOGRAMS[name].bucketsMs.find((bound) => value <= bound)
+      add(`${name}:${bucket ?? 'inf'}`, 1)
+      add(`${name}:count`, 1)
+      add(`${name}:sum_ms`, value)
+    },
+    /** The increments since the last call. */
+    take(): Map<string, number> {
+      const taken = increments
+      increments = new Map()
+      return taken
+    },
+  }
+}
+
+function line(name: string, value: number, labels: Record<string, string> = {}): string {
+  const pairs = Object.entries(labels).map(([key, label]) => `${key}="${label.replace(/[\\"\n]/g, '\\$&')}"`)
+  return `${name}${pairs.length ? `{${pairs.join(',')}}` : ''} ${Number.isFinite(value) ? value : 0}`
+}
+
+function family(name: string, type: 'gauge' | 'counter' | 'histogram', help: string, lines: string[]): string {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines].join('\n')
+}
+
+/** Prometheus text exposition (version 0.0.4) of a queue's stats and its workers' histograms. */
+export function renderMetrics(stats: QueueStats, recorded: Record<string, string>): string {
+  const priorities = Object.entries(stats.streams)
+  const totals = stats.totals as unknown as Record<string, number>
+  const counter = (field: string) => Number(recorded[field] ?? 0)
+  const families = [
+    family(
+      'mailstream_queue_waiting',
+      'gauge',
+      'Jobs waiting in a send stream, not yet delivered to a worker.',
+      priorities.map(([priority, stream]) => line('mailstream_queue_waiting', stream.waiting, { priority })),
+    ),
+    family(
+      'mailstream_queue_pending',
+      'gauge',
+      'Jobs delivered to a worker and not yet acknowledged.',
+      priorities.map(([priority, stream]) => line('mailstream_queue_pending', stream.pending, { priority })),
+    ),
+    family(
+      'mailstream_queue_oldest_waiting_seconds',
+      'gauge',
+      'Age of the oldest waiting job.',
+      priorities.map(([priority, stream]) =>
+        line('mailstream_queue_oldest_waiting_seconds', stream.oldestWaitingMs / 1000, { priority }),
+      ),
+    ),
+    family(
+      'mailstream_queue_consumers',
+      'gauge',
+      'Workers registered on a send stream.',
+      priorities.map(([priority, stream]) => line('mailstream_queue_consumers', stream.consumers, { priority })),
+    ),
+    family('mailstream_delayed', 'gauge', 'Jobs scheduled for later (delays, retries, throttles).', [
+      line('mailstream_delayed', stats.delayed),
+    ]),
+    family('mailstream_dead', 'gauge', 'Jobs in the dead letters.', [line('mailstream_dead', stats.dead)]),
+    family('mailstream_suppressed_addresses', 'gauge', 'Addresses on the suppression list.', [
+      line('mailstream_suppressed_addresses', stats.suppressed),
+    ]),
+    family(
+      'mailstream_jobs_total',
+      'counter',
+      'Job outcomes recorded by the workers.',
+      ['sent', 'failed', 'suppressed', 'retried', 'throttled'].map((outcome) =>
+        line('mailstream_jobs_total', totals[outcome] ?? 0, { outcome }),
+      ),
+    ),
+    family(
+      'mailstream_ses_events_total',
+      'counter',
+      'Messages with at least one SES event of this type (from the webhook handler).',
+      [
+        'delivered',
+        'bounced',
+        'bouncedPermanent',
+        'complained',
+        'opened',
+        'clicked',
+        'rejected',
+        'renderingFailed',
+        'deliveryDelayed',
+      ].map((event) => line('mailstream_ses_events_total', totals[event] ?? 0, { event })),
+    ),
+    ...(Object.entries(HISTOGRAMS) as [HistogramName, (typeof HISTOGRAMS)[HistogramName]][]).map(
+      ([name, histogram]) => {
+        const metric = `mailstream_${name}_seconds`
+        let cumulative = 0
+        const buckets = histogram.bucketsMs.map((bound) => {
+          cumulative += counter(`${name}:${bound}`)
+          return line(`${metric}_bucket`, cumulative, { le: String(bound / 1000) })
+        })
+        cumulative += counter(`${name}:inf`)
+        return family(metric, 'histogram', histogram.help, [
+          ...buckets,
+          line(`${metric}_bucket`, cumulative, { le: '+Inf' }),
+          line(`${metric}_sum`, counter(`${name}:sum_ms`) / 1000),
+          line(`${metric}_count`, counter(`${name}:count`)),
+        ])
+      },
+    ),
+  ]
+  return `${families.join('\n')}\n`
+}
