@@ -526,7 +526,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       ...batchIds.map((batchId) => keys.batch(batchId)),
     ]
     const [applied, counters] = await runScript<[number[], number[][]]>(redis(), 'finish', scriptKeys, args)
-    for (const [index, batchId] of batchIds.entries()) publishProgress(batchId, countersFromReply(counters[index] ?? []))
+    for (const [index, batchId] of batchIds.entries())
+      publishProgress(batchId, countersFromReply(counters[index] ?? []))
     return applied.map((flag) => flag === 1)
   }
 
