@@ -12,6 +12,6 @@ export default defineConfig({
   target: 'node20',
   splitting: true,
   treeshake: true,
-  loader: { '.lua': 'text' },
+  loader: { '.lua': 'text', '.html': 'text' },
   external: ['ioredis'],
 })

@@ -33,6 +33,28 @@ export {
   type SuppressionEntry,
 } from './queue.js'
 export type { RedisClient, RedisInput } from './redis.js'
+export {
+  BUILTIN_TEMPLATE_NAMES,
+  type BuiltInTemplateName,
+} from './templates/builtin/index.js'
+export {
+  createTemplateRenderer,
+  type RenderedTemplate,
+  type TemplateDefaults,
+  type TemplateDefinition,
+  type TemplateRenderer,
+  type TemplateRendererOptions,
+  type TemplateSource,
+  type UnsubscribeOptions,
+} from './templates/renderer.js'
+export {
+  createUnsubscribeToken,
+  listUnsubscribeHeaders,
+  type UnsubscribeSecret,
+  type UnsubscribeTokenInput,
+  type UnsubscribeTokenResult,
+  verifyUnsubscribeToken,
+} from './templates/unsubscribe.js'
 export type {
   EmailMessage,
   RenderContext,
