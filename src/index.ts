@@ -1,3 +1,11 @@
+export type { BatchProgress, BatchState, ProgressSubscription } from './batch.js'
+export {
+  type BatchOptions,
+  type BatchRecipient,
+  type BuildRecipient,
+  batchJobId,
+  type EnqueueBatchResult,
+} from './enqueue-batch.js'
 export {
   type ErrorCode,
   isMailstreamError,

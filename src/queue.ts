@@ -1,4 +1,13 @@
 import { z } from 'zod'
+import {
+  type BatchProgress,
+  type BatchState,
+  cancelBatch,
+  createProgressListeners,
+  getBatch,
+  type ProgressSubscription,
+} from './batch.js'
+import { type BatchOptions, type BuildRecipient, type EnqueueBatchResult, enqueueBatch } from './enqueue-batch.js'
 import { MailstreamError } from './errors.js'
 import {
   type EmailJob,
@@ -110,6 +119,24 @@ export interface EmailQueue {
   enqueue(job: EmailJobInput): Promise<EnqueueResult>
   /** Validates every job first (one bad job writes nothing), then writes them pipelined. */
   enqueueMany(jobs: readonly EmailJobInput[]): Promise<EnqueueResult[]>
+  /**
+   * Streams recipients (an array or an async iterable of any size) into the jobs of one batch,
+   * in pipelined chunks with bounded memory; one job per (batch, address), so enqueueing the same
+   * batch again adds nothing. `build` maps a recipient to `{ to, data?, locale? }` (default: the
+   * recipient as it is); `options` is what every job shares. Seals the batch at the end.
+   */
+  enqueueBatch<R>(
+    batchId: string,
+    recipients: Iterable<R> | AsyncIterable<R>,
+    build?: BuildRecipient<R>,
+    options?: BatchOptions,
+  ): Promise<EnqueueBatchResult>
+  /** Cancels every job of a batch that has not started sending. Resolves how many were cancelled. */
+  cancelBatch(batchId: string): Promise<number>
+  /** Counters, progress and state of a batch; null when unknown. */
+  getBatch(batchId: string): Promise<BatchState | null>
+  /** Calls `listener` with each progress message of a batch. Returns the unsubscribe function. */
+  onProgress(batchId: string, listener: (progress: BatchProgress) => void): ProgressSubscription
   /** Cancels a queued or scheduled job. Resolves false when it is sending, final or unknown. */
   cancel(id: string): Promise<boolean>
   getStatus(id: string): Promise<JobState | null>
@@ -224,6 +251,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   checkClusterPrefix(client, config.prefix, 'createEmailQueue')
   defineScripts(client)
   const keys = queueKeys(config.prefix)
+  const progress = createProgressListeners(client, keys)
   let closed = false
 
   function assertOpen(): void {
@@ -244,13 +272,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       args.push(
         record.id,
         record.payload,
-        record.dueAt,
-        record.priority,
-        record.type,
-        record.maxAttempts,
-        record.batchId,
-        record.rcpt,
-        record.idempotencyKey !== undefined ? '1' : '0',
+        `${record.dueAt} ${record.priority} ${record.type} ${record.maxAttempts} ${record.batchId} ${record.rcpt} ${record.idempotencyKey !== undefined ? '1' : '0'}`,
       )
     }
     return { scriptKeys, args }
@@ -391,6 +413,30 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
         }
       })
       return writeValidated(validated)
+    },
+
+    async enqueueBatch(batchId, recipients, build, batchOptions) {
+      assertOpen()
+      return enqueueBatch({ client, keys, writeRecords }, batchId, recipients, build, batchOptions)
+    },
+
+    async cancelBatch(batchId) {
+      assertOpen()
+      return cancelBatch(client, keys, checkId(batchId, 'batchId'), config.statusTtlSeconds)
+    },
+
+    async getBatch(batchId) {
+      assertOpen()
+      return getBatch(client, keys, checkId(batchId, 'batchId'))
+    },
+
+    onProgress(batchId, listener) {
+      assertOpen()
+      checkId(batchId, 'batchId')
+      if (typeof listener !== 'function') {
+        throw new MailstreamError('E_VALIDATION', 'listener: must be a function', { field: 'listener' })
+      }
+      return progress.on(batchId, listener)
     },
 
     async cancel(id) {
@@ -538,6 +584,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     async close() {
       if (closed) return
       closed = true
+      await progress.close()
       if (owned) await quit(client)
     },
   }
