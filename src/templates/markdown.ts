@@ -1,8 +1,4 @@
-import juice from 'juice'
-import { Marked } from 'marked'
-import sanitizeHtml from 'sanitize-html'
-
-const marked = new Marked({ gfm: true, breaks: false, async: false })
+import type sanitizeHtml from 'sanitize-html'
 
 /**
  * What survives from Markdown (and HTML written inside it): formatting, links, images and
@@ -58,10 +54,29 @@ const SANITIZE: sanitizeHtml.IOptions = {
   disallowedTagsMode: 'discard',
 }
 
+let engine: Promise<(markdown: string, css: string) => string> | undefined
+
+/** marked, sanitize-html and juice are loaded on first use: importing mailstream stays light. */
+function loadEngine(): Promise<(markdown: string, css: string) => string> {
+  engine ??= Promise.all([import('marked'), import('sanitize-html'), import('juice')]).then(
+    ([{ Marked }, { default: sanitize }, { default: juice }]) => {
+      const marked = new Marked({ gfm: true, breaks: false, async: false })
+      return (markdown, css) => {
+        const html = sanitize(marked.parse(markdown) as string, SANITIZE)
+        return juice(`<div class="markdown">${html}</div>`, {
+          extraCss: css,
+          applyStyleTags: false,
+          removeStyleTags: true,
+        })
+      }
+    },
+  )
+  return engine
+}
+
 /** Markdown to sanitised HTML, with `css` inlined into it (mail clients drop `<style>`). */
-export function renderMarkdown(markdown: string, css: string): string {
-  const html = sanitizeHtml(marked.parse(markdown) as string, SANITIZE)
-  return juice(`<div class="markdown">${html}</div>`, { extraCss: css, applyStyleTags: false, removeStyleTags: true })
+export async function renderMarkdown(markdown: string, css: string): Promise<string> {
+  return (await loadEngine())(markdown, css)
 }
 
 /** A small least-recently-used cache. */

@@ -1,7 +1,5 @@
 import { readFile } from 'node:fs/promises'
 import { resolve, sep } from 'node:path'
-import { compile as compileHtmlToText } from 'html-to-text'
-import juice from 'juice'
 import Mustache from 'mustache'
 import { z } from 'zod'
 import { MailstreamError } from '../errors.js'
@@ -194,20 +192,29 @@ const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '
 const escapeHtml = (value: unknown) => String(value).replace(/[&<>"']/g, (char) => HTML_ESCAPES[char] as string)
 const asIs = (value: unknown) => String(value)
 
-let htmlToTextConverter: ((html: string) => string) | undefined
-/** The plain-text part: links kept as `text [url]`, images and the preheader left out. Compiled on first use. */
-function htmlToText(html: string): string {
-  htmlToTextConverter ??= compileHtmlToText({
-    wordwrap: 100,
-    selectors: [
-      { selector: 'img', format: 'skip' },
-      { selector: '.preheader', format: 'skip' },
-      { selector: '.header', format: 'skip' },
-      { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
-      ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({ selector, options: { uppercase: false } })),
-    ],
-  })
-  return htmlToTextConverter(html)
+interface Engines {
+  juice: typeof import('juice')
+  /** The plain-text part: links kept as `text [url]`, images, the header and the preheader left out. */
+  htmlToText(html: string): string
+}
+let engines: Promise<Engines> | undefined
+
+/** juice and html-to-text are loaded with the first template compiled: importing mailstream stays light. */
+function loadEngines(): Promise<Engines> {
+  engines ??= Promise.all([import('juice'), import('html-to-text')]).then(([{ default: juice }, { compile }]) => ({
+    juice,
+    htmlToText: compile({
+      wordwrap: 100,
+      selectors: [
+        { selector: 'img', format: 'skip' },
+        { selector: '.preheader', format: 'skip' },
+        { selector: '.header', format: 'skip' },
+        { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
+        ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({ selector, options: { uppercase: false } })),
+      ],
+    }),
+  }))
+  return engines
 }
 
 function templateError(template: string, message: string, field?: string, cause?: unknown): MailstreamError {
@@ -285,7 +292,7 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
   }
 
   const compiled = new Map<string, Promise<Compiled>>()
-  const markdownCache = createLru<string>(50)
+  const markdownCache = createLru<Promise<string>>(50)
 
   function localeChain(locale: string | undefined): string[] {
     const chain: string[] = []
@@ -380,7 +387,13 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
     }
   }
 
-  function compile(name: string, definition: TemplateDefinition, builtin: boolean, chain: readonly string[]): Compiled {
+  function compile(
+    name: string,
+    definition: TemplateDefinition,
+    builtin: boolean,
+    chain: readonly string[],
+    { juice }: Engines,
+  ): Compiled {
     const { source, locale } = pick(definition, chain)
     if (source.html === undefined && source.text === undefined) {
       throw templateError(name, `no html or text for locale '${locale}'`, 'template')
@@ -440,7 +453,9 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
     const key = `${name}\u0000${chain.join(',')}`
     let entry = compiled.get(key)
     if (!entry) {
-      entry = definitionOf(name, chain).then(({ definition, builtin }) => compile(name, definition, builtin, chain))
+      entry = Promise.all([definitionOf(name, chain), loadEngines()]).then(([{ definition, builtin }, loaded]) =>
+        compile(name, definition, builtin, chain, loaded),
+      )
       compiled.set(key, entry)
       // A failed compile is not kept: a fixed file is read again on the next render.
       entry.catch(() => compiled.delete(key))
@@ -448,12 +463,13 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
     return entry
   }
 
-  function markdownHtml(template: string, field: string, value: unknown): string {
-    if (typeof value !== 'string') throw templateError(template, `${field} must be Markdown text`, field)
+  /** Markdown is rendered once per distinct text: the promise is cached, so concurrent sends share it. */
+  function markdownHtml(value: string): Promise<string> {
     let html = markdownCache.get(value)
     if (html === undefined) {
       html = renderMarkdown(value, markdownCss)
       markdownCache.set(value, html)
+      html.catch(() => markdownCache.delete(value))
     }
     return html
   }
@@ -513,8 +529,11 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
       }
       for (const field of template.markdown) {
         const value = view[field]
-        if (!isMissing(value)) view[field] = markdownHtml(name, field, value)
+        if (isMissing(value)) continue
+        if (typeof value !== 'string') throw templateError(name, `${field} must be Markdown text`, field)
+        view[field] = await markdownHtml(value)
       }
+      const { htmlToText } = await loadEngines()
       try {
         const html =
           template.html !== undefined
