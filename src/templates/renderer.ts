@@ -432,8 +432,8 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
     }
     const required = [...(definition.required ?? [])]
     if (definition.unsubscribe === 'required' && !required.includes('unsubscribeUrl')) required.push('unsubscribeUrl')
-    const urls = [...(definition.urls ?? [])]
-    if (definition.unsubscribe && !urls.includes('unsubscribeUrl')) urls.push('unsubscribeUrl')
+    // The layout links to these: whatever the template says, they are checked when present.
+    const urls = [...new Set([...(definition.urls ?? []), 'unsubscribeUrl', 'frontendUrl', 'logoUrl'])]
     return {
       name,
       locale,

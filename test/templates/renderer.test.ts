@@ -304,3 +304,13 @@ describe('your own templates', () => {
     })
   })
 })
+
+test('links of the layout are checked on every template, verification codes included', async () => {
+  const templates = renderer()
+  for (const field of ['unsubscribeUrl', 'frontendUrl', 'logoUrl']) {
+    const error = await rejection(
+      templates.render('verification-code', { code: '1', [field]: 'javascript:alert(1)' }, { job: job() }),
+    )
+    expect(error).toMatchObject({ code: 'E_TEMPLATE', field })
+  }
+})
