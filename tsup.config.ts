@@ -4,7 +4,7 @@ const shared = {
   target: 'node20',
   sourcemap: true,
   treeshake: true,
-  loader: { '.lua': 'text' },
+  loader: { '.lua': 'text', '.html': 'text' },
   // Peers, loaded from the user's node_modules; nodemailer subpaths too (the MIME composer).
   external: ['ioredis', '@aws-sdk/client-sesv2', 'nodemailer', /^nodemailer\//],
 } satisfies Partial<Options>

@@ -4,10 +4,10 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   plugins: [
     {
-      // Lua scripts are imported as text, as tsup's `loader: { '.lua': 'text' }` does in the build.
-      name: 'lua-as-text',
+      // Lua scripts and built-in templates are imported as text, as tsup's `loader` does in the build.
+      name: 'text-imports',
       transform(_code, id) {
-        if (!id.endsWith('.lua')) return null
+        if (!id.endsWith('.lua') && !id.endsWith('.html')) return null
         return { code: `export default ${JSON.stringify(readFileSync(id, 'utf8'))}`, map: null }
       },
     },

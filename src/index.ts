@@ -1,3 +1,11 @@
+export type { BatchProgress, BatchState, ProgressSubscription } from './batch.js'
+export {
+  type BatchOptions,
+  type BatchRecipient,
+  type BuildRecipient,
+  batchJobId,
+  type EnqueueBatchResult,
+} from './enqueue-batch.js'
 export {
   type ErrorCode,
   isMailstreamError,
@@ -42,6 +50,28 @@ export {
 } from './queue.js'
 export type { RedisClient, RedisInput } from './redis.js'
 export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals, JobDelivery } from './stats.js'
+export {
+  BUILTIN_TEMPLATE_NAMES,
+  type BuiltInTemplateName,
+} from './templates/builtin/index.js'
+export {
+  createTemplateRenderer,
+  type RenderedTemplate,
+  type TemplateDefaults,
+  type TemplateDefinition,
+  type TemplateRenderer,
+  type TemplateRendererOptions,
+  type TemplateSource,
+  type UnsubscribeOptions,
+} from './templates/renderer.js'
+export {
+  createUnsubscribeToken,
+  listUnsubscribeHeaders,
+  type UnsubscribeSecret,
+  type UnsubscribeTokenInput,
+  type UnsubscribeTokenResult,
+  verifyUnsubscribeToken,
+} from './templates/unsubscribe.js'
 export type {
   EmailMessage,
   RenderContext,

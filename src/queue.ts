@@ -1,4 +1,13 @@
 import { z } from 'zod'
+import {
+  type BatchProgress,
+  type BatchState,
+  cancelBatch,
+  createProgressListeners,
+  getBatch,
+  type ProgressSubscription,
+} from './batch.js'
+import { type BatchOptions, type BuildRecipient, type EnqueueBatchResult, enqueueBatch } from './enqueue-batch.js'
 import { MailstreamError } from './errors.js'
 import {
   type EmailJob,
@@ -98,6 +107,24 @@ export interface EmailQueue {
   enqueue(job: EmailJobInput): Promise<EnqueueResult>
   /** Validates every job first (one bad job writes nothing), then writes them pipelined. */
   enqueueMany(jobs: readonly EmailJobInput[]): Promise<EnqueueResult[]>
+  /**
+   * Streams recipients (an array or an async iterable of any size) into the jobs of one batch,
+   * in pipelined chunks with bounded memory; one job per (batch, address), so enqueueing the same
+   * batch again adds nothing. `build` maps a recipient to `{ to, data?, locale? }` (default: the
+   * recipient as it is); `options` is what every job shares. Seals the batch at the end.
+   */
+  enqueueBatch<R>(
+    batchId: string,
+    recipients: Iterable<R> | AsyncIterable<R>,
+    build?: BuildRecipient<R>,
+    options?: BatchOptions,
+  ): Promise<EnqueueBatchResult>
+  /** Cancels every job of a batch that has not started sending. Resolves how many were cancelled. */
+  cancelBatch(batchId: string): Promise<number>
+  /** Counters, progress and state of a batch; null when unknown. */
+  getBatch(batchId: string): Promise<BatchState | null>
+  /** Calls `listener` with each progress message of a batch. Returns the unsubscribe function. */
+  onProgress(batchId: string, listener: (progress: BatchProgress) => void): ProgressSubscription
   /** Cancels a queued or scheduled job. Resolves false when it is sending, final or unknown. */
   cancel(id: string): Promise<boolean>
   getStatus(id: string): Promise<JobState | null>
@@ -157,6 +184,37 @@ export function recipientList(job: Pick<EmailJob, 'to' | 'cc' | 'bcc'>): string 
   return [...new Set(recipientsOf(job).map((address) => address.address.toLowerCase()))].join(',')
 }
 
+/** One job as the `enqueue` script takes it. */
+export interface EnqueueRecord {
+  id: string
+  payload: string
+  /** Epoch ms; 0 for now. */
+  dueAt: number
+  priority: Priority
+  type: string
+  maxAttempts: number
+  /** '' for none. */
+  batchId: string
+  /** Recipients, lower-case and ','-joined. */
+  rcpt: string
+  idempotencyKey?: string
+}
+
+function toRecord({ job, payload, dueAt }: ValidatedJob): EnqueueRecord {
+  const record: EnqueueRecord = {
+    id: job.id,
+    payload,
+    dueAt,
+    priority: job.priority,
+    type: job.type,
+    maxAttempts: job.maxAttempts,
+    batchId: job.batchId ?? '',
+    rcpt: recipientList(job),
+  }
+  if (job.idempotencyKey !== undefined) record.idempotencyKey = job.idempotencyKey
+  return record
+}
+
 function toNumber(value: string | undefined): number | undefined {
   return value === undefined || value === '' ? undefined : Number(value)
 }
@@ -185,6 +243,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   checkClusterPrefix(client, config.prefix, 'createEmailQueue')
   defineScripts(client)
   const keys = queueKeys(config.prefix)
+  const progress = createProgressListeners(client, keys)
   let closed = false
 
   function assertOpen(): void {
@@ -192,45 +251,49 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   }
 
   /** Keys and arguments of one `enqueue` script call for a group of jobs. */
-  function enqueueCall(group: readonly ValidatedJob[], now: number) {
+  function enqueueCall(group: readonly EnqueueRecord[], now: number) {
     const scriptKeys: string[] = [keys.delayed, ...keys.streams]
     const args: (string | number)[] = [now, config.idempotencyTtlSeconds]
-    for (const { job, payload, dueAt } of group) {
-      const statusKey = keys.status(job.id)
+    for (const record of group) {
+      const statusKey = keys.status(record.id)
       scriptKeys.push(
         statusKey,
-        job.idempotencyKey !== undefined ? keys.idem(job.idempotencyKey) : statusKey,
-        job.batchId !== undefined ? keys.batch(job.batchId) : statusKey,
+        record.idempotencyKey !== undefined ? keys.idem(record.idempotencyKey) : statusKey,
+        record.batchId !== '' ? keys.batch(record.batchId) : statusKey,
       )
       args.push(
-        job.id,
-        payload,
-        dueAt,
-        job.priority,
-        job.type,
-        job.maxAttempts,
-        job.batchId ?? '',
-        recipientList(job),
-        job.idempotencyKey !== undefined ? '1' : '0',
+        record.id,
+        record.payload,
+        `${record.dueAt} ${record.priority} ${record.type} ${record.maxAttempts} ${record.batchId} ${record.rcpt} ${record.idempotencyKey !== undefined ? '1' : '0'}`,
       )
     }
     return { scriptKeys, args }
   }
 
+  /**
+   * Writes jobs through the `enqueue` script, JOBS_PER_CALL jobs per call, all calls in one
+   * pipeline. Resolves the flat reply: `id, status, created` per job. Shared by `enqueue`,
+   * `enqueueMany` and `enqueueBatch`.
+   */
+  async function writeRecords(records: readonly EnqueueRecord[], now = Date.now()): Promise<(string | number)[]> {
+    const pipeline = client.pipeline()
+    for (let from = 0; from < records.length; from += JOBS_PER_CALL) {
+      const { scriptKeys, args } = enqueueCall(records.slice(from, from + JOBS_PER_CALL), now)
+      addScript(pipeline, 'enqueue', scriptKeys, args)
+    }
+    const flat: (string | number)[] = []
+    for (const [error, reply] of (await pipeline.exec()) ?? []) {
+      if (error) throw new MailstreamError('E_REDIS', `enqueue failed: ${error.message}`, { cause: error })
+      for (const value of reply as (string | number)[]) flat.push(value)
+    }
+    return flat
+  }
+
   async function writeValidated(list: readonly ValidatedJob[]): Promise<EnqueueResult[]> {
     const flat: (string | number)[] = []
     for (let start = 0; start < list.length; start += JOBS_PER_PIPELINE) {
-      const now = Date.now()
-      const pipeline = client.pipeline()
-      const end = Math.min(list.length, start + JOBS_PER_PIPELINE)
-      for (let from = start; from < end; from += JOBS_PER_CALL) {
-        const { scriptKeys, args } = enqueueCall(list.slice(from, Math.min(end, from + JOBS_PER_CALL)), now)
-        addScript(pipeline, 'enqueue', scriptKeys, args)
-      }
-      for (const [error, reply] of (await pipeline.exec()) ?? []) {
-        if (error) throw new MailstreamError('E_REDIS', `enqueue failed: ${error.message}`, { cause: error })
-        flat.push(...(reply as (string | number)[]))
-      }
+      const records = list.slice(start, start + JOBS_PER_PIPELINE).map(toRecord)
+      flat.push(...(await writeRecords(records)))
     }
     const results: EnqueueResult[] = []
     for (let i = 0; i + 2 < flat.length; i += 3) {
@@ -238,6 +301,9 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       const status = String(flat[i + 1])
       if (flat[i + 2] === 1) {
         results.push({ id, status: status as JobStatusName, duplicate: false })
+      } else if (flat[i + 2] === 2) {
+        // Its batch was cancelled: nothing was written.
+        results.push({ id, status: 'cancelled', duplicate: false })
       } else {
         // Found through the idempotency key: read the existing job's status.
         const current = status || (await client.hget(keys.status(id), 'status'))
@@ -317,6 +383,30 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
         }
       })
       return writeValidated(validated)
+    },
+
+    async enqueueBatch(batchId, recipients, build, batchOptions) {
+      assertOpen()
+      return enqueueBatch({ client, keys, writeRecords }, batchId, recipients, build, batchOptions)
+    },
+
+    async cancelBatch(batchId) {
+      assertOpen()
+      return cancelBatch(client, keys, checkId(batchId, 'batchId'), config.statusTtlSeconds)
+    },
+
+    async getBatch(batchId) {
+      assertOpen()
+      return getBatch(client, keys, checkId(batchId, 'batchId'))
+    },
+
+    onProgress(batchId, listener) {
+      assertOpen()
+      checkId(batchId, 'batchId')
+      if (typeof listener !== 'function') {
+        throw new MailstreamError('E_VALIDATION', 'listener: must be a function', { field: 'listener' })
+      }
+      return progress.on(batchId, listener)
     },
 
     async cancel(id) {
@@ -466,6 +556,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     async close() {
       if (closed) return
       closed = true
+      await progress.close()
       if (owned) await quit(client)
     },
   }

@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events'
 import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
 import { z } from 'zod'
+import { BATCH_DATA_FIELD, createBatchDataCache } from './batch-data.js'
 import { describeError, MailstreamError, type RetryClass, TransportError } from './errors.js'
 import { type Address, type AddressInput, type EmailJob, parseAddress, parseJob } from './job.js'
 import { GROUP, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
@@ -591,6 +592,9 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
 
   // ---- sending ----------------------------------------------------------------------------
 
+  /** Data every job of a batch shares (`enqueueBatch` stores it once), read once per batch. */
+  const batchData = createBatchDataCache((batchId) => redis().hget(keys.batch(batchId), BATCH_DATA_FIELD))
+
   /** A job that names a template: render it, then build the message from what it gives. */
   async function renderMessage(job: EmailJob, suppressed: ReadonlySet<string>): Promise<EmailMessage> {
     if (!config.templates) {
@@ -602,7 +606,9 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         },
       )
     }
-    const rendered = await config.templates.render(job.template as string, job.data ?? {}, {
+    const shared = job.batchId !== undefined ? await batchData.get(job.batchId) : undefined
+    const data = shared ? { ...shared, ...job.data } : (job.data ?? {})
+    const rendered = await config.templates.render(job.template as string, data, {
       ...(job.locale !== undefined && { locale: job.locale }),
       job: { id: job.id, type: job.type, to: job.to, ...(job.batchId !== undefined && { batchId: job.batchId }) },
     })

@@ -20,7 +20,7 @@ function spawnWorker(prefix: string, perSecond: number, burst: number) {
       '--import',
       'tsx',
       '--import',
-      './test/fixtures/lua-register.mjs',
+      './test/fixtures/text-register.mjs',
       'test/fixtures/rate-worker.ts',
       redisUrl(),
       prefix,

@@ -5,48 +5,70 @@ per job i (3 keys from KEYS[5 + 3(i-1)]): status hash, idempotency key (the stat
   when none), batch hash (the status key again when none)
 ARGV[1] now, epoch ms
 ARGV[2] idempotency TTL, seconds
-per job i (9 values from ARGV[3 + 9(i-1)]): id, payload (JSON), due time in ms (0 = now),
-  priority, type, max attempts, batch id or '', recipients (lower-case, ',' joined),
-  '1' when the job has an idempotency key
-Reply: flat list { id, status, created, ... } per job. created is 1 for a new job and 0 when the
-id or the idempotency key already names a job (status is '' when only the key was found).
+per job i (3 values from ARGV[3 + 3(i-1)]): id, payload (JSON), and the rest in one
+  space-separated string (fewer arguments make a big batch much cheaper to send):
+  '<due ms, 0 = now> <priority> <type> <max attempts> <batch id or nothing> <recipients> <1|0>'
+  where recipients are lower-case and ','-joined, and the last flag is 1 when the job has an
+  idempotency key. None of these values can contain a space.
+Reply: flat list { id, status, created, ... } per job. created is 1 for a new job, 0 when the
+id or the idempotency key already names a job (status is '' when only the key was found), and 2
+when the job's batch was cancelled (status 'cancelled'; nothing is written).
+A batch's total counts its new jobs; it is raised once per batch per call.
 ]]
 local now = ARGV[1]
 local stream = { high = KEYS[2], normal = KEYS[3], low = KEYS[4] }
 local out = {}
+local added = {}
+local cancelled = {}
 local job = 0
-for a = 3, #ARGV, 9 do
+for a = 3, #ARGV, 3 do
   local k = 5 + 3 * job
   job = job + 1
   local statusKey, idemKey, batchKey = KEYS[k], KEYS[k + 1], KEYS[k + 2]
-  local id, payload, due, priority = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local id, payload = ARGV[a], ARGV[a + 1]
+  local dueText, priority, jobType, maxAttempts, batchId, rcpt, idem =
+    string.match(ARGV[a + 2], '^(%d+) (%S+) (%S+) (%d+) (%S*) (%S+) ([01])$')
+  local due = tonumber(dueText)
   local existing = false
-  if ARGV[a + 8] == '1' then existing = redis.call('GET', idemKey) end
+  if idem == '1' then existing = redis.call('GET', idemKey) end
   local current = false
   if not existing then current = redis.call('HGET', statusKey, 'status') end
+  local refused = false
+  if not existing and not current and batchId ~= '' then
+    refused = cancelled[batchKey]
+    if refused == nil then
+      refused = redis.call('HEXISTS', batchKey, 'cancelledAt') == 1
+      cancelled[batchKey] = refused
+    end
+  end
   if existing then
     out[#out + 1] = existing; out[#out + 1] = ''; out[#out + 1] = 0
   elseif current then
     out[#out + 1] = id; out[#out + 1] = current; out[#out + 1] = 0
+  elseif refused then
+    out[#out + 1] = id; out[#out + 1] = 'cancelled'; out[#out + 1] = 2
   else
-    local status
+    local status = 'queued'
+    local fields = { 'status', status, 'priority', priority, 'type', jobType, 'maxAttempts', maxAttempts,
+      'createdAt', now }
     if due > 0 then
       status = 'scheduled'
+      fields[2] = status
       redis.call('ZADD', KEYS[1], due, id)
-      redis.call('HSET', statusKey, 'status', status, 'priority', priority, 'type', ARGV[a + 4],
-        'maxAttempts', ARGV[a + 5], 'createdAt', now, 'dueAt', due, 'job', payload, 'rcpt', ARGV[a + 7])
+      fields[11] = 'dueAt'; fields[12] = due; fields[13] = 'job'; fields[14] = payload
+      fields[15] = 'rcpt'; fields[16] = rcpt
     else
-      status = 'queued'
-      local entry = redis.call('XADD', stream[priority], '*', 'id', id, 'job', payload, 'r', ARGV[a + 7])
-      redis.call('HSET', statusKey, 'status', status, 'priority', priority, 'type', ARGV[a + 4],
-        'maxAttempts', ARGV[a + 5], 'createdAt', now, 'entry', entry)
+      fields[11] = 'entry'
+      fields[12] = redis.call('XADD', stream[priority], '*', 'id', id, 'job', payload, 'r', rcpt)
     end
-    if ARGV[a + 6] ~= '' then
-      redis.call('HSET', statusKey, 'batch', ARGV[a + 6])
-      redis.call('HINCRBY', batchKey, 'total', 1)
+    if batchId ~= '' then
+      fields[#fields + 1] = 'batch'; fields[#fields + 1] = batchId
+      added[batchKey] = (added[batchKey] or 0) + 1
     end
-    if ARGV[a + 8] == '1' then redis.call('SET', idemKey, id, 'EX', ARGV[2]) end
+    redis.call('HSET', statusKey, unpack(fields))
+    if idem == '1' then redis.call('SET', idemKey, id, 'EX', ARGV[2]) end
     out[#out + 1] = id; out[#out + 1] = status; out[#out + 1] = 1
   end
 end
+for batchKey, n in pairs(added) do redis.call('HINCRBY', batchKey, 'total', n) end
 return out

@@ -1,0 +1,4 @@
+declare module '*.html' {
+  const source: string
+  export default source
+}
