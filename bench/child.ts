@@ -1,11 +1,11 @@
 /**
  * One measurement in its own process, so that its peak RSS is its own. Prints one JSON line.
  * Built by bench/run.ts and run with plain node: node .tmp/bench/child.js <scenario> <system>
- * (REDIS_URL and N in the environment).
+ * (REDIS_URL and N in the environment). Every system gets the same jobs and equivalent settings.
  */
 import { Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
-import { createEmailQueue, createEmailWorker } from 'mailstream'
+import { createEmailQueue, createEmailWorker, createTemplateRenderer } from 'mailstream'
 import { createMemoryTransport } from 'mailstream/memory'
 
 const [scenario, system] = process.argv.slice(2)
@@ -13,6 +13,7 @@ const url = process.env.REDIS_URL as string
 const N = Number(process.env.N ?? 100_000)
 const CHUNK = 5000
 const CONCURRENCY = 100
+const PREFIX = 'bench'
 
 const redis = new Redis(url, { maxRetriesPerRequest: null })
 const peak = { rss: 0 }
@@ -20,15 +21,20 @@ const sampler = setInterval(() => {
   peak.rss = Math.max(peak.rss, process.memoryUsage().rss)
 }, 20)
 
-/** The same email for every system: what a newsletter job carries. */
-function emailData(i: number) {
-  return {
-    type: 'newsletter',
-    to: `reader${i}@example.com`,
-    subject: 'Vality Weekly #12',
-    text: 'This week: three stories worth your time, and one to skip.',
-  }
+const subject = 'Vality Weekly #12'
+const text = 'This week: three stories worth your time, and one to skip.'
+const subscriber = (i: number) => ({ email: `reader${i}@example.com`, name: `Reader ${i}` })
+/** What a plain newsletter job carries, the same for every system. */
+const emailData = (i: number) => ({ type: 'newsletter', to: subscriber(i).email, subject, text })
+
+const issue = {
+  title: 'Three small habits that change a year',
+  body: '## Hello!\n\nThis week: **small habits** and why they compound.\n\n1. A ten-minute walk\n2. One page a day\n3. A line of thanks before sleep\n\n[Read the whole issue](https://vality.example/issues/12)',
 }
+const renderer = createTemplateRenderer({
+  defaults: { brandName: 'Vality', frontendUrl: 'https://vality.example' },
+  unsubscribe: { secret: 'bench-unsubscribe-secret-0123456789' },
+})
 
 async function usedMemory(): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0)
@@ -42,60 +48,35 @@ function done(result: Record<string, unknown>): never {
 }
 
 const seconds = (start: number) => (performance.now() - start) / 1000
-
-// ---- enqueue -----------------------------------------------------------------------------
-
-async function enqueue(): Promise<void> {
-  await redis.flushall()
-  const before = await usedMemory()
-  const start = performance.now()
-  if (system === 'mailstream') {
-    const queue = createEmailQueue({ redis, prefix: 'bench' })
-    for (let from = 0; from < N; from += CHUNK) {
-      await queue.enqueueMany(Array.from({ length: Math.min(CHUNK, N - from) }, (_, i) => emailData(from + i)))
-    }
-  } else if (system === 'bullmq') {
-    const queue = new Queue('bench', { connection: redis })
-    for (let from = 0; from < N; from += CHUNK) {
-      await queue.addBulk(
-        Array.from({ length: Math.min(CHUNK, N - from) }, (_, i) => ({
-          name: 'newsletter',
-          data: emailData(from + i),
-          opts: { attempts: 3, removeOnComplete: true },
-        })),
-      )
-    }
-  } else {
-    for (let from = 0; from < N; from += CHUNK) {
-      const pipeline = redis.pipeline()
-      for (let i = from; i < Math.min(N, from + CHUNK); i++) {
-        pipeline.xadd('bare:send', '*', 'job', JSON.stringify(emailData(i)))
-      }
-      await pipeline.exec()
-    }
-  }
-  const elapsed = seconds(start)
-  const bytes = (await usedMemory()) - before
-  done({ jobsPerSec: Math.round(N / elapsed), seconds: elapsed, redisBytesPerJob: Math.round(bytes / N) })
+const chunks = function* (total: number, size = CHUNK) {
+  for (let from = 0; from < total; from += size) yield { from, count: Math.min(size, total - from) }
 }
+const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i)
 
-// ---- drain -------------------------------------------------------------------------------
+// ---- writing jobs ----------------------------------------------------------------------------
 
-/** Fills the queue for `drain`, in a process of its own so that the drain's RSS is the worker's. */
-async function fill(): Promise<void> {
-  await redis.flushall()
+/** Enqueues N newsletter jobs as each system does it best: a batch, addBulk, pipelined XADD. */
+async function write(options: { templated?: boolean } = {}): Promise<void> {
   if (system === 'mailstream') {
-    const queue = createEmailQueue({ redis, prefix: 'bench' })
-    for (let from = 0; from < N; from += CHUNK) {
-      await queue.enqueueMany(Array.from({ length: Math.min(CHUNK, N - from) }, (_, i) => emailData(from + i)))
+    const queue = createEmailQueue({ redis, prefix: PREFIX })
+    async function* recipients() {
+      for (let i = 0; i < N; i++) yield subscriber(i)
     }
+    await queue.enqueueBatch(
+      'issue-12',
+      recipients(),
+      (recipient) => ({ to: recipient.email, data: { name: recipient.name, email: recipient.email } }),
+      options.templated
+        ? { template: 'newsletter-issue', data: issue, priority: 'normal' }
+        : { subject, text, priority: 'normal' },
+    )
   } else if (system === 'bullmq') {
     const queue = new Queue('bench', { connection: redis })
-    for (let from = 0; from < N; from += CHUNK) {
+    for (const { from, count } of chunks(N)) {
       await queue.addBulk(
-        Array.from({ length: Math.min(CHUNK, N - from) }, (_, i) => ({
+        range(from, count).map((i) => ({
           name: 'newsletter',
-          data: emailData(from + i),
+          data: options.templated ? { to: subscriber(i).email, name: subscriber(i).name } : emailData(i),
           opts: { attempts: 3, removeOnComplete: true },
         })),
       )
@@ -103,28 +84,49 @@ async function fill(): Promise<void> {
     await queue.close()
   } else {
     await redis.xgroup('CREATE', 'bare:send', 'workers', '0', 'MKSTREAM')
-    for (let from = 0; from < N; from += CHUNK) {
+    for (const { from, count } of chunks(N)) {
       const pipeline = redis.pipeline()
-      for (let i = from; i < Math.min(N, from + CHUNK); i++) {
-        pipeline.xadd('bare:send', '*', 'job', JSON.stringify(emailData(i)))
+      for (const i of range(from, count)) {
+        const data = options.templated ? { to: subscriber(i).email, name: subscriber(i).name } : emailData(i)
+        pipeline.xadd('bare:send', '*', 'job', JSON.stringify(data))
       }
       await pipeline.exec()
     }
   }
+}
+
+async function enqueue(): Promise<void> {
+  await redis.flushall()
+  const before = await usedMemory()
+  const start = performance.now()
+  await write()
+  const elapsed = seconds(start)
+  const bytes = (await usedMemory()) - before
+  done({ jobsPerSec: Math.round(N / elapsed), seconds: elapsed, redisBytesPerJob: Math.round(bytes / N) })
+}
+
+/** Fills the queue for a drain, in a process of its own so that the drain's RSS is the worker's. */
+async function fill(): Promise<void> {
+  await redis.flushall()
+  await write({ templated: scenario === 'newsletter-fill' })
   done({})
 }
 
-async function drain(): Promise<void> {
+// ---- draining ----------------------------------------------------------------------------------
+
+/** Drains N jobs; `handle` is what a send costs beyond the queue (nothing, or rendering). */
+async function drainWith(templated: boolean): Promise<void> {
   let finished = 0
   const start = performance.now()
   if (system === 'mailstream') {
     const transport = createMemoryTransport({ maxMessages: 100 })
     const worker = createEmailWorker({
       redis,
-      prefix: 'bench',
+      prefix: PREFIX,
       transport,
       concurrency: CONCURRENCY,
-      from: 'news@vality.kr',
+      from: 'news@vality.example',
+      ...(templated && { templates: renderer }),
     })
     await new Promise<void>((resolve) => {
       worker.on('sent', () => {
@@ -135,38 +137,198 @@ async function drain(): Promise<void> {
     const elapsed = seconds(start)
     await worker.stop()
     done({ jobsPerSec: Math.round(N / elapsed), seconds: elapsed })
-  } else if (system === 'bullmq') {
+  }
+  const render = async (data: { to: string; name: string }) => {
+    const rendered = await renderer.render('newsletter-issue', { ...issue, ...data, email: data.to }, { locale: 'en' })
+    if (!rendered.html) throw new Error('nothing rendered')
+  }
+  if (system === 'bullmq') {
     await new Promise<void>((resolve) => {
-      const worker = new Worker('bench', async () => {}, { connection: redis.duplicate(), concurrency: CONCURRENCY })
+      const worker = new Worker(
+        'bench',
+        async (job) => {
+          if (templated) await render(job.data)
+        },
+        { connection: redis.duplicate(), concurrency: CONCURRENCY },
+      )
       worker.on('completed', () => {
         if (++finished === N) resolve()
       })
     })
     done({ jobsPerSec: Math.round(N / seconds(start)), seconds: seconds(start) })
-  } else {
-    // The floor: read 100 at a time, "send" (parse), acknowledge and delete, pipelined.
-    while (finished < N) {
-      const reply = (await redis.xreadgroup('GROUP', 'workers', 'bare', 'COUNT', 100, 'STREAMS', 'bare:send', '>')) as
-        | [string, [string, string[]][]][]
-        | null
-      const entries = reply?.[0]?.[1] ?? []
-      const ids = entries.map(([id, fields]) => {
-        JSON.parse(fields[1] as string)
-        return id
-      })
-      if (ids.length)
-        await redis
-          .pipeline()
-          .xack('bare:send', 'workers', ...ids)
-          .xdel('bare:send', ...ids)
-          .exec()
-      finished += ids.length
-    }
-    done({ jobsPerSec: Math.round(N / seconds(start)), seconds: seconds(start) })
   }
+  // The floor: read 100 at a time, parse (and render), acknowledge and delete, pipelined.
+  while (finished < N) {
+    const reply = (await redis.xreadgroup('GROUP', 'workers', 'bare', 'COUNT', 100, 'STREAMS', 'bare:send', '>')) as
+      | [string, [string, string[]][]][]
+      | null
+    const entries = reply?.[0]?.[1] ?? []
+    const ids: string[] = []
+    for (const [id, fields] of entries) {
+      const data = JSON.parse(fields[1] as string)
+      if (templated) await render(data)
+      ids.push(id)
+    }
+    if (ids.length)
+      await redis
+        .pipeline()
+        .xack('bare:send', 'workers', ...ids)
+        .xdel('bare:send', ...ids)
+        .exec()
+    finished += ids.length
+  }
+  done({ jobsPerSec: Math.round(N / seconds(start)), seconds: seconds(start) })
 }
 
-const scenarios: Record<string, () => Promise<void>> = { enqueue, fill, drain }
+const drain = () => drainWith(false)
+const newsletter = () => drainWith(true)
+
+// ---- latency of high-priority jobs behind a rate-limited low backlog ---------------------------
+
+/**
+ * A low-priority backlog drains under a 200/s limit while 200 high-priority jobs arrive, one
+ * every 20 ms. Latency: from enqueue to the moment the transport (or processor) gets the job.
+ */
+async function latency(): Promise<void> {
+  await redis.flushall()
+  const HIGH = 200
+  const RATE = 200
+  const latencies: number[] = []
+  const enqueuedAt = new Map<string, number>()
+  if (system === 'mailstream') {
+    const queue = createEmailQueue({ redis, prefix: PREFIX })
+    await queue.enqueueBatch('backlog', range(0, N).map(subscriber), (recipient) => recipient.email, {
+      subject,
+      text,
+      priority: 'low',
+    })
+    const transport = createMemoryTransport({ maxMessages: 10 })
+    const send = transport.send.bind(transport)
+    transport.send = (message, context) => {
+      const at = enqueuedAt.get(message.jobId)
+      if (at !== undefined) latencies.push(performance.now() - at)
+      return send(message, context)
+    }
+    const worker = createEmailWorker({
+      redis,
+      prefix: PREFIX,
+      transport,
+      concurrency: CONCURRENCY,
+      from: 'news@vality.example',
+      rateLimit: { perSecond: RATE, burst: 1 },
+    })
+    await worker.start()
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    for (let i = 0; i < HIGH; i++) {
+      const id = `urgent-${i}`
+      enqueuedAt.set(id, performance.now())
+      await queue.enqueue({
+        id,
+        type: 'verification-code',
+        to: `urgent${i}@example.com`,
+        subject,
+        text,
+        priority: 'high',
+      })
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    while (latencies.length < HIGH) await new Promise((resolve) => setTimeout(resolve, 20))
+    await worker.stop({ timeoutMs: 1000 })
+  } else if (system === 'bullmq') {
+    const queue = new Queue('bench', { connection: redis })
+    for (const { from, count } of chunks(N)) {
+      await queue.addBulk(
+        range(from, count).map((i) => ({
+          name: 'newsletter',
+          data: emailData(i),
+          opts: { priority: 10, removeOnComplete: true },
+        })),
+      )
+    }
+    const worker = new Worker(
+      'bench',
+      async (job) => {
+        const at = enqueuedAt.get(job.id as string)
+        if (at !== undefined) latencies.push(performance.now() - at)
+      },
+      { connection: redis.duplicate(), concurrency: CONCURRENCY, limiter: { max: RATE, duration: 1000 } },
+    )
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    for (let i = 0; i < HIGH; i++) {
+      const id = `urgent-${i}`
+      enqueuedAt.set(id, performance.now())
+      await queue.add('verification-code', emailData(i), { jobId: id, priority: 1, removeOnComplete: true })
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    while (latencies.length < HIGH) await new Promise((resolve) => setTimeout(resolve, 20))
+    await worker.close(true)
+    await queue.close()
+  } else {
+    done({ note: 'a bare stream has no priorities' })
+  }
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) =>
+    Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0) * 10) / 10
+  done({ p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1) })
+}
+
+// ---- RSS over a long drain ---------------------------------------------------------------------
+
+/** Drains N jobs (1M in the bench) and samples RSS every second: it should stay flat. */
+async function rss(): Promise<void> {
+  const transport = createMemoryTransport({ maxMessages: 10 })
+  const worker = createEmailWorker({
+    redis,
+    prefix: PREFIX,
+    transport,
+    concurrency: CONCURRENCY,
+    from: 'news@vality.example',
+  })
+  let finished = 0
+  const samples: { sent: number; rssMb: number }[] = []
+  const every = setInterval(() => {
+    samples.push({ sent: finished, rssMb: Math.round(process.memoryUsage().rss / 1048576) })
+  }, 1000)
+  const start = performance.now()
+  await new Promise<void>((resolve) => {
+    worker.on('sent', () => {
+      if (++finished === N) resolve()
+    })
+    void worker.start()
+  })
+  clearInterval(every)
+  const elapsed = seconds(start)
+  await worker.stop()
+  // Trend: least-squares slope of RSS against jobs sent, after the first 10% (warm-up).
+  const steady = samples.filter((sample) => sample.sent >= N / 10)
+  const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length)
+  const mx = mean(steady.map((s) => s.sent))
+  const my = mean(steady.map((s) => s.rssMb))
+  const slope =
+    steady.reduce((sum, s) => sum + (s.sent - mx) * (s.rssMb - my), 0) /
+    Math.max(
+      1,
+      steady.reduce((sum, s) => sum + (s.sent - mx) ** 2, 0),
+    )
+  done({
+    jobsPerSec: Math.round(N / elapsed),
+    seconds: elapsed,
+    rssMbPer100kJobs: Math.round(slope * 100_000 * 10) / 10,
+    rssFirstMb: steady[0]?.rssMb,
+    rssLastMb: steady.at(-1)?.rssMb,
+    samples: samples.map((s) => [s.sent, s.rssMb]),
+  })
+}
+
+const scenarios: Record<string, () => Promise<void>> = {
+  enqueue,
+  fill,
+  'newsletter-fill': fill,
+  drain,
+  newsletter,
+  latency,
+  rss,
+}
 const run = scenarios[scenario as string]
 if (!run) {
   console.error(`unknown scenario ${scenario}`)
