@@ -210,6 +210,12 @@ function loadEngines(): Promise<Engines> {
         { selector: '.preheader', format: 'skip' },
         { selector: '.header', format: 'skip' },
         { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
+        // Email layouts are tables for layout, not data: read them as blocks (faster, and no grid).
+        { selector: 'table', format: 'block' },
+        { selector: 'tbody', format: 'block' },
+        { selector: 'tr', format: 'block' },
+        { selector: 'td', format: 'block' },
+        { selector: 'th', format: 'block' },
         ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({ selector, options: { uppercase: false } })),
       ],
     }),
