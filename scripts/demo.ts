@@ -86,7 +86,9 @@ try {
   await finished
   progress()
   process.stdout.write(`\rNewsletter ${progressBar(last.total, last.total)}\n`)
-  console.log(`Enqueued ${result.enqueued} newsletter jobs; all sent in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  console.log(
+    `Enqueued ${result.enqueued} newsletter jobs; all sent in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  )
 
   const stats = await queue.stats()
   console.log('\nStats')

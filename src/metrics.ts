@@ -1,4 +1,4 @@
-import type { QueueStats } from './stats.js'
+import { EVENT_TOTALS, type QueueStats, WORKER_TOTALS } from './stats.js'
 
 /**
  * Histograms the workers record into `P:metrics` (a hash of integer counters), shared by every
@@ -97,25 +97,13 @@ export function renderMetrics(stats: QueueStats, recorded: Record<string, string
       'mailstream_jobs_total',
       'counter',
       'Job outcomes recorded by the workers.',
-      ['sent', 'failed', 'suppressed', 'retried', 'throttled'].map((outcome) =>
-        line('mailstream_jobs_total', totals[outcome] ?? 0, { outcome }),
-      ),
+      WORKER_TOTALS.map((outcome) => line('mailstream_jobs_total', totals[outcome] ?? 0, { outcome })),
     ),
     family(
       'mailstream_ses_events_total',
       'counter',
       'Messages with at least one SES event of this type (from the webhook handler).',
-      [
-        'delivered',
-        'bounced',
-        'bouncedPermanent',
-        'complained',
-        'opened',
-        'clicked',
-        'rejected',
-        'renderingFailed',
-        'deliveryDelayed',
-      ].map((event) => line('mailstream_ses_events_total', totals[event] ?? 0, { event })),
+      EVENT_TOTALS.map((event) => line('mailstream_ses_events_total', totals[event] ?? 0, { event })),
     ),
     ...(Object.entries(HISTOGRAMS) as [HistogramName, (typeof HISTOGRAMS)[HistogramName]][]).map(
       ([name, histogram]) => {

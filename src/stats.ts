@@ -91,7 +91,8 @@ export interface JobDelivery {
   clickedAt?: number
 }
 
-const WORKER_TOTALS = ['sent', 'failed', 'suppressed', 'retried', 'throttled'] as const
+/** Counters the workers keep in `P:stats`, one per job outcome. */
+export const WORKER_TOTALS = ['sent', 'failed', 'suppressed', 'retried', 'throttled'] as const
 /** Counters the SES webhook handler keeps, in `P:stats` and in each batch hash. */
 export const EVENT_TOTALS = [
   'delivered',

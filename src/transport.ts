@@ -1,3 +1,4 @@
+import { TransportError } from './errors.js'
 import type { Address, Attachment, Priority } from './job.js'
 
 /** A rendered email, ready for a transport. Built by the worker from a job. */
@@ -85,4 +86,16 @@ export function decodeTagValue(tag: string): string {
     if (hex !== undefined) return String.fromCharCode(Number.parseInt(hex, 16))
     return escaped === '_' ? '_' : escaped === 'd' ? '.' : ':'
   })
+}
+
+/** The message's sender, or the transport's default; a message with neither cannot be sent. */
+export function senderOf(message: EmailMessage, fallback: Address | undefined, prefix: string): Address {
+  const from = message.from ?? fallback
+  if (!from) {
+    throw new TransportError(`${prefix} job ${message.jobId} has no sender: set from on the job, worker or transport`, {
+      retry: 'never',
+      statusCode: 'NoSender',
+    })
+  }
+  return from
 }

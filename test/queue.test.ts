@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from 'vitest'
 import { createEmailQueue, type EmailJobInput, MailstreamError } from '../src/index.js'
 import { MAX_PAYLOAD_BYTES } from '../src/job.js'
+import { testJob } from './helpers/queue.js'
 import { connect, keysOf, uniquePrefix } from './helpers/redis.js'
 
 const redis = connect()
@@ -15,13 +16,7 @@ function newQueue(prefix = uniquePrefix('q')) {
   return queue
 }
 
-const job = (overrides: Partial<EmailJobInput> = {}): EmailJobInput => ({
-  type: 'welcome',
-  to: 'reader@example.com',
-  subject: 'Welcome',
-  text: 'Hello',
-  ...overrides,
-})
+const job = testJob
 
 describe('enqueue', () => {
   test('writes a queued job: stream entry, status hash', async () => {

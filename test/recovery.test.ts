@@ -1,19 +1,13 @@
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, test } from 'vitest'
-import type { DeadEvent, EmailJobInput, MailstreamError } from '../src/index.js'
-import { harness, sendCounts } from './helpers/queue.js'
+import type { DeadEvent, MailstreamError } from '../src/index.js'
+import { harness, sendCounts, testJob } from './helpers/queue.js'
 import { connect, uniquePrefix, waitUntil } from './helpers/redis.js'
 import { startRedisServer } from './helpers/redis-server.js'
 
 const redis = connect()
 
-const job = (overrides: Partial<EmailJobInput> = {}): EmailJobInput => ({
-  type: 'welcome',
-  to: 'reader@example.com',
-  subject: 'Welcome',
-  text: 'Hello',
-  ...overrides,
-})
+const job = testJob
 
 describe('reclaiming', () => {
   test('a worker stopped mid-run leaves its entries pending; a second worker reclaims and sends them', async () => {

@@ -1,17 +1,11 @@
 import { describe, expect, test } from 'vitest'
-import type { DeadEvent, EmailJobInput, RetryingEvent } from '../src/index.js'
-import { harness, sendCounts } from './helpers/queue.js'
+import type { DeadEvent, RetryingEvent } from '../src/index.js'
+import { harness, sendCounts, testJob } from './helpers/queue.js'
 import { connect, waitUntil } from './helpers/redis.js'
 
 const redis = connect()
 
-const job = (overrides: Partial<EmailJobInput> = {}): EmailJobInput => ({
-  type: 'welcome',
-  to: 'reader@example.com',
-  subject: 'Welcome',
-  text: 'Hello',
-  ...overrides,
-})
+const job = testJob
 
 describe('delivery', () => {
   test('5,000 jobs across priorities, 2 workers: each sent exactly once, high before low', async () => {

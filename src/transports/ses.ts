@@ -10,7 +10,14 @@ import { z } from 'zod'
 import { MailstreamError, TransportError, type TransportErrorOptions } from '../errors.js'
 import { type Address, type AddressInput, formatAddress, parseAddress } from '../job.js'
 import { parseOptions } from '../options.js'
-import { type EmailMessage, encodeTagValue, type SendContext, type SendResult, type Transport } from '../transport.js'
+import {
+  type EmailMessage,
+  encodeTagValue,
+  type SendContext,
+  type SendResult,
+  senderOf,
+  type Transport,
+} from '../transport.js'
 import { composeMime } from './mime.js'
 
 export interface SesTransportOptions {
@@ -231,16 +238,7 @@ export function createSesTransport(options: SesTransportOptions = {}): SesTransp
   }
 
   async function buildInput(message: EmailMessage): Promise<SendEmailCommandInput> {
-    const from = message.from ?? defaultFrom
-    if (!from) {
-      throw new TransportError(
-        `${PREFIX} job ${message.jobId} has no sender: set from on the job, worker or transport`,
-        {
-          retry: 'never',
-          statusCode: 'NoSender',
-        },
-      )
-    }
+    const from = senderOf(message, defaultFrom, PREFIX)
     const input: SendEmailCommandInput = {
       Destination: {
         ToAddresses: list(message.to),

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { TransportError, type TransportErrorOptions } from '../errors.js'
 import { type Address, type AddressInput, parseAddress } from '../job.js'
 import { parseOptions } from '../options.js'
-import type { EmailMessage, SendContext, SendResult, Transport } from '../transport.js'
+import { type EmailMessage, type SendContext, type SendResult, senderOf, type Transport } from '../transport.js'
 import { toMailOptions } from './mime.js'
 
 export interface SmtpTransportOptions {
@@ -116,16 +116,7 @@ export function createSmtpTransport(options: SmtpTransportOptions): SmtpTranspor
     transporter,
 
     async send(message: EmailMessage, context: SendContext): Promise<SendResult> {
-      const from = message.from ?? defaultFrom
-      if (!from) {
-        throw new TransportError(
-          `${PREFIX} job ${message.jobId} has no sender: set from on the job, worker or transport`,
-          {
-            retry: 'never',
-            statusCode: 'NoSender',
-          },
-        )
-      }
+      const from = senderOf(message, defaultFrom, PREFIX)
       try {
         const info = await transporter.sendMail({ ...toMailOptions(message, { from }), signal: context.signal })
         const rejected = ((info.rejected ?? []) as (string | { address: string })[]).map((address) =>

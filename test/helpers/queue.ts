@@ -3,6 +3,7 @@ import { afterEach } from 'vitest'
 import {
   createEmailQueue,
   createEmailWorker,
+  type EmailJobInput,
   type EmailQueue,
   type EmailWorker,
   type EmailWorkerOptions,
@@ -73,3 +74,12 @@ export function sendCounts(transport: MemoryTransport): Map<string, number> {
   for (const { message } of transport.messages) counts.set(message.jobId, (counts.get(message.jobId) ?? 0) + 1)
   return counts
 }
+
+/** A small valid job; fields given override the defaults. */
+export const testJob = (overrides: Partial<EmailJobInput> = {}): EmailJobInput => ({
+  type: 'welcome',
+  to: 'reader@example.com',
+  subject: 'Welcome',
+  text: 'Hello',
+  ...overrides,
+})

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
-import { decodeTagValue, type EmailJobInput, type RetryingEvent } from '../../src/index.js'
+import { decodeTagValue, type RetryingEvent } from '../../src/index.js'
 import { createSesTransport, type SesTransport } from '../../src/transports/ses.js'
-import { harness } from '../helpers/queue.js'
+import { harness, testJob } from '../helpers/queue.js'
 import { connect, waitUntil } from '../helpers/redis.js'
 import { SEND_ROUTE, SES_FAULTS, type SesLocal, startSesLocal } from '../helpers/ses-local.js'
 
@@ -20,13 +20,7 @@ beforeEach(async () => {
   transport = createSesTransport({ clientConfig: ses.clientConfig(), quotaRetryAfterMs: 60_000 })
 })
 
-const job = (overrides: Partial<EmailJobInput> = {}): EmailJobInput => ({
-  type: 'welcome',
-  to: 'reader@example.com',
-  subject: 'Welcome',
-  text: 'Hello',
-  ...overrides,
-})
+const job = testJob
 
 describe('queue -> worker -> SES', () => {
   test('1,000 mixed jobs, with throttles, 503s and resets on the way: each arrives exactly once', async () => {

@@ -1,15 +1,9 @@
 import { createTransport } from 'nodemailer'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import {
-  type EmailJobInput,
-  type EmailMessage,
-  MailstreamError,
-  type SentEvent,
-  TransportError,
-} from '../../src/index.js'
+import { type EmailMessage, MailstreamError, type SentEvent, TransportError } from '../../src/index.js'
 import { createSmtpTransport, type SmtpTransport } from '../../src/transports/smtp.js'
 import { receivedFromMime } from '../helpers/mime.js'
-import { harness } from '../helpers/queue.js'
+import { harness, testJob } from '../helpers/queue.js'
 import { connect } from '../helpers/redis.js'
 import { freePort } from '../helpers/redis-server.js'
 import { type SmtpLocal, type SmtpStage, startSmtpLocal } from '../helpers/smtp-local.js'
@@ -203,13 +197,7 @@ describe('queue -> worker -> SMTP', () => {
     await transport?.close()
     await smtp?.close()
   })
-  const job = (overrides: Partial<EmailJobInput> = {}): EmailJobInput => ({
-    type: 'welcome',
-    to: 'reader@example.com',
-    subject: 'Welcome',
-    text: 'Hello',
-    ...overrides,
-  })
+  const job = testJob
 
   test('a 550 dead-letters the job at once; a 450 is retried and then delivered once', async () => {
     const { queue, worker, settled } = harness(redis)
