@@ -136,6 +136,28 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('#dead-rows tr').count()).toBe(3)
   })
 
+  test('hard-bounce and complaint rates are marked at the levels where SES reviews or pauses an account', async () => {
+    const h = harness(redis)
+    // Counters as the workers and the SES webhook handler keep them.
+    await redis.hset(h.queue.keys.stats, {
+      sent: 1000,
+      bounced: 80,
+      bouncedPermanent: 60,
+      complained: 6,
+      delivered: 900,
+    })
+    const page = await open(createDashboard({ queue: h.queue }))
+    await expect.poll(() => text(page, '[data-rate="hardBounceRate"]')).toBe('6.00%')
+    const classes = async (name: string) => (await attribute(page, `[data-rate="${name}"]`, 'class')) ?? ''
+    expect(await classes('hardBounceRate')).toBe('warn') // 5 % review, 10 % pause
+    expect(await text(page, '[data-rate="complaintRate"]')).toBe('0.60%')
+    expect(await classes('complaintRate')).toBe('bad') // 0.1 % review, 0.5 % pause
+    expect(await text(page, '[data-rate="bounceRate"]')).toBe('8.00%')
+    expect(await classes('bounceRate')).toBe('') // every bounce, soft ones too: shown, not judged
+    expect(await text(page, '[data-rate="deliveryRate"]')).toBe('90.00%')
+    expect(await number(page, '[data-total="bouncedPermanent"]')).toBe(60)
+  })
+
   test('a dead letter is retried by clicking, and HTML in a subject, an error and the title stays text', async () => {
     const h = harness(redis)
     const subject = '<img src=x onerror="window.__xss=1"><b>bold</b> & <script>window.__xss=2</script>'

@@ -86,12 +86,13 @@ ${total('failed', 'failed (dead)')}
 ${total('suppressed', 'suppressed')}
 ${total('delivered', 'delivered', 'deliveryRate')}
 ${total('bounced', 'bounced', 'bounceRate')}
+${total('bouncedPermanent', 'hard bounced', 'hardBounceRate')}
 ${total('complained', 'complained', 'complaintRate')}
 ${total('opened', 'opened', 'openRate')}
 ${total('clicked', 'clicked', 'clickRate')}
 </tbody>
 </table>
-<p class="muted">Bounce and complaint rates are marked at the levels where Amazon SES reviews an account (5 % and 0.1 %) and where it may pause sending (10 % and 0.5 %).</p>
+<p class="muted">Hard-bounce and complaint rates are marked at the levels where Amazon SES puts an account under review (5 % and 0.1 %) and where it may pause sending (10 % and 0.5 %).</p>
 </section>
 <section aria-labelledby="batches-heading">
 <h2 id="batches-heading">Batches</h2>
@@ -253,7 +254,14 @@ export const SCRIPT = String.raw`(() => {
   }
 
   // Stats: overview cards, streams, delivery totals and rates.
-  const RATE_LEVELS = { bounceRate: [0.05, 0.1], complaintRate: [0.001, 0.005] }
+  // Amazon SES reviews an account at these levels and may pause its sending at the second.
+  const RATE_LEVELS = { hardBounceRate: [0.05, 0.1], complaintRate: [0.001, 0.005] }
+  const rateOf = (stats, name) =>
+    name === 'hardBounceRate'
+      ? stats.totals.sent > 0
+        ? stats.totals.bouncedPermanent / stats.totals.sent
+        : 0
+      : stats.rates[name]
   function renderStats(stats) {
     const previous = lastStats
     lastStats = stats
@@ -279,7 +287,7 @@ export const SCRIPT = String.raw`(() => {
     }
     for (const cell of document.querySelectorAll('[data-rate]')) {
       const name = cell.getAttribute('data-rate')
-      const value = stats.rates[name]
+      const value = rateOf(stats, name)
       cell.textContent = percent(value)
       const levels = RATE_LEVELS[name]
       cell.classList.toggle('bad', Boolean(levels) && value >= levels[1])
