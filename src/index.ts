@@ -1,5 +1,14 @@
 export type { BatchProgress, BatchState, ProgressSubscription } from './batch.js'
 export {
+  createDashboard,
+  type Dashboard,
+  type DashboardOptions,
+  type DashboardStats,
+  type DeadLetterSummary,
+  type RetryingJob,
+  type Throughput,
+} from './dashboard/index.js'
+export {
   type BatchOptions,
   type BatchRecipient,
   type BuildRecipient,

@@ -1,0 +1,520 @@
+// The dashboard page: plain HTML, one stylesheet and one script, served from the handler itself
+// (no build step, no CDN). The script renders every value with textContent or Text nodes, never
+// as HTML, and is served as its own file so that the page's CSP needs no 'unsafe-inline'.
+
+/** Escapes text for an HTML text node or a double-quoted attribute. */
+export function escapeHtml(value: string): string {
+  return value
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;')
+}
+
+export interface PageOptions {
+  title: string
+  readOnly: boolean
+}
+
+/** The HTML document. Every URL in it is relative, so it works under any base path. */
+export function renderPage({ title, readOnly }: PageOptions): string {
+  const escapedTitle = escapeHtml(title)
+  const streamRow = (priority: string) =>
+    `<tr data-priority="${priority}"><th scope="row">${priority}</th>` +
+    ['length', 'waiting', 'pending', 'consumers', 'oldestWaitingMs']
+      .map((field) => `<td data-field="${field}">–</td>`)
+      .join('') +
+    '</tr>'
+  const card = (stat: string, label: string, hint: string) =>
+    `<div class="card" title="${hint}"><span class="label">${label}</span><span class="value" data-stat="${stat}">–</span></div>`
+  const total = (name: string, label: string, rate?: string) =>
+    `<tr><th scope="row">${label}</th><td data-total="${name}">–</td><td${rate ? ` data-rate="${rate}"` : ''}>${rate ? '–' : ''}</td></tr>`
+  const actions = readOnly
+    ? ''
+    : '<div class="actions"><button type="button" id="retry-all">Retry all</button> <button type="button" id="purge-all" class="danger">Purge all</button></div>'
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<meta name="robots" content="noindex, nofollow">
+<link rel="icon" href="data:,">
+<title>${escapedTitle}</title>
+<link rel="stylesheet" href="app.css">
+<script src="app.js" defer></script>
+</head>
+<body data-read-only="${readOnly ? 'true' : 'false'}">
+<header>
+<h1 id="title">${escapedTitle}</h1>
+<span id="connection" class="badge">connecting</span>
+<span id="updated" class="muted"></span>
+</header>
+<div id="problem" role="alert" hidden></div>
+<div id="notice" role="status" aria-live="polite"></div>
+<main>
+<section aria-labelledby="overview-heading">
+<h2 id="overview-heading">Overview</h2>
+<div class="cards">
+${card('waiting', 'Waiting', 'in the send streams, not yet delivered to a worker')}
+${card('inFlight', 'In flight', 'delivered to a worker and not yet acknowledged (pending)')}
+${card('delayed', 'Delayed', 'scheduled jobs, retries and throttled jobs')}
+${card('dead', 'Dead', 'dead letters')}
+${card('suppressed', 'Suppressed', 'addresses on the suppression list')}
+${card('sent', 'Sent', 'jobs sent since the queue began')}
+${card('failed', 'Failed', 'jobs that went to the dead letters since the queue began')}
+${card('throughput', 'Sent / s', 'average over the last minute this dashboard watched')}
+</div>
+</section>
+<section aria-labelledby="streams-heading">
+<h2 id="streams-heading">Streams</h2>
+<table id="streams">
+<thead><tr><th scope="col">priority</th><th scope="col">length</th><th scope="col">waiting</th><th scope="col">in flight</th><th scope="col">consumers</th><th scope="col">oldest waiting</th></tr></thead>
+<tbody>${['high', 'normal', 'low'].map(streamRow).join('')}</tbody>
+</table>
+</section>
+<section aria-labelledby="delivery-heading">
+<h2 id="delivery-heading">Delivery</h2>
+<table id="delivery">
+<thead><tr><th scope="col">outcome</th><th scope="col">total</th><th scope="col">of sent</th></tr></thead>
+<tbody>
+${total('sent', 'sent')}
+${total('retried', 'retried')}
+${total('throttled', 'throttled')}
+${total('failed', 'failed (dead)')}
+${total('suppressed', 'suppressed')}
+${total('delivered', 'delivered', 'deliveryRate')}
+${total('bounced', 'bounced', 'bounceRate')}
+${total('bouncedPermanent', 'hard bounced', 'hardBounceRate')}
+${total('complained', 'complained', 'complaintRate')}
+${total('opened', 'opened', 'openRate')}
+${total('clicked', 'clicked', 'clickRate')}
+</tbody>
+</table>
+<p class="muted">Hard-bounce and complaint rates are marked at the levels where Amazon SES puts an account under review (5 % and 0.1 %) and where it may pause sending (10 % and 0.5 %).</p>
+</section>
+<section aria-labelledby="batches-heading">
+<h2 id="batches-heading">Batches</h2>
+<ul id="batch-list"></ul>
+<p id="batch-empty" class="muted">No batches.</p>
+</section>
+<section aria-labelledby="failures-heading">
+<h2 id="failures-heading">Retrying</h2>
+<p class="muted">Jobs whose last attempt failed and that wait for the next one, most recent failure first.</p>
+<table id="failures">
+<thead><tr><th scope="col">failed</th><th scope="col">job</th><th scope="col">type</th><th scope="col">status</th><th scope="col">attempts</th><th scope="col">next try</th><th scope="col">recipients</th><th scope="col">error</th></tr></thead>
+<tbody id="failure-rows"></tbody>
+</table>
+<p id="failures-empty" class="muted">No jobs waiting for a retry.</p>
+</section>
+<section aria-labelledby="dead-heading">
+<h2 id="dead-heading">Dead letters <span id="dead-count" class="muted"></span></h2>
+${actions}
+<table id="dead">
+<thead><tr><th scope="col">failed</th><th scope="col">job</th><th scope="col">type</th><th scope="col">to</th><th scope="col">subject</th><th scope="col">attempts</th><th scope="col">error</th>${readOnly ? '' : '<th scope="col"><span class="visually-hidden">actions</span></th>'}</tr></thead>
+<tbody id="dead-rows"></tbody>
+</table>
+<p id="dead-empty" class="muted">No dead letters.</p>
+</section>
+</main>
+</body>
+</html>
+`
+}
+
+export const STYLESHEET = `
+:root { color-scheme: light dark; --fg: #1f2933; --bg: #f6f7f9; --panel: #fff; --line: #d9dde3; --muted: #5f6b7a;
+  --accent: #3b5bdb; --warn: #b7791f; --bad: #c92a2a; --ok: #2b8a3e; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e6e9ee; --bg: #14171c; --panel: #1d2128; --line: #343a44; --muted: #9aa4b2; --accent: #748ffc; }
+}
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, 'Apple SD Gothic Neo', sans-serif;
+  color: var(--fg); background: var(--bg); }
+header { display: flex; align-items: center; gap: 12px; padding: 12px 20px; background: var(--panel);
+  border-bottom: 1px solid var(--line); }
+h1 { font-size: 18px; margin: 0; }
+h2 { font-size: 15px; margin: 0 0 10px 0; }
+main { padding: 16px 20px; display: grid; gap: 16px; }
+section { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; overflow-x: auto; }
+.muted { color: var(--muted); }
+.badge { font-size: 12px; padding: 2px 8px; border-radius: 10px; border: 1px solid var(--line); }
+.badge.live { color: var(--ok); border-color: var(--ok); }
+.badge.down { color: var(--bad); border-color: var(--bad); }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 10px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; }
+.card .label { display: block; font-size: 12px; color: var(--muted); }
+.card .value { font-size: 22px; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+td { font-variant-numeric: tabular-nums; overflow-wrap: break-word; word-break: break-word; }
+td button { white-space: nowrap; }
+td[data-field="failedAt"], td[data-field="updatedAt"], td[data-field="type"] { white-space: nowrap; }
+thead th { font-size: 12px; color: var(--muted); font-weight: 600; }
+td.warn { color: var(--warn); font-weight: 600; }
+td.bad { color: var(--bad); font-weight: 700; }
+#batch-list { list-style: none; margin: 0; padding: 0; display: grid; gap: 12px; }
+.batch-head { display: flex; gap: 10px; align-items: baseline; }
+.batch .state { font-size: 12px; color: var(--muted); }
+.bar { height: 10px; border-radius: 5px; background: var(--line); overflow: hidden; margin: 4px 0; }
+.bar .fill { height: 100%; width: 0; background: var(--accent); transition: width 0.3s ease; }
+.batch[data-state="finished"] .fill { background: var(--ok); }
+.batch[data-state="cancelled"] .fill { background: var(--muted); }
+.batch-counts { font-size: 12px; color: var(--muted); }
+.actions { margin: 0 0 8px 0; }
+button { font: inherit; padding: 3px 10px; border-radius: 5px; border: 1px solid var(--line); background: var(--bg);
+  color: var(--fg); cursor: pointer; }
+button:hover { border-color: var(--accent); }
+button:disabled { opacity: 0.5; cursor: default; }
+button.danger { color: var(--bad); }
+#problem { margin: 12px 20px 0 20px; padding: 8px 12px; border: 1px solid var(--bad); color: var(--bad); border-radius: 6px; }
+#notice { margin: 0 20px; min-height: 0; }
+#notice:not(:empty) { margin-top: 12px; padding: 6px 12px; border: 1px solid var(--line); border-radius: 6px; }
+#notice.error { color: var(--bad); border-color: var(--bad); }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+[hidden] { display: none !important; }
+`
+
+// Plain ES2020 for current browsers. Kept free of backticks and dollar-brace so that it can live
+// in this String.raw literal; values from the server only ever reach the DOM as text.
+export const SCRIPT = String.raw`(() => {
+  'use strict'
+  const readOnly = document.body.getAttribute('data-read-only') === 'true'
+  const DEAD_COUNT = 100
+  const FAILURE_COUNT = 50
+  const number = new Intl.NumberFormat('en-US')
+  const byId = (id) => document.getElementById(id)
+  let lastStats = null
+  let deadSeq = 0
+  let failureSeq = 0
+  let failureTimer = null
+  const shownCompleted = new Map()
+
+  function el(tag, attributes, children) {
+    const node = document.createElement(tag)
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value !== undefined && value !== null) node.setAttribute(name, String(value))
+    }
+    // append() turns strings into Text nodes: data is never parsed as HTML.
+    for (const child of children || []) node.append(child)
+    return node
+  }
+
+  const dash = '\u2013'
+  const text = (value) => (value === undefined || value === null || value === '' ? dash : String(value))
+  const count = (value) => number.format(Number(value) || 0)
+  const percent = (fraction) => ((Number(fraction) || 0) * 100).toFixed(2) + '%'
+  function time(ms) {
+    return ms ? new Date(ms).toLocaleString() : dash
+  }
+  function duration(ms) {
+    if (!ms || ms < 0) return dash
+    const seconds = Math.round(ms / 1000)
+    if (seconds < 60) return seconds + ' s'
+    const minutes = Math.floor(seconds / 60)
+    if (minutes < 60) return minutes + ' min ' + (seconds % 60) + ' s'
+    const hours = Math.floor(minutes / 60)
+    if (hours < 48) return hours + ' h ' + (minutes % 60) + ' min'
+    return Math.floor(hours / 24) + ' d'
+  }
+  function setText(selector, value) {
+    for (const node of document.querySelectorAll(selector)) node.textContent = value
+  }
+
+  function notice(message, isError) {
+    const node = byId('notice')
+    node.textContent = message
+    node.classList.toggle('error', Boolean(isError))
+  }
+  function problem(message) {
+    const node = byId('problem')
+    node.textContent = message || ''
+    node.hidden = !message
+  }
+
+  async function api(path, method) {
+    const init = { method: method || 'GET', credentials: 'same-origin', cache: 'no-store', headers: {} }
+    // The server refuses a POST without this header: a cross-site form or image cannot send it.
+    if (init.method === 'POST') init.headers['x-mailstream-csrf'] = '1'
+    const response = await fetch(path, init)
+    let body = null
+    try {
+      body = await response.json()
+    } catch {
+      body = null
+    }
+    if (!response.ok) {
+      const message = body && body.error && body.error.message ? body.error.message : response.status + ' ' + response.statusText
+      const error = new Error(message)
+      error.status = response.status
+      throw error
+    }
+    return body
+  }
+
+  // Stats: overview cards, streams, delivery totals and rates.
+  // Amazon SES reviews an account at these levels and may pause its sending at the second.
+  const RATE_LEVELS = { hardBounceRate: [0.05, 0.1], complaintRate: [0.001, 0.005] }
+  const rateOf = (stats, name) =>
+    name === 'hardBounceRate'
+      ? stats.totals.sent > 0
+        ? stats.totals.bouncedPermanent / stats.totals.sent
+        : 0
+      : stats.rates[name]
+  function renderStats(stats) {
+    const previous = lastStats
+    lastStats = stats
+    problem('')
+    setText('[data-stat="waiting"]', count(stats.waiting))
+    setText('[data-stat="inFlight"]', count(stats.inFlight))
+    setText('[data-stat="delayed"]', count(stats.delayed))
+    setText('[data-stat="dead"]', count(stats.dead))
+    setText('[data-stat="suppressed"]', count(stats.suppressed))
+    setText('[data-stat="sent"]', count(stats.totals.sent))
+    setText('[data-stat="failed"]', count(stats.totals.failed))
+    setText('[data-stat="throughput"]', stats.throughput ? stats.throughput.sentPerSecond.toFixed(1) : dash)
+    for (const row of document.querySelectorAll('#streams tbody tr')) {
+      const stream = stats.streams[row.getAttribute('data-priority')]
+      if (!stream) continue
+      for (const cell of row.querySelectorAll('td')) {
+        const field = cell.getAttribute('data-field')
+        cell.textContent = field === 'oldestWaitingMs' ? duration(stream[field]) : count(stream[field])
+      }
+    }
+    for (const cell of document.querySelectorAll('[data-total]')) {
+      cell.textContent = count(stats.totals[cell.getAttribute('data-total')])
+    }
+    for (const cell of document.querySelectorAll('[data-rate]')) {
+      const name = cell.getAttribute('data-rate')
+      const value = rateOf(stats, name)
+      cell.textContent = percent(value)
+      const levels = RATE_LEVELS[name]
+      cell.classList.toggle('bad', Boolean(levels) && value >= levels[1])
+      cell.classList.toggle('warn', Boolean(levels) && value >= levels[0] && value < levels[1])
+    }
+    byId('updated').textContent = 'updated ' + new Date(stats.at).toLocaleTimeString()
+    if (previous && previous.dead !== stats.dead) loadDead()
+    if (
+      previous &&
+      (previous.delayed !== stats.delayed ||
+        previous.totals.retried !== stats.totals.retried ||
+        previous.totals.throttled !== stats.totals.throttled)
+    ) {
+      scheduleFailures()
+    }
+  }
+
+  // Dead letters, newest first, with a Retry button per row.
+  const DEAD_FIELDS = ['failedAt', 'id', 'type', 'to', 'subject', 'attempts', 'error']
+  async function loadDead() {
+    const seq = ++deadSeq
+    try {
+      const data = await api('api/dead?count=' + DEAD_COUNT)
+      if (seq === deadSeq) renderDead(data)
+    } catch (error) {
+      notice('Could not load dead letters: ' + error.message, true)
+    }
+  }
+  function renderDead(data) {
+    const rows = data.items.map((letter) => {
+      const values = [
+        time(letter.failedAt),
+        letter.id,
+        text(letter.type),
+        text((letter.to || []).join(', ')),
+        text(letter.subject),
+        String(letter.attempts),
+        text(letter.error),
+      ]
+      const row = el(
+        'tr',
+        { 'data-id': letter.id },
+        values.map((value, index) => el('td', { 'data-field': DEAD_FIELDS[index] }, [value])),
+      )
+      if (!readOnly) {
+        const button = el('button', { type: 'button', class: 'retry', 'aria-label': 'Retry ' + letter.id }, ['Retry'])
+        button.addEventListener('click', () => retry(letter.id, button))
+        row.append(el('td', {}, [button]))
+      }
+      return row
+    })
+    byId('dead-rows').replaceChildren(...rows)
+    byId('dead-empty').hidden = rows.length > 0
+    byId('dead-count').textContent =
+      data.total > data.items.length ? '(newest ' + data.items.length + ' of ' + count(data.total) + ')' : '(' + count(data.total) + ')'
+  }
+  function removeDeadRows(id) {
+    for (const row of byId('dead-rows').querySelectorAll('tr')) if (row.getAttribute('data-id') === id) row.remove()
+    byId('dead-empty').hidden = byId('dead-rows').children.length > 0
+  }
+  async function retry(id, button) {
+    button.disabled = true
+    try {
+      const result = await api('api/dead/' + encodeURIComponent(id) + '/retry', 'POST')
+      removeDeadRows(id)
+      notice('Retried ' + id + ' (' + result.retried + ')')
+    } catch (error) {
+      if (error.status === 404) {
+        removeDeadRows(id)
+        notice(id + ' is no longer a dead letter')
+      } else {
+        button.disabled = false
+        notice('Retry failed: ' + error.message, true)
+      }
+    }
+    loadDead()
+  }
+  async function bulk(path, question, done) {
+    if (!window.confirm(question)) return
+    try {
+      const result = await api(path, 'POST')
+      notice(done(result))
+    } catch (error) {
+      notice(error.message, true)
+    }
+    loadDead()
+  }
+
+  // Jobs waiting for a retry.
+  const FAILURE_FIELDS = ['updatedAt', 'id', 'type', 'status', 'attempts', 'dueAt', 'recipients', 'error']
+  function scheduleFailures() {
+    if (failureTimer) return
+    failureTimer = setTimeout(() => {
+      failureTimer = null
+      loadFailures()
+    }, 1000)
+  }
+  async function loadFailures() {
+    const seq = ++failureSeq
+    try {
+      const data = await api('api/failures?count=' + FAILURE_COUNT)
+      if (seq !== failureSeq) return
+      const rows = data.items.map((job) => {
+        const values = [
+          time(job.updatedAt),
+          job.id,
+          text(job.type),
+          job.status,
+          job.attempts + ' of ' + job.maxAttempts,
+          job.dueAt ? 'in ' + duration(job.dueAt - Date.now()) : dash,
+          text((job.recipients || []).join(', ')),
+          text(job.error),
+        ]
+        return el(
+          'tr',
+          { 'data-id': job.id },
+          values.map((value, index) => el('td', { 'data-field': FAILURE_FIELDS[index] }, [value])),
+        )
+      })
+      byId('failure-rows').replaceChildren(...rows)
+      byId('failures-empty').hidden = rows.length > 0
+    } catch (error) {
+      notice('Could not load retrying jobs: ' + error.message, true)
+    }
+  }
+
+  // Batches: one progress bar each, moved by the progress events.
+  function batchItem(batch) {
+    const fill = el('div', { class: 'fill' })
+    const bar = el(
+      'div',
+      { class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'aria-label': 'Batch ' + batch.batchId },
+      [fill],
+    )
+    const item = el('li', { class: 'batch', 'data-batch-id': batch.batchId }, [
+      el('div', { class: 'batch-head' }, [
+        el('strong', { 'data-field': 'batchId' }, [batch.batchId]),
+        el('span', { class: 'state', 'data-field': 'state' }),
+        el('span', { class: 'muted', 'data-field': 'createdAt' }, [batch.createdAt ? 'started ' + time(batch.createdAt) : '']),
+      ]),
+      bar,
+      el('div', { class: 'batch-counts', 'data-field': 'counts' }),
+    ])
+    return item
+  }
+  function findBatch(batchId) {
+    for (const item of byId('batch-list').children) if (item.getAttribute('data-batch-id') === batchId) return item
+    return null
+  }
+  function updateBatch(item, progress, state) {
+    const shown = shownCompleted.get(progress.batchId)
+    // A snapshot read before a newer progress message may arrive after it: never move backwards.
+    if (shown && progress.total === shown.total && progress.completed < shown.completed) return
+    shownCompleted.set(progress.batchId, { completed: progress.completed, total: progress.total })
+    const value = Math.max(0, Math.min(100, Number(progress.percentage) || 0))
+    const bar = item.querySelector('[role="progressbar"]')
+    bar.setAttribute('aria-valuenow', String(value))
+    bar.setAttribute('aria-valuetext', value + '%')
+    bar.querySelector('.fill').style.width = value + '%'
+    let label = state
+    if (!label) {
+      const current = item.getAttribute('data-state')
+      if (progress.done) label = current === 'cancelled' ? 'cancelled' : 'finished'
+      else label = current === 'enqueueing' || current === 'cancelled' ? current : 'sending'
+    }
+    item.setAttribute('data-state', label)
+    item.querySelector('[data-field="state"]').textContent = label
+    item.querySelector('[data-field="counts"]').textContent =
+      count(progress.completed) + ' of ' + count(progress.total) + ' (' + value + '%) \u00b7 sent ' + count(progress.sent) +
+      ' \u00b7 failed ' + count(progress.failed) + ' \u00b7 suppressed ' + count(progress.suppressed) +
+      ' \u00b7 cancelled ' + count(progress.cancelled)
+  }
+  function renderBatches(items) {
+    const list = byId('batch-list')
+    const nodes = items.map((batch) => {
+      const item = findBatch(batch.batchId) || batchItem(batch)
+      updateBatch(item, batch, batch.state)
+      return item
+    })
+    list.replaceChildren(...nodes)
+    byId('batch-empty').hidden = nodes.length > 0
+  }
+  function onProgress(progress) {
+    const item = findBatch(progress.batchId)
+    if (item) updateBatch(item, progress, progress.state)
+  }
+
+  async function loadAll() {
+    try {
+      const [stats, batches] = await Promise.all([api('api/stats'), api('api/batches')])
+      renderStats(stats)
+      renderBatches(batches.items)
+    } catch (error) {
+      problem('Could not load the dashboard: ' + error.message)
+    }
+    loadDead()
+    loadFailures()
+  }
+
+  function connect() {
+    const badge = byId('connection')
+    const source = new EventSource('api/events')
+    source.addEventListener('open', () => {
+      badge.textContent = 'live'
+      badge.className = 'badge live'
+      loadDead()
+      loadFailures()
+    })
+    source.addEventListener('error', () => {
+      badge.textContent = source.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting'
+      badge.className = 'badge down'
+    })
+    source.addEventListener('stats', (event) => renderStats(JSON.parse(event.data)))
+    source.addEventListener('batches', (event) => renderBatches(JSON.parse(event.data).items))
+    source.addEventListener('progress', (event) => onProgress(JSON.parse(event.data)))
+    source.addEventListener('problem', (event) => problem(JSON.parse(event.data).message))
+  }
+
+  if (!readOnly) {
+    byId('retry-all').addEventListener('click', () =>
+      bulk('api/dead/retry-all', 'Send every dead letter again?', (result) => 'Retried ' + result.retried + ' dead letters'),
+    )
+    byId('purge-all').addEventListener('click', () =>
+      bulk('api/dead/purge', 'Delete every dead letter? This cannot be undone.', (result) => 'Purged ' + result.purged + ' dead letters'),
+    )
+  }
+  loadAll()
+  connect()
+})()
+`

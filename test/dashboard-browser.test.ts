@@ -1,0 +1,229 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type BrowserContext, chromium, type Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
+import { createDashboard, type Dashboard } from '../src/index.js'
+import { serve } from './helpers/http.js'
+import { harness } from './helpers/queue.js'
+import { connect } from './helpers/redis.js'
+
+// The dashboard in a real browser: Debian's chromium, driven by playwright-core (which downloads
+// no browser of its own). A missing or broken chromium fails these tests; it never skips them.
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const redis = connect()
+let context: BrowserContext
+let profile: string
+
+beforeAll(async () => {
+  profile = mkdtempSync(join(tmpdir(), 'mailstream-chromium-'))
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+  } catch (error) {
+    throw new Error(
+      `the dashboard browser tests need Chromium at ${CHROMIUM} (Debian: apt-get install chromium; ` +
+        `or set CHROMIUM_PATH): ${(error as Error).message}`,
+    )
+  }
+}, 60_000)
+
+afterAll(async () => {
+  await context?.close()
+  rmSync(profile, { recursive: true, force: true })
+})
+
+const pages: Page[] = []
+const dashboards: Dashboard[] = []
+const pageErrors: string[] = []
+afterEach(async () => {
+  await Promise.all(pages.splice(0).map((page) => page.close()))
+  await Promise.all(dashboards.splice(0).map((dashboard) => dashboard.close()))
+  expect(pageErrors.splice(0), 'errors in the page').toEqual([])
+})
+
+/** Opens the dashboard and fails the test on any script error in the page. */
+async function open(dashboard: Dashboard, path = '/ops/'): Promise<Page> {
+  dashboards.push(dashboard)
+  const { url } = await serve((req, res) => {
+    // Mounted under /ops the way Express mounts it, to show that the page's URLs are relative.
+    if (!req.url?.startsWith('/ops')) return res.writeHead(404).end()
+    Object.assign(req, { originalUrl: req.url, baseUrl: '/ops', url: req.url.slice(4) || '/' })
+    dashboard(req, res)
+  })
+  const page = await context.newPage()
+  pages.push(page)
+  page.on('pageerror', (error) => pageErrors.push(error.message))
+  page.on('console', (message) => {
+    if (message.type() === 'error') pageErrors.push(message.text())
+  })
+  await page.goto(`${url}${path}`)
+  await expect.poll(() => text(page, '#connection')).toBe('live')
+  return page
+}
+
+// Polled from outside the page: the page's CSP forbids evaluating strings in it.
+const text = async (page: Page, selector: string) => (await page.locator(selector).textContent()) ?? ''
+const number = async (page: Page, selector: string) => Number((await text(page, selector)).replace(/,/g, ''))
+const attribute = (page: Page, selector: string, name: string) => page.locator(selector).getAttribute(name)
+
+describe('dashboard in Chromium', () => {
+  test('the page loads and its counts match queue.stats()', async () => {
+    const h = harness(redis)
+    h.transport.failNext('never', 3)
+    const ids = (
+      await h.queue.enqueueMany(
+        Array.from({ length: 8 }, (_, i) => ({ type: 'welcome', to: `r${i}@ex.com`, subject: 'Hi', text: 'x' })),
+      )
+    ).map((result) => result.id)
+    const worker = h.worker({ concurrency: 1 })
+    await worker.start()
+    await Promise.all(ids.map((id) => h.settled(id)))
+    await worker.stop()
+    const waiting = (i: number, extra: object = {}) => ({
+      type: 'welcome',
+      to: `w${i}@ex.com`,
+      subject: 'Hi',
+      text: 'x',
+      ...extra,
+    })
+    await h.queue.enqueueMany([
+      waiting(1, { priority: 'high' }),
+      ...[2, 3, 4, 5, 6].map((i) => waiting(i)),
+      ...[7, 8, 9, 10].map((i) => waiting(i, { priority: 'low' })),
+      waiting(11, { delayMs: 600_000 }),
+      waiting(12, { delayMs: 600_000 }),
+    ])
+    await h.queue.suppression.add('gone@ex.com', 'bounce')
+    // A worker that took two entries and died: they stay in flight until reclaimed.
+    await redis.xreadgroup('GROUP', 'workers', 'crashed', 'COUNT', 2, 'STREAMS', h.queue.keys.stream('normal'), '>')
+
+    const page = await open(createDashboard({ queue: h.queue }))
+    await expect.poll(() => text(page, '[data-stat="dead"]')).toBe('3')
+    const stats = await h.queue.stats()
+
+    expect(await number(page, '[data-stat="waiting"]')).toBe(1 + 3 + 4)
+    expect(await number(page, '[data-stat="inFlight"]')).toBe(2)
+    expect(await number(page, '[data-stat="delayed"]')).toBe(stats.delayed)
+    expect(await number(page, '[data-stat="dead"]')).toBe(stats.dead)
+    expect(await number(page, '[data-stat="suppressed"]')).toBe(stats.suppressed)
+    expect(await number(page, '[data-stat="sent"]')).toBe(stats.totals.sent)
+    expect(await number(page, '[data-stat="failed"]')).toBe(stats.totals.failed)
+    for (const [priority, stream] of Object.entries(stats.streams)) {
+      for (const field of ['length', 'waiting', 'pending', 'consumers'] as const) {
+        const shown = await number(page, `#streams tr[data-priority="${priority}"] [data-field="${field}"]`)
+        expect(shown, `${priority} ${field}`).toBe(stream[field])
+      }
+    }
+    for (const [name, value] of Object.entries(stats.totals)) {
+      if ((await page.locator(`[data-total="${name}"]`).count()) === 0) continue
+      expect(await number(page, `[data-total="${name}"]`), name).toBe(value)
+    }
+    expect(stats).toMatchObject({ delayed: 2, dead: 3, suppressed: 1, totals: { sent: 5, failed: 3 } })
+    expect(await text(page, '#streams tr[data-priority="normal"] [data-field="oldestWaitingMs"]')).toMatch(/^\d+ s$/)
+    expect(await page.locator('#dead-rows tr').count()).toBe(3)
+  })
+
+  test('hard-bounce and complaint rates are marked at the levels where SES reviews or pauses an account', async () => {
+    const h = harness(redis)
+    // Counters as the workers and the SES webhook handler keep them.
+    await redis.hset(h.queue.keys.stats, {
+      sent: 1000,
+      bounced: 80,
+      bouncedPermanent: 60,
+      complained: 6,
+      delivered: 900,
+    })
+    const page = await open(createDashboard({ queue: h.queue }))
+    await expect.poll(() => text(page, '[data-rate="hardBounceRate"]')).toBe('6.00%')
+    const classes = async (name: string) => (await attribute(page, `[data-rate="${name}"]`, 'class')) ?? ''
+    expect(await classes('hardBounceRate')).toBe('warn') // 5 % review, 10 % pause
+    expect(await text(page, '[data-rate="complaintRate"]')).toBe('0.60%')
+    expect(await classes('complaintRate')).toBe('bad') // 0.1 % review, 0.5 % pause
+    expect(await text(page, '[data-rate="bounceRate"]')).toBe('8.00%')
+    expect(await classes('bounceRate')).toBe('') // every bounce, soft ones too: shown, not judged
+    expect(await text(page, '[data-rate="deliveryRate"]')).toBe('90.00%')
+    expect(await number(page, '[data-total="bouncedPermanent"]')).toBe(60)
+  })
+
+  test('a dead letter is retried by clicking, and HTML in a subject, an error and the title stays text', async () => {
+    const h = harness(redis)
+    const subject = '<img src=x onerror="window.__xss=1"><b>bold</b> & <script>window.__xss=2</script>'
+    h.transport.failNext('never', 1, { message: 'rejected <img src=x onerror="window.__xss=3">' })
+    const { id } = await h.queue.enqueue({ type: 'welcome', to: 'kim@example.com', subject, text: 'Hi' })
+    const worker = h.worker()
+    await worker.start()
+    expect((await h.settled(id)).status).toBe('dead')
+
+    const page = await open(createDashboard({ queue: h.queue, title: '<b>Mail</b> & ops' }))
+    const row = page.locator(`#dead-rows tr[data-id="${id}"]`)
+    await row.waitFor()
+    expect(await row.locator('[data-field="subject"]').textContent()).toBe(subject)
+    expect(await row.locator('[data-field="error"]').textContent()).toBe(
+      '[mailstream] rejected <img src=x onerror="window.__xss=3">',
+    )
+    expect(await page.locator('main img, main b, main script').count()).toBe(0)
+    expect(await page.evaluate('window.__xss')).toBeUndefined()
+    expect(await text(page, 'h1')).toBe('<b>Mail</b> & ops')
+    expect(await page.title()).toBe('<b>Mail</b> & ops')
+    expect(await page.locator('h1 b').count()).toBe(0)
+
+    await row.getByRole('button', { name: `Retry ${id}` }).click()
+    await row.waitFor({ state: 'detached' })
+    expect(await text(page, '#notice')).toBe(`Retried ${id} (1)`)
+    expect((await h.settled(id)).status).toBe('sent')
+    expect(h.transport.find({ jobId: id })?.message.subject).toBe(subject)
+    // The live stats follow: no dead letters left, and the list says so.
+    await expect.poll(() => text(page, '[data-stat="dead"]')).toBe('0')
+    await page.locator('#dead-empty').waitFor({ state: 'visible' })
+    expect(await page.evaluate('window.__xss')).toBeUndefined()
+  })
+
+  test("a batch's progress bar moves live and reaches 100 % while a worker sends it", async () => {
+    const h = harness(redis)
+    const batchId = `issue-${randomBytes(3).toString('hex')}`
+    const recipients = Array.from({ length: 40 }, (_, i) => `reader${i}@example.com`)
+    await h.queue.enqueueBatch(batchId, recipients, undefined, { subject: 'Issue', text: 'Hello' })
+
+    const page = await open(createDashboard({ queue: h.queue }))
+    const batch = page.locator(`#batch-list [data-batch-id="${batchId}"]`)
+    const bar = batch.getByRole('progressbar', { name: `Batch ${batchId}` })
+    await bar.waitFor()
+    expect(await bar.getAttribute('aria-valuenow')).toBe('0')
+    expect(await text(page, `[data-batch-id="${batchId}"] [data-field="state"]`)).toBe('sending')
+    // Every value the bar takes, without reloading anything.
+    await page.evaluate(`(() => {
+      const bar = document.querySelector('[data-batch-id="${batchId}"] [role="progressbar"]')
+      window.__seen = []
+      new MutationObserver(() => window.__seen.push(Number(bar.getAttribute('aria-valuenow'))))
+        .observe(bar, { attributes: true, attributeFilter: ['aria-valuenow'] })
+    })()`)
+
+    const worker = h.worker({ rateLimit: { perSecond: 20, burst: 1 } })
+    await worker.start()
+    await expect
+      .poll(() => attribute(page, `[data-batch-id="${batchId}"] [role="progressbar"]`, 'aria-valuenow'), {
+        timeout: 20_000,
+      })
+      .toBe('100')
+    const seen = (await page.evaluate('window.__seen')) as number[]
+    expect(seen.some((value) => value > 0 && value < 100)).toBe(true)
+    expect(seen).toEqual([...seen].sort((a, b) => a - b))
+    expect(await bar.locator('.fill').getAttribute('style')).toContain('width: 100%')
+    expect(await text(page, `[data-batch-id="${batchId}"] [data-field="counts"]`)).toMatch(/^40 of 40 \(100%\)/)
+    await expect.poll(() => text(page, `[data-batch-id="${batchId}"] [data-field="state"]`)).toBe('finished')
+    expect(await h.queue.getBatch(batchId)).toMatchObject({ state: 'finished', sent: 40 })
+  })
+})
