@@ -3,10 +3,12 @@
  * Built by bench/run.ts and run with plain node: node .tmp/bench/child.js <scenario> <system>
  * (REDIS_URL and N in the environment). Every system gets the same jobs and equivalent settings.
  */
-import { Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
-import { createEmailQueue, createEmailWorker, createTemplateRenderer } from 'mailstream'
+import { createEmailQueue, createEmailWorker, createTemplateRenderer, type TemplateRenderer } from 'mailstream'
 import { createMemoryTransport } from 'mailstream/memory'
+
+// BullMQ is loaded only by its own runs, so that a mailstream process's RSS is mailstream's alone.
+const bullmq = () => import('bullmq')
 
 const [scenario, system] = process.argv.slice(2)
 const url = process.env.REDIS_URL as string
@@ -31,10 +33,15 @@ const issue = {
   title: 'Three small habits that change a year',
   body: '## Hello!\n\nThis week: **small habits** and why they compound.\n\n1. A ten-minute walk\n2. One page a day\n3. A line of thanks before sleep\n\n[Read the whole issue](https://vality.example/issues/12)',
 }
-const renderer = createTemplateRenderer({
-  defaults: { brandName: 'Vality', frontendUrl: 'https://vality.example' },
-  unsubscribe: { secret: 'bench-unsubscribe-secret-0123456789' },
-})
+let templates: TemplateRenderer | undefined
+/** The newsletter scenario's renderer, made on first use (the other scenarios render nothing). */
+const renderer = () => {
+  templates ??= createTemplateRenderer({
+    defaults: { brandName: 'Vality', frontendUrl: 'https://vality.example' },
+    unsubscribe: { secret: 'bench-unsubscribe-secret-0123456789' },
+  })
+  return templates
+}
 
 async function usedMemory(): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0)
@@ -71,6 +78,7 @@ async function write(options: { templated?: boolean } = {}): Promise<void> {
         : { subject, text, priority: 'normal' },
     )
   } else if (system === 'bullmq') {
+    const { Queue } = await bullmq()
     const queue = new Queue('bench', { connection: redis })
     for (const { from, count } of chunks(N)) {
       await queue.addBulk(
@@ -126,7 +134,7 @@ async function drainWith(templated: boolean): Promise<void> {
       transport,
       concurrency: CONCURRENCY,
       from: 'news@vality.example',
-      ...(templated && { templates: renderer }),
+      ...(templated && { templates: renderer() }),
     })
     await new Promise<void>((resolve) => {
       worker.on('sent', () => {
@@ -139,10 +147,15 @@ async function drainWith(templated: boolean): Promise<void> {
     done({ jobsPerSec: Math.round(N / elapsed), seconds: elapsed })
   }
   const render = async (data: { to: string; name: string }) => {
-    const rendered = await renderer.render('newsletter-issue', { ...issue, ...data, email: data.to }, { locale: 'en' })
+    const rendered = await renderer().render(
+      'newsletter-issue',
+      { ...issue, ...data, email: data.to },
+      { locale: 'en' },
+    )
     if (!rendered.html) throw new Error('nothing rendered')
   }
   if (system === 'bullmq') {
+    const { Worker } = await bullmq()
     await new Promise<void>((resolve) => {
       const worker = new Worker(
         'bench',
@@ -235,6 +248,7 @@ async function latency(): Promise<void> {
     while (latencies.length < HIGH) await new Promise((resolve) => setTimeout(resolve, 20))
     await worker.stop({ timeoutMs: 1000 })
   } else if (system === 'bullmq') {
+    const { Queue } = await bullmq()
     const queue = new Queue('bench', { connection: redis })
     for (const { from, count } of chunks(N)) {
       await queue.addBulk(
@@ -245,6 +259,7 @@ async function latency(): Promise<void> {
         })),
       )
     }
+    const { Worker } = await bullmq()
     const worker = new Worker(
       'bench',
       async (job) => {

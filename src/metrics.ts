@@ -26,21 +26,46 @@ export type HistogramName = keyof typeof HISTOGRAMS
 
 /** Accumulates observations in memory; the worker writes them with each batch of outcomes. */
 export function createMetricsRecorder() {
-  let increments = new Map<string, number>()
-  const add = (field: string, by: number) => increments.set(field, (increments.get(field) ?? 0) + by)
+  const names = Object.keys(HISTOGRAMS) as HistogramName[]
+  // Per histogram: a count per bucket (the last one is +Inf), then the count and the sum in ms.
+  const fresh = () =>
+    new Map(names.map((name) => [name, new Array<number>(HISTOGRAMS[name].bucketsMs.length + 3).fill(0)]))
+  let counts = fresh()
+  let observed = false
   return {
     observe(name: HistogramName, ms: number): void {
       const value = Math.max(0, Math.round(ms))
-      const bucket = HISTOGRAMS[name].bucketsMs.find((bound) => value <= bound)
-      add(`${name}:${bucket ?? 'inf'}`, 1)
-      add(`${name}:count`, 1)
-      add(`${name}:sum_ms`, value)
+      const bounds = HISTOGRAMS[name].bucketsMs
+      const row = counts.get(name) as number[]
+      let bucket = 0
+      while (bucket < bounds.length && value > (bounds[bucket] as number)) bucket++
+      row[bucket] = (row[bucket] as number) + 1
+      row[bounds.length + 1] = (row[bounds.length + 1] as number) + 1
+      row[bounds.length + 2] = (row[bounds.length + 2] as number) + value
+      observed = true
     },
-    /** The increments since the last call. */
+    /** The increments since the last call, as `P:metrics` fields; empty when nothing was observed. */
     take(): Map<string, number> {
-      const taken = increments
-      increments = new Map()
-      return taken
+      const increments = new Map<string, number>()
+      if (!observed) return increments
+      for (const [name, row] of counts) {
+        const bounds = HISTOGRAMS[name].bucketsMs
+        row.forEach((by, index) => {
+          if (by === 0) return
+          const field =
+            index < bounds.length
+              ? String(bounds[index])
+              : index === bounds.length
+                ? 'inf'
+                : index === bounds.length + 1
+                  ? 'count'
+                  : 'sum_ms'
+          increments.set(`${name}:${field}`, by)
+        })
+      }
+      counts = fresh()
+      observed = false
+      return increments
     },
   }
 }

@@ -506,7 +506,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   function record(delivery: Delivery, job: EmailJob | null, attempts: number, outcome: Outcome): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       finishedQueue.push({ delivery, job, attempts, outcome, resolve, reject })
-      if (!flushing) flushing = flushLoop()
+      // Started on the next turn of the event loop, so that the sends finishing now share one write.
+      if (!flushing) flushing = new Promise<void>((next) => setImmediate(next)).then(flushLoop)
     })
   }
 
@@ -523,7 +524,6 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         const applied = await writeOutcomes(batch)
         finishedQueue.splice(0, batch.length)
         failures = 0
-        await writeMetrics()
         for (const [index, item] of batch.entries()) item.resolve(applied[index] === true)
       } catch (error) {
         failures++
@@ -534,23 +534,14 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     flushing = undefined
   }
 
-  /** Histogram increments since the last flush; lost (not repeated) if Redis fails right then. */
-  async function writeMetrics(): Promise<void> {
-    const increments = metrics.take()
-    if (increments.size === 0) return
-    const pipeline = redis().pipeline()
-    for (const [field, by] of increments) pipeline.hincrby(keys.metrics, field, by)
-    try {
-      await pipeline.exec()
-    } catch (error) {
-      noteRedisError(error, 'recording metrics failed')
-    }
-  }
-
+  /**
+   * Records outcomes with one script call: statuses, acknowledgements, counters, batch progress,
+   * and the histogram increments since the last call (lost, never repeated, if that call fails).
+   */
   async function writeOutcomes(batch: Finished[]): Promise<boolean[]> {
     const statusKeys: string[] = []
     const batchKeys = new Map<string, number>()
-    const args: (string | number)[] = [GROUP, Date.now(), config.statusTtlSeconds, batch.length]
+    const args: (string | number)[] = [GROUP, Date.now(), config.statusTtlSeconds, batch.length, 0]
     for (const { delivery, job, attempts, outcome } of batch) {
       statusKeys.push(keys.status(delivery.jobId))
       let batchIndex = 0
@@ -577,12 +568,15 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       }
     }
     const batchIds = [...batchKeys.keys()]
+    args[4] = batchIds.length
     for (const batchId of batchIds) args.push(batchId, keys.progress(batchId))
+    for (const [field, by] of metrics.take()) args.push(field, by)
     const scriptKeys = [
       ...keys.streams,
       keys.delayed,
       keys.dead,
       keys.stats,
+      keys.metrics,
       ...statusKeys,
       ...batchIds.map((batchId) => keys.batch(batchId)),
     ]

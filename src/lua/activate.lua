@@ -44,7 +44,7 @@ for a = 4, #ARGV, 6 do
     redis.call('XADD', KEYS[4], '*', 'id', jobId, 'error', 'stream entry ' .. entryId .. ' has no job data',
       'attempts', attempts, 'time', now)
     if status then
-      redis.call('HSET', statusKey, 'status', 'dead', 'error', 'job data missing', 'updatedAt', now)
+      redis.call('HSET', statusKey, 'status', 'dead', 'error', 'job data missing', 'updatedAt', now, 'entry', '')
     end
     out[i] = { 'poison', 0, '' }
   elseif tonumber(ARGV[a + 3]) > maxDeliveries then

@@ -3,13 +3,15 @@ KEYS[1] KEYS[2] KEYS[3] send streams high, normal, low
 KEYS[4] delayed zset
 KEYS[5] dead stream
 KEYS[6] stats hash (totals: sent, failed, suppressed, retried, throttled)
-KEYS[6 + i] status hash of job i (i = 1..ARGV[4])
-KEYS[6 + ARGV[4] + b] batch hash b, for jobs that belong to a batch
+KEYS[7] metrics hash (histogram counters)
+KEYS[7 + i] status hash of job i (i = 1..ARGV[4])
+KEYS[7 + ARGV[4] + b] batch hash b, for jobs that belong to a batch
 ARGV[1] consumer group
 ARGV[2] now, epoch ms
 ARGV[3] TTL of a final status, seconds
 ARGV[4] number of jobs
-then per job, from the next ARGV: outcome, streamIndex, entryId, jobId, attempts, batch (its
+ARGV[5] number of batches
+then per job, from ARGV[6]: outcome, streamIndex, entryId, jobId, attempts, batch (its
 index b among the batch keys, 0 for none), and by outcome:
   sent:       messageId
   suppressed: reason
@@ -17,6 +19,7 @@ index b among the batch keys, 0 for none), and by outcome:
   retry:      due time (ms), error, payload, recipients   (a transient failure; attempt used)
   throttle:   due time (ms), error, payload, recipients   (rate exceeded; attempt not used)
 then per batch b: batch id, progress channel
+then to the end, pairs of metrics field and increment (the workers' histograms)
 Every entry is acknowledged and deleted. An outcome is applied only while the job's status hash
 still names this entry (otherwise another delivery of the same job got there first).
 Batches touched by this call publish their progress (lib/batch), the final message included.
@@ -26,6 +29,7 @@ local group = ARGV[1]
 local now = ARGV[2]
 local ttl = ARGV[3]
 local jobs = tonumber(ARGV[4])
+local batches = tonumber(ARGV[5])
 local final = { sent = true, dead = true, cancelled = true, suppressed = true }
 local counter = { sent = 'sent', dead = 'failed', suppressed = 'suppressed', retry = 'retried', throttle = 'throttled' }
 local totals = {}
@@ -33,15 +37,15 @@ local out = {}
 local done = { {}, {}, {} }
 local counts = {}
 
-local a = 5
+local a = 6
 for i = 1, jobs do
   local outcome, entryId, jobId, attempts = ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local batch = tonumber(ARGV[a + 5])
   local ids = done[tonumber(ARGV[a + 1])]
   ids[#ids + 1] = entryId
-  local statusKey = KEYS[6 + i]
-  local state = redis.call('HMGET', statusKey, 'status', 'entry')
-  local applied = state[1] and not final[state[1]] and state[2] == entryId
+  local statusKey = KEYS[7 + i]
+  -- A status hash names its stream entry only while the job is live (final states clear it).
+  local applied = redis.call('HGET', statusKey, 'entry') == entryId
   if outcome == 'sent' then
     if applied then
       redis.call('HSET', statusKey, 'status', 'sent', 'messageId', ARGV[a + 6], 'attempts', attempts, 'sentAt', now,
@@ -93,9 +97,11 @@ for s = 1, 3 do
 end
 for field, n in pairs(totals) do redis.call('HINCRBY', KEYS[6], field, n) end
 for batch, c in pairs(counts) do
-  for field, n in pairs(c) do redis.call('HINCRBY', KEYS[6 + jobs + batch], field, n) end
+  for field, n in pairs(c) do redis.call('HINCRBY', KEYS[7 + jobs + batch], field, n) end
 end
-for p = a, #ARGV, 2 do
-  batch_progress(KEYS[6 + jobs + (p - a) / 2 + 1], ARGV[p + 1], ARGV[p], now)
+for b = 1, batches do
+  local p = a + 2 * (b - 1)
+  batch_progress(KEYS[7 + jobs + b], ARGV[p + 1], ARGV[p], now)
 end
+for m = a + 2 * batches, #ARGV, 2 do redis.call('HINCRBY', KEYS[7], ARGV[m], ARGV[m + 1]) end
 return out
