@@ -28,7 +28,9 @@ export interface ExpressApp extends ExampleApp {
 
 /** Writes a route's reply: a string body at once, an event stream as it comes. */
 function send(res: Response, reply: Reply | StreamReply): void {
-  res.status(reply.status).set(reply.headers)
+  // setHeader, not res.set: Express would add a charset to the metrics' exact content type.
+  res.status(reply.status)
+  for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value)
   if (typeof reply.body === 'string') {
     res.end(reply.body)
     return
