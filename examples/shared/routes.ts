@@ -287,6 +287,7 @@ export function createRoutes({
      * so the next issue's fan-out leaves them out. It does NOT add the address to the queue's
      * suppression list: that list is for bounces and complaints, blocks every email to the address
      * (verification codes too), and a subscriber who leaves the newsletter may still sign in.
+     * (So an issue whose jobs were already enqueued for them when they click still arrives.)
      */
     unsubscribe(token: string | undefined): Promise<Reply> {
       return handled(async () => {
@@ -331,7 +332,10 @@ export function createRoutes({
       })
     },
 
-    /** GET /api/issues/:id/progress: server-sent events until the issue is sent. */
+    /**
+     * GET /api/issues/:id/progress: server-sent events until the issue is sent. A browser's
+     * EventSource reconnects when a stream ends, so close it on the `done` event.
+     */
     async issueProgress(id: string): Promise<Reply | StreamReply> {
       if (!ISSUE_ID_RE.test(id) || !(await store.getIssue(id))) {
         return json(404, { error: { code: 'E_NOT_FOUND', message: `no issue ${id}` } })

@@ -6,7 +6,7 @@
  */
 import { createEmailQueue, createEmailWorker, type EmailQueue } from 'mailstream'
 import { createMemoryTransport, type MemoryTransport, type SentMessage } from 'mailstream/memory'
-import { afterAll, describe, expect, onTestFinished, test } from 'vitest'
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest'
 import { type Config, loadConfig } from '../../examples/shared/config.js'
 import type { AppOverrides, ExampleApp } from '../../examples/shared/host.js'
 import { openEventStream } from '../helpers/http.js'
@@ -144,14 +144,13 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
   const boot = booter(options.createApp)
   const seeded = Array.from({ length: 500 }, (_, i) => `reader${String(i).padStart(3, '0')}@example.com`)
   let main: Booted<A>
-  const booted = (async () => {
+  beforeAll(async () => {
     main = await boot()
-    return main
-  })()
+  })
 
   describe(`${options.name}: newsletter`, () => {
     test('publishing to 500 subscribers sends each one exactly once; progress reaches 100 and done; again adds 0', async () => {
-      const { app, url, transport } = await booted
+      const { app, url, transport } = main
       await seedActive(app, seeded)
       expect((await activeEmails(app)).sort()).toEqual(seeded)
 
@@ -214,7 +213,7 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
     })
 
     test('one-click unsubscribe stops the next issue for that address only', async () => {
-      const { app, url, transport } = await booted
+      const { app, url, transport } = main
       const leaving = transport.find({ batchId: 'issue-1', to: 'reader007@example.com' }) as SentMessage
       expect(leaving.message.headers?.['List-Unsubscribe-Post']).toBe('List-Unsubscribe=One-Click')
       const link = local(url, unsubscribeLinkOf(leaving))
@@ -254,7 +253,7 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
     })
 
     test('progress: the current state first, cleanup when the client leaves, done at the end', async () => {
-      const { app, url } = await booted
+      const { app, url } = main
       app.service.worker.pause('test')
       onTestFinished(() => app.service.worker.resume())
       const published = await postJson(`${url}/api/issues/3/publish`, { title: 'Issue 3', body: 'Third.' })
@@ -277,7 +276,7 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
     })
 
     test('the SES webhook applies a signed event; a forged one is refused', async () => {
-      const { app, url, transport } = await booted
+      const { app, url, transport } = main
       const sent = transport.find({ batchId: 'issue-1', to: 'reader001@example.com' }) as SentMessage
       const event = sns.signedEvent({
         type: 'Delivery',
@@ -315,7 +314,7 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
 
   describe(`${options.name}: verification codes`, () => {
     test('a code is sent and verified once; a wrong code and a bad address are rejected', async () => {
-      const { url, transport } = await booted
+      const { url, transport } = main
       const email = 'code@example.com'
       const issued = await postJson(`${url}/api/auth/send-verification-code`, { email, locale: 'en' })
       expect(issued.status).toBe(202)
@@ -340,7 +339,7 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
     })
 
     test('the sixth code for one address within the hour is 429 with Retry-After', async () => {
-      const { url } = await booted
+      const { url } = main
       for (let i = 0; i < 5; i++) {
         expect((await postJson(`${url}/api/auth/send-verification-code`, { email: 'often@example.com' })).status).toBe(
           202,
@@ -360,7 +359,7 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
 
   describe(`${options.name}: double opt-in`, () => {
     test('a subscription is confirmed through the link in the email, once, with one welcome email', async () => {
-      const { app, url, transport } = await booted
+      const { app, url, transport } = main
       const email = 'new.reader@example.com'
       const subscribed = await postJson(`${url}/api/subscriptions`, { email: 'New.Reader@example.com', name: '지민' })
       expect(subscribed.status).toBe(202)
@@ -399,7 +398,7 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
 
   describe(`${options.name}: operations`, () => {
     test('/healthz is 200; /metrics parses and counts the sent emails; the dashboard is read-only without a password', async () => {
-      const { app, url } = await booted
+      const { app, url } = main
       const health = await fetch(`${url}/healthz`)
       expect(health.status).toBe(200)
       expect(await health.json()).toEqual({ ok: true, redis: 'ok', store: 'ok', worker: 'running' })
