@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
+
+const src = fileURLToPath(new URL('./src/', import.meta.url))
 
 export default defineConfig({
   plugins: [
@@ -12,6 +15,13 @@ export default defineConfig({
       },
     },
   ],
+  resolve: {
+    // As tsconfig's paths do for tsc and tsx: the examples import the package by name and get the sources.
+    alias: [
+      { find: /^mailstream$/, replacement: `${src}index.ts` },
+      { find: /^mailstream\/(.+)$/, replacement: `${src}transports/$1.ts` },
+    ],
+  },
   test: {
     testTimeout: 60_000,
     hookTimeout: 60_000,

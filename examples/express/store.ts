@@ -1,0 +1,106 @@
+import type pg from 'pg'
+import type { Issue, Subscriber, SubscriberStore } from '../shared/store.js'
+
+interface SubscriberRow {
+  email: string
+  name: string | null
+  locale: string | null
+  status: Subscriber['status']
+  created_at: Date
+  confirmed_at: Date | null
+  unsubscribed_at: Date | null
+}
+
+function toSubscriber(row: SubscriberRow): Subscriber {
+  const subscriber: Subscriber = { email: row.email, status: row.status, createdAt: row.created_at.getTime() }
+  if (row.name !== null) subscriber.name = row.name
+  if (row.locale !== null) subscriber.locale = row.locale
+  if (row.confirmed_at) subscriber.confirmedAt = row.confirmed_at.getTime()
+  if (row.unsubscribed_at) subscriber.unsubscribedAt = row.unsubscribed_at.getTime()
+  return subscriber
+}
+
+const toIssue = (row: { id: string; title: string; body: string; published_at: Date }): Issue => ({
+  id: row.id,
+  title: row.title,
+  body: row.body,
+  publishedAt: row.published_at.getTime(),
+})
+
+/** Subscribers and issues in PostgreSQL (tables from migrations/001_init.sql). */
+export function createPgStore(pool: pg.Pool): SubscriberStore {
+  return {
+    async get(email) {
+      const { rows } = await pool.query<SubscriberRow>('SELECT * FROM subscribers WHERE email = $1', [email])
+      return rows[0] ? toSubscriber(rows[0]) : null
+    },
+
+    async requestSubscription({ email, name, locale }) {
+      // An active subscriber is left as is: the conditional DO UPDATE returns no row for them.
+      const { rows } = await pool.query<SubscriberRow>(
+        `INSERT INTO subscribers (email, name, locale, status) VALUES ($1, $2, $3, 'pending')
+         ON CONFLICT (email) DO UPDATE
+           SET name = COALESCE(EXCLUDED.name, subscribers.name),
+               locale = COALESCE(EXCLUDED.locale, subscribers.locale),
+               status = 'pending',
+               unsubscribed_at = NULL
+           WHERE subscribers.status <> 'active'
+         RETURNING *`,
+        [email, name ?? null, locale ?? null],
+      )
+      if (rows[0]) return toSubscriber(rows[0])
+      return (await this.get(email)) as Subscriber
+    },
+
+    async activate(email) {
+      const result = await pool.query(
+        "UPDATE subscribers SET status = 'active', confirmed_at = now() WHERE email = $1 AND status = 'pending'",
+        [email],
+      )
+      return result.rowCount === 1
+    },
+
+    async unsubscribe(email) {
+      const result = await pool.query(
+        "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now() WHERE email = $1 AND status <> 'unsubscribed'",
+        [email],
+      )
+      return result.rowCount === 1
+    },
+
+    async *activeSubscribers(pageSize = 500) {
+      // Keyset paging: each page starts after the last email of the one before.
+      let after = ''
+      for (;;) {
+        const { rows } = await pool.query<SubscriberRow>(
+          "SELECT * FROM subscribers WHERE status = 'active' AND email > $1 ORDER BY email LIMIT $2",
+          [after, pageSize],
+        )
+        for (const row of rows) yield toSubscriber(row)
+        if (rows.length < pageSize) return
+        after = (rows.at(-1) as SubscriberRow).email
+      }
+    },
+
+    async saveIssue(issue) {
+      const { rows } = await pool.query(
+        `WITH inserted AS (
+           INSERT INTO issues (id, title, body, published_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (id) DO NOTHING RETURNING *
+         )
+         SELECT * FROM inserted UNION ALL SELECT * FROM issues WHERE id = $1 LIMIT 1`,
+        [issue.id, issue.title, issue.body, new Date(issue.publishedAt)],
+      )
+      return toIssue(rows[0])
+    },
+
+    async getIssue(id) {
+      const { rows } = await pool.query('SELECT * FROM issues WHERE id = $1', [id])
+      return rows[0] ? toIssue(rows[0]) : null
+    },
+
+    async ping() {
+      await pool.query('SELECT 1')
+    },
+  }
+}

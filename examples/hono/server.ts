@@ -1,0 +1,9 @@
+/**
+ * npm run example:hono: the Hono example, configured from the environment (see the README's
+ * Examples section). SIGTERM or SIGINT (Ctrl-C) drains the worker and exits.
+ */
+import { loadConfig } from '../shared/config.js'
+import { runServer } from '../shared/server.js'
+import { createHonoApp } from './app.js'
+
+await runServer(loadConfig(), createHonoApp)

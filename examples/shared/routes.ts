@@ -1,0 +1,386 @@
+/**
+ * The service's HTTP routes as plain functions: each takes what it needs from the request and
+ * returns `{ status, headers, body }`. The Express and Hono hosts only translate.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import {
+  createUnsubscribeToken,
+  MailstreamError,
+  parseAddress,
+  RateLimitError,
+  type SesWebhookRequest,
+  verifyUnsubscribeToken,
+} from 'mailstream'
+import { CONFIRM_LIST, type MailService, NEWSLETTER_LIST } from './service.js'
+import type { SubscriberStore } from './store.js'
+
+export interface Reply {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
+
+/** A reply whose body is a stream (server-sent events). */
+export interface StreamReply {
+  status: number
+  headers: Record<string, string>
+  body: ReadableStream<Uint8Array>
+}
+
+export type Routes = ReturnType<typeof createRoutes>
+
+const LOCALES = ['ko', 'en']
+const ISSUE_ID_RE = /^[A-Za-z0-9_-]{1,64}$/
+/** How long a subscription confirmation link works. */
+const CONFIRM_TTL_MS = 48 * 3600_000
+/** Confirmation emails one address may be sent per hour: the sign-up form must not be a way to mail-bomb someone. */
+const CONFIRMATIONS_PER_HOUR = 3
+
+export const json = (status: number, value: unknown, headers: Record<string, string> = {}): Reply => ({
+  status,
+  headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+  body: JSON.stringify(value),
+})
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
+
+/** A small page for links people click in emails. `content` must already be escaped. */
+function page(status: number, title: string, content: string): Reply {
+  return {
+    status,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+    },
+    body: `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1f2933}
+button{font:inherit;padding:.6rem 1.2rem;border:0;border-radius:6px;background:#3b5bdb;color:#fff;cursor:pointer}</style>
+</head><body><h1>${escapeHtml(title)}</h1>${content}</body></html>
+`,
+  }
+}
+
+const invalidUnsubscribeLink = () => page(400, 'This link is not valid', '<p>Use the link in a recent email.</p>')
+
+function validationError(field: string, message: string): MailstreamError {
+  return new MailstreamError('E_VALIDATION', `${field}: ${message}`, { field })
+}
+
+/** A bare address, trimmed and lower-case; throws `E_VALIDATION` naming `email` otherwise. */
+function emailOf(value: unknown): string {
+  const address = typeof value === 'string' ? parseAddress(value) : null
+  if (!address || address.address !== (value as string).trim()) {
+    throw validationError('email', 'must be an email address like a@example.com')
+  }
+  return address.address.toLowerCase()
+}
+
+function optionalString(body: Record<string, unknown>, field: string, maxLength: number): string | undefined {
+  const value = body[field]
+  if (value === undefined || value === null || value === '') return undefined
+  if (typeof value !== 'string' || value.length > maxLength) {
+    throw validationError(field, `must be a string of at most ${maxLength} characters`)
+  }
+  return value.trim() || undefined
+}
+
+function requiredString(body: Record<string, unknown>, field: string, maxLength: number): string {
+  const value = optionalString(body, field, maxLength)
+  if (value === undefined) throw validationError(field, 'is required')
+  return value
+}
+
+const objectOf = (body: unknown): Record<string, unknown> =>
+  typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {}
+
+const retryAfterSeconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)))
+
+/** Resolves `promise`, or rejects after `ms`: a health check must answer even when Redis does not. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+export function createRoutes({
+  service,
+  store,
+  log,
+}: {
+  service: MailService
+  store: SubscriberStore
+  log: (line: string) => void
+}) {
+  const { config, queue, codes } = service
+
+  /** Turns an error into a reply: validation 400, rate limits 429, anything else 500 (logged). */
+  function errorReply(error: unknown): Reply {
+    if (error instanceof RateLimitError) {
+      return json(
+        429,
+        { error: { code: error.code, message: error.message, field: error.field } },
+        { 'retry-after': retryAfterSeconds(error.retryAfterMs) },
+      )
+    }
+    if (error instanceof MailstreamError && error.code === 'E_VALIDATION') {
+      return json(400, { error: { code: error.code, message: error.message, field: error.field } })
+    }
+    log(`http: ${(error as Error)?.stack ?? error}`)
+    return json(500, { error: { code: 'E_INTERNAL', message: 'internal error' } })
+  }
+
+  async function handled(run: () => Promise<Reply>): Promise<Reply> {
+    try {
+      return await run()
+    } catch (error) {
+      return errorReply(error)
+    }
+  }
+
+  function confirmUrl(email: string): string {
+    const token = createUnsubscribeToken(
+      { email, list: CONFIRM_LIST, expiresAt: Date.now() + CONFIRM_TTL_MS },
+      config.unsubscribeSecret,
+    )
+    return `${config.publicUrl}/api/subscriptions/confirm?token=${encodeURIComponent(token)}`
+  }
+
+  const passwordDigest =
+    config.dashboardPassword !== undefined
+      ? createHash('sha256').update(`admin:${config.dashboardPassword}`).digest()
+      : undefined
+
+  return {
+    /**
+     * HTTP basic auth (user `admin`, password DASHBOARD_PASSWORD) for the dashboard and publishing.
+     * Resolves undefined when the request may pass, or the 401 reply.
+     */
+    adminAuth(authorization: string | undefined | null): Reply | undefined {
+      if (!passwordDigest) return undefined
+      const match = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(authorization ?? '')
+      const given = createHash('sha256')
+        .update(match ? Buffer.from(match[1] as string, 'base64').toString('utf8') : '')
+        .digest()
+      if (timingSafeEqual(given, passwordDigest)) return undefined
+      return json(
+        401,
+        { error: { code: 'E_UNAUTHORIZED', message: 'authentication required' } },
+        {
+          'www-authenticate': 'Basic realm="mailstream", charset="UTF-8"',
+        },
+      )
+    },
+
+    /** POST /api/auth/send-verification-code {email} */
+    sendVerificationCode(body: unknown, ip?: string): Promise<Reply> {
+      return handled(async () => {
+        const input = objectOf(body)
+        const locale = LOCALES.includes(input.locale as string) ? (input.locale as string) : undefined
+        const { expiresAt } = await codes.issue(input.email as string, {
+          ...(ip && { ip }),
+          ...(locale && { locale }),
+        })
+        return json(202, { ok: true, expiresAt: new Date(expiresAt).toISOString() })
+      })
+    },
+
+    /** POST /api/auth/verify-code {email, code} */
+    verifyCode(body: unknown): Promise<Reply> {
+      return handled(async () => {
+        const input = objectOf(body)
+        const result = await codes.verify(input.email as string, String(input.code ?? ''))
+        return json(result.ok ? 200 : 400, result)
+      })
+    },
+
+    /** POST /api/subscriptions {email, name?, locale?}: double opt-in, the subscriber stays pending until confirmed. */
+    subscribe(body: unknown): Promise<Reply> {
+      return handled(async () => {
+        const input = objectOf(body)
+        const email = emailOf(input.email)
+        const name = optionalString(input, 'name', 100)
+        const locale = optionalString(input, 'locale', 5)
+        if (locale !== undefined && !LOCALES.includes(locale)) throw validationError('locale', "must be 'ko' or 'en'")
+
+        const allowance = await service.limiter.consume(`subscribe:${email}`, {
+          rate: CONFIRMATIONS_PER_HOUR,
+          periodMs: 3600_000,
+        })
+        if (!allowance.allowed) {
+          throw new RateLimitError('too many sign-ups for this address', allowance.retryAfterMs, { field: 'email' })
+        }
+        const subscriber = await store.requestSubscription({ email, name, locale })
+        // The same answer whether or not the address was already subscribed: the form does not tell who is.
+        if (subscriber.status === 'pending') {
+          await queue.enqueue({
+            type: 'subscription-confirm',
+            to: subscriber.name ? { name: subscriber.name, address: email } : email,
+            template: 'subscription-confirm',
+            data: { name: subscriber.name ?? '', confirmUrl: confirmUrl(email) },
+            locale: subscriber.locale,
+            priority: 'high',
+          })
+        }
+        return json(202, { ok: true, message: 'check your inbox to confirm the subscription' })
+      })
+    },
+
+    /** GET /api/subscriptions/confirm?token=: pending -> active, and a welcome email; a second click changes nothing. */
+    confirmSubscription(token: string | undefined): Promise<Reply> {
+      return handled(async () => {
+        const verified = verifyUnsubscribeToken(token, config.unsubscribeSecret)
+        if (!verified.ok || verified.list !== CONFIRM_LIST) {
+          const expired = !verified.ok && verified.reason === 'expired'
+          return page(
+            400,
+            expired ? 'This link has expired' : 'This link is not valid',
+            '<p>Subscribe again to get a new confirmation email.</p>',
+          )
+        }
+        const subscriber = await store.get(verified.email)
+        if (!subscriber || subscriber.status === 'unsubscribed') {
+          return page(400, 'This link no longer works', '<p>Subscribe again to get a new confirmation email.</p>')
+        }
+        if (await store.activate(subscriber.email)) {
+          await queue.enqueue({
+            type: 'welcome',
+            to: subscriber.name ? { name: subscriber.name, address: subscriber.email } : subscriber.email,
+            template: 'welcome',
+            data: { name: subscriber.name ?? '' },
+            locale: subscriber.locale,
+            // A second welcome within 24 h (a resubscription) returns the first job instead.
+            idempotencyKey: `welcome:${subscriber.email}`,
+          })
+        }
+        return page(
+          200,
+          'Subscription confirmed',
+          `<p>${escapeHtml(subscriber.email)} will receive the newsletter.</p>`,
+        )
+      })
+    },
+
+    /**
+     * GET /api/unsubscribe?token=: a page with a button. GET changes nothing, because mail
+     * scanners open links; the button POSTs, as a mail client's one-click button does.
+     */
+    unsubscribePage(token: string | undefined): Reply {
+      const verified = verifyUnsubscribeToken(token, config.unsubscribeSecret)
+      if (!verified.ok || verified.list !== NEWSLETTER_LIST) return invalidUnsubscribeLink()
+      return page(
+        200,
+        `Unsubscribe from ${config.brandName}`,
+        `<p>Stop sending the newsletter to ${escapeHtml(verified.email)}?</p>
+<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>`,
+      )
+    },
+
+    /**
+     * POST /api/unsubscribe?token=: RFC 8058 one-click (body `List-Unsubscribe=One-Click`, no
+     * login: the signed token is the authority). It marks the subscriber unsubscribed in the store,
+     * so the next issue's fan-out leaves them out. It does NOT add the address to the queue's
+     * suppression list: that list is for bounces and complaints, blocks every email to the address
+     * (verification codes too), and a subscriber who leaves the newsletter may still sign in.
+     * (So an issue whose jobs were already enqueued for them when they click still arrives.)
+     */
+    unsubscribe(token: string | undefined): Promise<Reply> {
+      return handled(async () => {
+        const verified = verifyUnsubscribeToken(token, config.unsubscribeSecret)
+        if (!verified.ok || verified.list !== NEWSLETTER_LIST) return invalidUnsubscribeLink()
+        await store.unsubscribe(verified.email)
+        log(`subscriptions: ${verified.email} unsubscribed (${verified.list})`)
+        return page(
+          200,
+          'You are unsubscribed',
+          `<p>${escapeHtml(verified.email)} will not receive the ${escapeHtml(config.brandName)} newsletter any more.</p>`,
+        )
+      })
+    },
+
+    /**
+     * POST /api/issues/:id/publish {title, body}: one job per active subscriber, read from the store
+     * in pages. Batch `issue-<id>`: publishing again adds nothing (the jobs are counted as duplicates).
+     */
+    publishIssue(id: string, body: unknown): Promise<Reply> {
+      return handled(async () => {
+        if (!ISSUE_ID_RE.test(id)) throw validationError('id', 'must be 1-64 letters, digits, - or _')
+        const input = objectOf(body)
+        const issue = await store.saveIssue({
+          id,
+          title: requiredString(input, 'title', 200),
+          body: requiredString(input, 'body', 200_000),
+          publishedAt: Date.now(),
+        })
+        const result = await queue.enqueueBatch(
+          `issue-${id}`,
+          store.activeSubscribers(),
+          (subscriber) => ({
+            to: subscriber.name ? { name: subscriber.name, address: subscriber.email } : subscriber.email,
+            data: { name: subscriber.name ?? '' },
+            locale: subscriber.locale,
+          }),
+          { template: 'newsletter-issue', data: { title: issue.title, body: issue.body } },
+        )
+        log(`issues: ${id} published: ${result.enqueued} enqueued, ${result.duplicates} already there`)
+        return json(202, result)
+      })
+    },
+
+    /**
+     * GET /api/issues/:id/progress: server-sent events until the issue is sent. A browser's
+     * EventSource reconnects when a stream ends, so close it on the `done` event.
+     */
+    async issueProgress(id: string): Promise<Reply | StreamReply> {
+      if (!ISSUE_ID_RE.test(id) || !(await store.getIssue(id))) {
+        return json(404, { error: { code: 'E_NOT_FOUND', message: `no issue ${id}` } })
+      }
+      return {
+        status: 200,
+        headers: {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-cache, no-transform',
+          'x-accel-buffering': 'no',
+        },
+        body: service.progressEvents(`issue-${id}`),
+      }
+    },
+
+    /** POST /webhooks/ses: SES events through SNS (the body is JSON sent as text/plain). */
+    async sesWebhook(body: unknown, headers: SesWebhookRequest['headers']): Promise<Reply> {
+      if (!service.webhook) return json(404, { error: { code: 'E_NOT_FOUND', message: 'SNS_TOPIC_ARNS is not set' } })
+      const response = await service.webhook.handle({ body, headers })
+      if (response.error) log(`webhook: ${response.outcome}: ${response.error.message}`)
+      return { status: response.status, headers: response.headers, body: response.body }
+    },
+
+    /** GET /healthz: Redis answers, the store answers, and the worker runs; 503 otherwise. */
+    async health(): Promise<Reply> {
+      const check = (promise: Promise<unknown>) =>
+        within(promise, 2000).then(
+          () => 'ok',
+          (error: Error) => `error: ${error.message}`,
+        )
+      const [redis, storeState] = await Promise.all([check(service.redis.ping()), check(store.ping())])
+      const worker = service.worker.running ? 'running' : 'stopped'
+      const ok = redis === 'ok' && storeState === 'ok' && worker === 'running'
+      return json(ok ? 200 : 503, { ok, redis, store: storeState, worker })
+    },
+
+    /** GET /metrics: Prometheus text. */
+    metrics(): Promise<Reply> {
+      return handled(async () => ({
+        status: 200,
+        headers: { 'content-type': 'text/plain; version=0.0.4' },
+        body: await queue.metrics(),
+      }))
+    },
+
+    errorReply,
+  }
+}
