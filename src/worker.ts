@@ -883,19 +883,26 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     sending.add(work)
     held.add(work.delivery.entryId)
     if (pacing && work.verdict === 'send') pacing.hold(work, expectedRecipients(work))
-    processWork(work)
-      .catch((error) => emit('error', toMailstreamError(error, `job ${work.delivery.jobId} failed unexpectedly`)))
-      .finally(() => {
-        inFlight--
-        releaseSlot(work)
-        pacing?.release(work)
-        held.delete(work.delivery.entryId)
-        dispatcherWake.wake()
-        if (inFlight === 0 && idle && processedSinceDrain > 0 && running) {
-          emit('drained', { processed: processedSinceDrain })
-          processedSinceDrain = 0
-        }
-      })
+    void runWork(work)
+  }
+
+  /** One job from start to finish; whatever happens, its slot and its hold on the entry end here. */
+  async function runWork(work: Work): Promise<void> {
+    try {
+      await processWork(work)
+    } catch (error) {
+      emit('error', toMailstreamError(error, `job ${work.delivery.jobId} failed unexpectedly`))
+    } finally {
+      inFlight--
+      releaseSlot(work)
+      pacing?.release(work)
+      held.delete(work.delivery.entryId)
+      dispatcherWake.wake()
+      if (inFlight === 0 && idle && processedSinceDrain > 0 && running) {
+        emit('drained', { processed: processedSinceDrain })
+        processedSinceDrain = 0
+      }
+    }
   }
 
   // ---- loops ------------------------------------------------------------------------------

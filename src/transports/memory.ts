@@ -165,7 +165,7 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Mem
         attempt: context.attempt,
       })
       if (messages.length > maxMessages) messages.splice(0, messages.length - maxMessages)
-      for (const waiter of [...waiters]) waiter.check()
+      if (waiters.size > 0) for (const waiter of [...waiters]) waiter.check()
       return { messageId }
     },
     find(match) {
