@@ -99,6 +99,11 @@ export function createPgStore(pool: pg.Pool): SubscriberStore {
       return rows[0] ? toIssue(rows[0]) : null
     },
 
+    async recentIssues(limit) {
+      const { rows } = await pool.query('SELECT * FROM issues ORDER BY published_at DESC LIMIT $1', [limit])
+      return rows.map(toIssue)
+    },
+
     async ping() {
       await pool.query('SELECT 1')
     },

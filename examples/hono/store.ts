@@ -30,10 +30,14 @@ redis.call('HSET', KEYS[1], 'status', 'unsubscribed', 'unsubscribedAt', ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1`
 
-/** KEYS[1]: the issue's hash. ARGV: id, title, body, publishedAt. Keeps the first; replies the hash. */
+/**
+ * KEYS[1]: the issue's hash, KEYS[2]: the issues by publish time. ARGV: id, title, body,
+ * publishedAt. Keeps the first; replies the hash.
+ */
 const SAVE_ISSUE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'title', ARGV[2], 'body', ARGV[3], 'publishedAt', ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 end
 return redis.call('HGETALL', KEYS[1])`
 
@@ -65,12 +69,14 @@ const toIssue = (hash: Record<string, string>): Issue | null =>
 /**
  * Subscribers and issues in Redis, next to the queue: a hash per subscriber
  * (`<prefix>:app:subscriber:<email>`) and a sorted set of the active addresses
- * (`<prefix>:app:active`, all scores 0, so that it is read in address order, page by page).
+ * (`<prefix>:app:active`, all scores 0, so that it is read in address order, page by page); a hash
+ * per issue and `<prefix>:app:issues`, the issue ids by publish time.
  */
 export function createRedisStore(redis: Redis, prefix: string): SubscriberStore {
   const subscriberKey = (email: string) => `${prefix}:app:subscriber:${email}`
   const activeKey = `${prefix}:app:active`
   const issueKey = (id: string) => `${prefix}:app:issue:${id}`
+  const issuesKey = `${prefix}:app:issues`
 
   return {
     async get(email) {
@@ -120,8 +126,9 @@ export function createRedisStore(redis: Redis, prefix: string): SubscriberStore 
     async saveIssue(issue) {
       const reply = (await redis.eval(
         SAVE_ISSUE,
-        1,
+        2,
         issueKey(issue.id),
+        issuesKey,
         issue.id,
         issue.title,
         issue.body,
@@ -132,6 +139,12 @@ export function createRedisStore(redis: Redis, prefix: string): SubscriberStore 
 
     async getIssue(id) {
       return toIssue(await redis.hgetall(issueKey(id)))
+    },
+
+    async recentIssues(limit) {
+      const ids = await redis.zrevrange(issuesKey, 0, limit - 1)
+      const issues = await Promise.all(ids.map(async (id) => toIssue(await redis.hgetall(issueKey(id)))))
+      return issues.filter((issue): issue is Issue => issue !== null)
     },
 
     async ping() {

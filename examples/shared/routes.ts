@@ -4,6 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import {
+  batchJobId,
   createUnsubscribeToken,
   MailstreamError,
   parseAddress,
@@ -28,6 +29,11 @@ export interface StreamReply {
 }
 
 export type Routes = ReturnType<typeof createRoutes>
+
+/** The batch of an issue: one job per subscriber, so publishing twice sends nothing twice. */
+export const issueBatchId = (issueId: string) => `issue-${issueId}`
+/** How many of the latest issues an unsubscribe looks at for jobs still waiting to be sent. */
+const RECENT_ISSUES = 3
 
 const LOCALES = ['ko', 'en']
 const ISSUE_ID_RE = /^[A-Za-z0-9_-]{1,64}$/
@@ -287,14 +293,20 @@ export function createRoutes({
      * so the next issue's fan-out leaves them out. It does NOT add the address to the queue's
      * suppression list: that list is for bounces and complaints, blocks every email to the address
      * (verification codes too), and a subscriber who leaves the newsletter may still sign in.
-     * (So an issue whose jobs were already enqueued for them when they click still arrives.)
+     * An issue still sending may hold a job for them: that job is cancelled if not sent yet.
      */
     unsubscribe(token: string | undefined): Promise<Reply> {
       return handled(async () => {
         const verified = verifyUnsubscribeToken(token, config.unsubscribeSecret)
         if (!verified.ok || verified.list !== NEWSLETTER_LIST) return invalidUnsubscribeLink()
         await store.unsubscribe(verified.email)
-        log(`subscriptions: ${verified.email} unsubscribed (${verified.list})`)
+        let cancelled = 0
+        for (const issue of await store.recentIssues(RECENT_ISSUES)) {
+          const batchId = issueBatchId(issue.id)
+          if ((await queue.getBatch(batchId))?.done !== false) continue
+          if (await queue.cancel(batchJobId(batchId, verified.email))) cancelled++
+        }
+        log(`subscriptions: ${verified.email} unsubscribed (${verified.list}), ${cancelled} unsent issue(s) cancelled`)
         return page(
           200,
           'You are unsubscribed',
@@ -318,7 +330,7 @@ export function createRoutes({
           publishedAt: Date.now(),
         })
         const result = await queue.enqueueBatch(
-          `issue-${id}`,
+          issueBatchId(id),
           store.activeSubscribers(),
           (subscriber) => ({
             to: subscriber.name ? { name: subscriber.name, address: subscriber.email } : subscriber.email,
@@ -347,7 +359,7 @@ export function createRoutes({
           'cache-control': 'no-cache, no-transform',
           'x-accel-buffering': 'no',
         },
-        body: service.progressEvents(`issue-${id}`),
+        body: service.progressEvents(issueBatchId(id)),
       }
     },
 

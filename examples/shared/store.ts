@@ -43,6 +43,8 @@ export interface SubscriberStore {
   /** Records an issue the first time it is published; later calls keep the first title and body. */
   saveIssue(issue: Issue): Promise<Issue>
   getIssue(id: string): Promise<Issue | null>
+  /** The issues published last, newest first. */
+  recentIssues(limit: number): Promise<Issue[]>
   /** Throws when the store cannot be reached (for /healthz). */
   ping(): Promise<void>
 }

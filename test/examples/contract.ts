@@ -275,6 +275,33 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
       expect((await fetch(`${url}/api/issues/404/progress`)).status).toBe(404)
     })
 
+    test('unsubscribing while an issue is still sending cancels their unsent job of it', async () => {
+      const { app, url, transport } = main
+      const { worker, queue } = app.service
+      worker.pause()
+      onTestFinished(() => worker.resume())
+      const published = await postJson(`${url}/api/issues/4/publish`, { title: 'Issue 4', body: 'Fourth.' })
+      expect(await published.json()).toMatchObject({ total: 499, enqueued: 499 })
+      expect(await queue.getBatch('issue-4')).toMatchObject({ done: false, sent: 0 })
+
+      // The link from an earlier issue; the address sorts late, so its job of issue 4 is still queued.
+      const earlier = transport.find({ batchId: 'issue-1', to: 'reader450@example.com' }) as SentMessage
+      const oneClick = await fetch(local(url, unsubscribeLinkOf(earlier)), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'List-Unsubscribe=One-Click',
+      })
+      expect(oneClick.status).toBe(200)
+      worker.resume()
+      await waitUntil(async () => (await queue.getBatch('issue-4'))?.done === true, 15_000, 'issue 4')
+
+      const counts = perRecipient(transport, 'issue-4')
+      expect(counts.has('reader450@example.com')).toBe(false)
+      expect(counts.size).toBe(498)
+      expect([...counts.values()].every((count) => count === 1)).toBe(true)
+      expect(await queue.getBatch('issue-4')).toMatchObject({ sent: 498, cancelled: 1, done: true })
+    })
+
     test('the SES webhook applies a signed event; a forged one is refused', async () => {
       const { app, url, transport } = main
       const sent = transport.find({ batchId: 'issue-1', to: 'reader001@example.com' }) as SentMessage
