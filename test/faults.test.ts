@@ -1,9 +1,7 @@
-import { Redis } from 'ioredis'
-import { afterAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import type { EmailJobInput, MailstreamError } from '../src/index.js'
-import { harness, sendCounts } from './helpers/queue.js'
-import { connect, waitUntil } from './helpers/redis.js'
-import { startRedisServer } from './helpers/redis-server.js'
+import { harness, sendCounts, slowSends } from './helpers/queue.js'
+import { connect, persistentRedis, waitUntil } from './helpers/redis.js'
 
 const job = (i: number, overrides: Partial<EmailJobInput> = {}): EmailJobInput => ({
   type: 'newsletter',
@@ -50,23 +48,12 @@ describe('faults', () => {
   })
 
   describe('Redis killed with SIGKILL (appendonly yes, appendfsync always)', () => {
-    const server = startRedisServer({ persistence: true })
-    afterAll(async () => {
-      const instance = await server
-      await instance.stop()
-      instance.cleanup()
-    })
+    const redisServer = persistentRedis()
 
     test('mid-drain: restarted Redis loses no job and the worker resumes within 5 s', async () => {
-      const instance = await server
-      const client = new Redis(instance.url, { maxRetriesPerRequest: 2 })
-      client.on('error', () => {})
+      const { server: instance, client } = await redisServer()
       const { queue, worker, transport, settled } = harness(client)
-      const slowSend = transport.send.bind(transport)
-      transport.send = async (message, context) => {
-        await new Promise((resolve) => setTimeout(resolve, 3))
-        return slowSend(message, context)
-      }
+      slowSends(transport, 3)
       const total = 3000
       const enqueued = await queue.enqueueMany(Array.from({ length: total }, (_, i) => job(i)))
       const concurrency = 20
@@ -95,7 +82,6 @@ describe('faults', () => {
       expect(errors.length).toBeGreaterThan(0)
       expect(w.running).toBe(true)
       await w.stop()
-      await client.quit()
     })
   })
 })

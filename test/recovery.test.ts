@@ -1,9 +1,7 @@
-import { Redis } from 'ioredis'
-import { afterAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import type { DeadEvent, MailstreamError } from '../src/index.js'
-import { harness, sendCounts, testJob } from './helpers/queue.js'
-import { connect, uniquePrefix, waitUntil } from './helpers/redis.js'
-import { startRedisServer } from './helpers/redis-server.js'
+import { harness, sendCounts, slowSends, testJob } from './helpers/queue.js'
+import { connect, persistentRedis, uniquePrefix, waitUntil } from './helpers/redis.js'
 
 const redis = connect()
 
@@ -106,23 +104,12 @@ describe('poison entries are dead-lettered without stopping the worker', () => {
 })
 
 describe('Redis outage', () => {
-  const server = startRedisServer({ persistence: true })
-  afterAll(async () => {
-    const instance = await server
-    await instance.stop()
-    instance.cleanup()
-  })
+  const redisServer = persistentRedis()
 
   test('Redis restarted while a worker runs: it resumes by itself and drains, no job lost', async () => {
-    const instance = await server
-    const client = new Redis(instance.url, { maxRetriesPerRequest: 2 })
-    client.on('error', () => {})
+    const { server: instance, client } = await redisServer()
     const { queue, worker, transport, settled } = harness(client)
-    const slowSend = transport.send.bind(transport)
-    transport.send = async (message, context) => {
-      await new Promise((resolve) => setTimeout(resolve, 4))
-      return slowSend(message, context)
-    }
+    slowSends(transport, 4)
     const total = 2000
     const enqueued = await queue.enqueueMany(Array.from({ length: total }, (_, i) => job({ to: `o${i}@example.com` })))
     const concurrency = 10
@@ -148,6 +135,5 @@ describe('Redis outage', () => {
     expect(duplicates).toBeLessThanOrEqual(concurrency)
     expect(w.running).toBe(true)
     await w.stop()
-    await client.quit()
   })
 })

@@ -83,3 +83,12 @@ export const testJob = (overrides: Partial<EmailJobInput> = {}): EmailJobInput =
   text: 'Hello',
   ...overrides,
 })
+
+/** Makes every send of a memory transport take `ms` longer, so that a drain lasts long enough to disturb. */
+export function slowSends(transport: MemoryTransport, ms: number): void {
+  const send = transport.send.bind(transport)
+  transport.send = async (message, context) => {
+    await new Promise((resolve) => setTimeout(resolve, ms))
+    return send(message, context)
+  }
+}

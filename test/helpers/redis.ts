@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { Cluster, Redis } from 'ioredis'
 import { afterAll, inject } from 'vitest'
+import { type RedisServer, startRedisServer } from './redis-server.js'
 
 export const redisUrl = (): string => inject('redisUrl')
 
@@ -57,5 +58,28 @@ export async function waitUntil(
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/**
+ * A redis-server of the calling describe block's own, with appendonly persistence so that it can
+ * be stopped or killed and started again on the same port, gone after the block; and a client on
+ * it that gives up a command after two reconnections instead of queueing it forever.
+ */
+export function persistentRedis(): () => Promise<{ server: RedisServer; client: Redis }> {
+  const started = startRedisServer({ persistence: true })
+  const clients: Redis[] = []
+  afterAll(async () => {
+    for (const client of clients.splice(0)) client.disconnect()
+    const server = await started
+    await server.stop()
+    server.cleanup()
+  })
+  return async () => {
+    const server = await started
+    const client = new Redis(server.url, { maxRetriesPerRequest: 2 })
+    client.on('error', () => {})
+    clients.push(client)
+    return { server, client }
   }
 }
