@@ -27,9 +27,14 @@ export type HistogramName = keyof typeof HISTOGRAMS
 /** Accumulates observations in memory; the worker writes them with each batch of outcomes. */
 export function createMetricsRecorder() {
   const names = Object.keys(HISTOGRAMS) as HistogramName[]
-  // Per histogram: a count per bucket (the last one is +Inf), then the count and the sum in ms.
-  const fresh = () =>
-    new Map(names.map((name) => [name, new Array<number>(HISTOGRAMS[name].bucketsMs.length + 3).fill(0)]))
+  // Per histogram, the `P:metrics` field of each slot: one per bucket, +Inf, the count, the sum in ms.
+  const fields = new Map(
+    names.map((name) => [
+      name,
+      [...HISTOGRAMS[name].bucketsMs, 'inf', 'count', 'sum_ms'].map((field) => `${name}:${field}`),
+    ]),
+  )
+  const fresh = () => new Map(names.map((name) => [name, new Array<number>(fields.get(name)?.length ?? 0).fill(0)]))
   let counts = fresh()
   let observed = false
   return {
@@ -44,23 +49,14 @@ export function createMetricsRecorder() {
       row[bounds.length + 2] = (row[bounds.length + 2] as number) + value
       observed = true
     },
-    /** The increments since the last call, as `P:metrics` fields; empty when nothing was observed. */
+    /** The increments since the last call, by `P:metrics` field; empty when nothing was observed. */
     take(): Map<string, number> {
       const increments = new Map<string, number>()
       if (!observed) return increments
       for (const [name, row] of counts) {
-        const bounds = HISTOGRAMS[name].bucketsMs
+        const slots = fields.get(name) as string[]
         row.forEach((by, index) => {
-          if (by === 0) return
-          const field =
-            index < bounds.length
-              ? String(bounds[index])
-              : index === bounds.length
-                ? 'inf'
-                : index === bounds.length + 1
-                  ? 'count'
-                  : 'sum_ms'
-          increments.set(`${name}:${field}`, by)
+          if (by > 0) increments.set(slots[index] as string, by)
         })
       }
       counts = fresh()

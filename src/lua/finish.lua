@@ -30,7 +30,6 @@ local now = ARGV[2]
 local ttl = ARGV[3]
 local jobs = tonumber(ARGV[4])
 local batches = tonumber(ARGV[5])
-local final = { sent = true, dead = true, cancelled = true, suppressed = true }
 local counter = { sent = 'sent', dead = 'failed', suppressed = 'suppressed', retry = 'retried', throttle = 'throttled' }
 local totals = {}
 local out = {}
