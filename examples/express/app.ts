@@ -10,7 +10,7 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type pg from 'pg'
 import type { Config } from '../shared/config.js'
-import { type AppOverrides, connectServices, createHost, type ExampleApp } from '../shared/host.js'
+import { type AppOverrides, connectServices, createHost, type ExampleApp, type Services } from '../shared/host.js'
 import { json, type Reply, type StreamReply } from '../shared/routes.js'
 import { connectDatabase, migrate } from './db.js'
 import { createEmailLog } from './email-log.js'
@@ -43,7 +43,7 @@ function send(res: Response, reply: Reply | StreamReply): void {
 
 export async function createExpressApp(config: Config, overrides: ExpressAppOverrides = {}): Promise<ExpressApp> {
   const pool = await connectDatabase(config.databaseUrl, overrides.schema)
-  let services: Awaited<ReturnType<typeof connectServices>>
+  let services: Services
   try {
     const applied = await migrate(pool)
     services = await connectServices(config, overrides)
@@ -54,7 +54,7 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
     await pool.end()
     throw error
   }
-  const { log, redis, transport } = services
+  const { log } = services
   const store = createPgStore(pool)
   const emailLog = createEmailLog(pool, log)
 
@@ -64,11 +64,9 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
 
   const host = createHost({
     config,
-    redis,
-    transport,
+    services,
     store,
     overrides,
-    log,
     onSesEvent: emailLog.recordSesEvent,
     createServer: ({ service, routes }) => {
       const admin = (req: Request, res: Response, next: NextFunction) => {

@@ -24,17 +24,15 @@ const respond = (reply: Reply | StreamReply) =>
 const jsonBody = (c: Context): Promise<unknown> => c.req.json().catch(() => undefined)
 
 export async function createHonoApp(config: Config, overrides: AppOverrides = {}): Promise<HonoApp> {
-  const { log, redis, transport } = await connectServices(config, overrides)
-  const store = createRedisStore(redis, config.prefix)
+  const services = await connectServices(config, overrides)
+  const store = createRedisStore(services.redis, config.prefix)
   const app = new Hono()
 
   const host = createHost({
     config,
-    redis,
-    transport,
+    services,
     store,
     overrides,
-    log,
     createServer: ({ service, routes }) => {
       const admin: MiddlewareHandler = async (c, next) => {
         const denied = routes.adminAuth(c.req.header('authorization'))

@@ -41,8 +41,14 @@ export function redactUrl(url: string): string {
   return parsed.toString()
 }
 
+export interface Services {
+  log: (line: string) => void
+  redis: Redis
+  transport: Transport
+}
+
 /** The Redis connection and the transport, as both hosts start them. */
-export async function connectServices(config: Config, overrides: AppOverrides) {
+export async function connectServices(config: Config, overrides: AppOverrides): Promise<Services> {
   if (!config.redisUrl)
     throw new Error('config.redisUrl is not set (server.ts starts a redis-server when REDIS_URL is unset)')
   const log = overrides.log ?? consoleLog
@@ -63,18 +69,17 @@ export async function connectServices(config: Config, overrides: AppOverrides) {
 
 export function createHost(options: {
   config: Config
-  redis: Redis
-  transport: Transport
+  services: Services
   store: SubscriberStore
   overrides: AppOverrides
-  log: (line: string) => void
   onSesEvent?: (event: SesEvent) => void | Promise<void>
   /** Builds the framework's server around the routes (not listening yet). */
   createServer: (context: { service: MailService; routes: Routes }) => Server
   /** Closes what the host opened besides Redis (a database pool), after the worker stopped. */
   closeStore?: () => Promise<void>
 }): ExampleApp {
-  const { config, redis, transport, store, overrides, log } = options
+  const { config, services, store, overrides } = options
+  const { redis, transport, log } = services
   const service = createMailService({
     config,
     redis,
