@@ -11,37 +11,45 @@ export interface EmailLogEntry {
   detail?: string | undefined
 }
 
+const COLUMNS = ['source', 'event', 'job_id', 'batch_id', 'recipients', 'message_id', 'detail']
+const row = (entry: EmailLogEntry) => [
+  entry.source,
+  entry.event,
+  entry.jobId ?? null,
+  entry.batchId ?? null,
+  entry.recipients ?? [],
+  entry.messageId ?? null,
+  entry.detail ?? null,
+]
+
 /**
  * The EmailLog table, fed by the worker's events and the SES webhook. Worker events are
- * synchronous callbacks, so their rows are written in the background; `flush()` waits for them
- * (at shutdown, before the pool closes).
+ * synchronous callbacks: their rows are queued and written in the background, up to 500 in one
+ * INSERT, so that a newsletter to many subscribers costs a few queries, not one per email;
+ * `flush()` waits for them (at shutdown, before the pool closes).
  */
 export function createEmailLog(pool: pg.Pool, log: (line: string) => void) {
-  const writing = new Set<Promise<unknown>>()
+  const queued: EmailLogEntry[] = []
+  let writing: Promise<void> | undefined
 
-  function insert(entry: EmailLogEntry): Promise<void> {
-    return pool
-      .query(
-        `INSERT INTO email_log (source, event, job_id, batch_id, recipients, message_id, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [
-          entry.source,
-          entry.event,
-          entry.jobId ?? null,
-          entry.batchId ?? null,
-          entry.recipients ?? [],
-          entry.messageId ?? null,
-          entry.detail ?? null,
-        ],
-      )
-      .then(() => undefined)
+  async function insert(...entries: EmailLogEntry[]): Promise<void> {
+    const values = entries.map((_, i) => `(${COLUMNS.map((__, c) => `$${i * COLUMNS.length + c + 1}`).join(', ')})`)
+    await pool.query(`INSERT INTO email_log (${COLUMNS.join(', ')}) VALUES ${values.join(', ')}`, entries.flatMap(row))
+  }
+
+  async function writeQueued(): Promise<void> {
+    // The next turn of the event loop: the events of one batch of sends share the first INSERT.
+    await new Promise((resolve) => setImmediate(resolve))
+    while (queued.length > 0) {
+      const rows = queued.splice(0, 500)
+      await insert(...rows).catch((error: Error) => log(`email log: ${rows.length} rows lost: ${error.message}`))
+    }
+    writing = undefined
   }
 
   function record(entry: EmailLogEntry): void {
-    const write = insert(entry)
-      .catch((error: Error) => log(`email log: ${entry.event} of ${entry.jobId}: ${error.message}`))
-      .finally(() => writing.delete(write))
-    writing.add(write)
+    queued.push(entry)
+    writing ??= writeQueued()
   }
 
   const addresses = (job: { to: { address: string }[] } | null) => job?.to.map((to) => to.address.toLowerCase()) ?? []
@@ -129,7 +137,7 @@ export function createEmailLog(pool: pg.Pool, log: (line: string) => void) {
 
     /** Waits for the rows still being written. */
     async flush(): Promise<void> {
-      while (writing.size > 0) await Promise.allSettled([...writing])
+      while (writing) await writing
     },
   }
 }
