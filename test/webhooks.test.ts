@@ -10,6 +10,7 @@ import {
   type SesEvent,
   type SesWebhookOptions,
 } from '../src/index.js'
+import { isSnsCertificateUrl, isSnsSubscribeUrl } from '../src/webhooks/sns.js'
 import { harness } from './helpers/queue.js'
 import { connect, keysOf, redisUrl } from './helpers/redis.js'
 import { CERT_URL, notification, post, sesEvent, snsFixture, TOPIC_ARN } from './helpers/sns.js'
@@ -174,6 +175,81 @@ describe('SNS signatures', () => {
     }
   })
 
+  test('isSnsCertificateUrl accepts only https://sns.<region>.amazonaws.com/SimpleNotificationService-<hex>.pem', () => {
+    for (const url of [
+      CERT_URL,
+      'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-b95095beb82e8f6a046b3aafc7f4149a.pem',
+      'https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-0123456789abcdef.pem',
+      'https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem',
+    ]) {
+      expect({ url, ok: isSnsCertificateUrl(url) }).toEqual({ url, ok: true })
+    }
+    const hex = '0123456789abcdef0123456789abcdef'
+    for (const url of [
+      `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-${hex}.pem?x=1`,
+      `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-${hex}.pem?`,
+      `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-${hex}.pem#x`,
+      `https://sns.us-east-1.amazonaws.com/anything/SimpleNotificationService-${hex}.pem`,
+      `https://sns.us-east-1.amazonaws.com/x/../SimpleNotificationService-${hex}.pem`,
+      `https://sns.us-east-1.amazonaws.com/%53impleNotificationService-${hex}.pem`,
+      `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-${hex.toUpperCase()}.pem`,
+      `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem`,
+      `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-${hex}.pem/`,
+      `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-${hex}.crt`,
+      'https://sns.us-east-1.amazonaws.com/?Action=ListTopics',
+      `https://SNS.us-east-1.amazonaws.com/SimpleNotificationService-${hex}.pem`,
+      `https://sns.us-east-1.amazonaws.com:443/SimpleNotificationService-${hex}.pem`,
+      `https://a@sns.us-east-1.amazonaws.com/SimpleNotificationService-${hex}.pem`,
+      `http://sns.us-east-1.amazonaws.com/SimpleNotificationService-${hex}.pem`,
+      `https://sns.s3.amazonaws.com/SimpleNotificationService-${hex}.pem`,
+      `https://sns.us-east-1.amazonaws.com.evil.example/SimpleNotificationService-${hex}.pem`,
+      `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-${hex}.pem\n`,
+      42,
+    ]) {
+      expect({ url, ok: isSnsCertificateUrl(url) }).toEqual({ url, ok: false })
+    }
+  })
+
+  test('a certificate URL with another path, a query or a fragment is refused before any download', async () => {
+    const { queue } = harness(redis)
+    const handler = handlerFor(queue)
+    sns.fetchCertificate.mockClear()
+    const event = () => notification(sesEvent({ type: 'Complaint', messageId: randomUUID() }))
+    for (const certUrl of [
+      `${CERT_URL}?cache=${randomUUID()}`,
+      `${CERT_URL}#x`,
+      CERT_URL.replace('/SimpleNotificationService', '/x/../SimpleNotificationService'),
+      CERT_URL.replace('SimpleNotificationService-', 'any/path-'),
+      'https://sns.ap-northeast-2.amazonaws.com/?Action=Publish&Message=x',
+    ]) {
+      const response = await post(handler, sns.sign(event(), { certUrl }))
+      expect({ certUrl, status: response.status, outcome: response.outcome }).toEqual({
+        certUrl,
+        status: 403,
+        outcome: 'rejected',
+      })
+    }
+    expect(sns.fetchCertificate).not.toHaveBeenCalled()
+    expect((await queue.stats()).totals.complained).toBe(0)
+  })
+
+  test('forged messages naming ever new certificates start at most 10 downloads a minute', async () => {
+    const { queue } = harness(redis)
+    const fetchCertificate = vi.fn(async (url: string) => {
+      throw new Error(`404 for ${url}`)
+    })
+    const handler = handlerFor(queue, { fetchCertificate })
+    const statuses = new Set<number>()
+    for (let index = 0; index < 40; index++) {
+      const certUrl = CERT_URL.replace(/-[0-9a-f]+\.pem$/, `-${index.toString(16).padStart(32, '0')}.pem`)
+      const message = sns.sign(notification(sesEvent({ type: 'Complaint', messageId: randomUUID() })), { certUrl })
+      statuses.add((await post(handler, message)).status)
+    }
+    expect(fetchCertificate).toHaveBeenCalledTimes(10)
+    // Refused downloads answer 500: a real new certificate is retried by SNS, not dropped.
+    expect([...statuses]).toEqual([500])
+  })
+
   test('verifySignature: false skips the signature but not the topic check', async () => {
     const { queue } = harness(redis)
     const handler = handlerFor(queue, { verifySignature: false })
@@ -216,21 +292,44 @@ describe('subscriptions', () => {
     )
   })
 
-  test('a SubscribeURL off the SNS hosts is never fetched', async () => {
+  test('a SubscribeURL off the SNS hosts, or not a ConfirmSubscription for the topic, is never fetched', async () => {
     const { queue } = harness(redis)
     const fetch = vi.fn(async () => new Response('ok'))
     const handler = handlerFor(queue, { fetch })
-    for (const url of ['https://attacker.example/confirm', 'http://sns.ap-northeast-2.amazonaws.com/?Action=x']) {
+    const sns2 = 'https://sns.ap-northeast-2.amazonaws.com'
+    for (const url of [
+      'https://attacker.example/confirm',
+      'http://sns.ap-northeast-2.amazonaws.com/?Action=x',
+      subscribeUrl.replace('https:', 'http:'),
+      subscribeUrl.replace(`${sns2}/`, `${sns2}/some/path`),
+      subscribeUrl.replace('Action=ConfirmSubscription', 'Action=Unsubscribe'),
+      subscribeUrl.replace(TOPIC_ARN, 'arn:aws:sns:ap-northeast-2:999999999999:other'),
+      `${subscribeUrl}&TopicArn=arn:aws:sns:ap-northeast-2:999999999999:other`,
+      `${subscribeUrl}#x`,
+      subscribeUrl.replace(sns2, `${sns2}:8443`),
+    ]) {
       expect(await post(handler, confirmation(url))).toMatchObject({ status: 403, outcome: 'rejected' })
     }
     expect(fetch).not.toHaveBeenCalled()
   })
 
-  test('without allowedTopicArns a confirmation is surfaced to the host, not confirmed', async () => {
+  test('isSnsSubscribeUrl', () => {
+    expect(isSnsSubscribeUrl(subscribeUrl, TOPIC_ARN)).toBe(true)
+    expect(isSnsSubscribeUrl(subscribeUrl, `${TOPIC_ARN}-other`)).toBe(false)
+    expect(isSnsSubscribeUrl(42, TOPIC_ARN)).toBe(false)
+  })
+
+  test("with allowedTopicArns: 'any' a confirmation is surfaced to the host, not confirmed", async () => {
     const { queue } = harness(redis)
     const fetch = vi.fn(async () => new Response('ok'))
     const onSubscription = vi.fn()
-    const handler = createSesWebhookHandler({ queue, fetchCertificate: sns.fetchCertificate, fetch, onSubscription })
+    const handler = createSesWebhookHandler({
+      queue,
+      allowedTopicArns: 'any',
+      fetchCertificate: sns.fetchCertificate,
+      fetch,
+      onSubscription,
+    })
     expect(await post(handler, confirmation(subscribeUrl))).toMatchObject({ status: 200, outcome: 'subscription' })
     expect(await post(handler, confirmation(subscribeUrl, 'UnsubscribeConfirmation'))).toMatchObject({
       status: 200,
@@ -238,9 +337,43 @@ describe('subscriptions', () => {
     })
     expect(fetch).not.toHaveBeenCalled()
     expect(onSubscription).toHaveBeenCalledTimes(2)
-    expect(() => createSesWebhookHandler({ queue, confirmSubscriptions: true })).toThrow(
+    expect(() => createSesWebhookHandler({ queue, allowedTopicArns: 'any', confirmSubscriptions: true })).toThrow(
       expect.objectContaining({ code: 'E_CONFIG', field: 'confirmSubscriptions' }),
     )
+  })
+
+  test('allowedTopicArns is required; only the explicit opt-out accepts every topic', async () => {
+    const { queue } = harness(redis)
+    for (const allowedTopicArns of [undefined, [], 'all', '*', null]) {
+      const options = {
+        queue,
+        fetchCertificate: sns.fetchCertificate,
+        allowedTopicArns,
+      } as unknown as SesWebhookOptions
+      let error: unknown
+      try {
+        createSesWebhookHandler(options)
+      } catch (caught) {
+        error = caught
+      }
+      expect({ allowedTopicArns, error }).toEqual({
+        allowedTopicArns,
+        error: expect.objectContaining({ code: 'E_CONFIG', field: 'allowedTopicArns' }),
+      })
+      expect((error as Error).message).toContain('allowedTopicArns')
+    }
+    // A genuinely signed notification from a topic of someone else's is accepted only with 'any'.
+    const foreign = () =>
+      sns.sign(
+        notification(sesEvent({ type: 'Complaint', messageId: randomUUID(), recipients: ['victim@example.com'] }), {
+          TopicArn: 'arn:aws:sns:us-east-1:999999999999:attacker',
+        }),
+      )
+    expect(await post(handlerFor(queue), foreign())).toMatchObject({ status: 403, outcome: 'rejected' })
+    expect(await queue.suppression.has('victim@example.com')).toBe(false)
+    const anyTopic = handlerFor(queue, { allowedTopicArns: 'any' })
+    expect(await post(anyTopic, foreign())).toMatchObject({ status: 200, outcome: 'processed' })
+    expect(await queue.suppression.has('victim@example.com')).toBe(true)
   })
 
   test('options are validated', () => {
@@ -248,7 +381,7 @@ describe('subscriptions', () => {
     expect(() => createSesWebhookHandler({ queue, allowedTopicArns: ['not-an-arn'] })).toThrow(
       expect.objectContaining({ code: 'E_CONFIG', field: 'allowedTopicArns.0' }),
     )
-    expect(() => createSesWebhookHandler({ queue: {} as EmailQueue })).toThrow(
+    expect(() => createSesWebhookHandler({ queue: {} as EmailQueue, allowedTopicArns: [TOPIC_ARN] })).toThrow(
       expect.objectContaining({ code: 'E_CONFIG', field: 'queue' }),
     )
   })

@@ -10,7 +10,7 @@ import {
   createSnsVerifier,
   defaultFetchCertificate,
   type FetchCertificate,
-  isSnsUrl,
+  isSnsSubscribeUrl,
   type SnsMessage,
   toSnsMessage,
 } from './sns.js'
@@ -66,8 +66,12 @@ export interface SesWebhookOptions {
   queue: EmailQueue
   /** Check SNS signatures. Default true; turn off only for local experiments. */
   verifySignature?: boolean
-  /** SNS topics whose messages are accepted; any other gets 403. Strongly recommended. */
-  allowedTopicArns?: string[]
+  /**
+   * Required: the SNS topics whose messages are accepted; any other gets 403. A valid signature only
+   * proves that some SNS topic sent the message, and anyone can create one. `'any'` accepts every
+   * topic, for local development only (and then subscriptions are not confirmed). No default.
+   */
+  allowedTopicArns: readonly string[] | 'any'
   /** Downloads a signing certificate (PEM). Default: `fetch` with `timeoutMs`, no redirects. */
   fetchCertificate?: FetchCertificate
   /** The fetch used for certificates and subscription confirmations. Default: global fetch. */
@@ -76,7 +80,7 @@ export interface SesWebhookOptions {
   onEvent?: (event: SesEvent) => void | Promise<void>
   /** Called with every verified subscription or unsubscribe confirmation. */
   onSubscription?: (subscription: SnsSubscriptionMessage) => void | Promise<void>
-  /** Confirm subscriptions by fetching their SubscribeURL. Default: true when `allowedTopicArns` is set. */
+  /** Confirm subscriptions by fetching their SubscribeURL. Default: true, false with `allowedTopicArns: 'any'`. */
   confirmSubscriptions?: boolean
   /** Turns a `job_id` or `batch_id` tag value back into an id when the transport had to encode it. */
   decodeTagValue?: (value: string) => string
@@ -118,6 +122,9 @@ export interface SesWebhookHandler {
   handle(request: SesWebhookRequest): Promise<SesWebhookResponse>
 }
 
+const TOPICS_REQUIRED =
+  "required: list the SNS topic ARNs whose messages are accepted (or 'any', for local development only)"
+
 const fn = <T>(message = 'must be a function') => z.custom<T>((value) => typeof value === 'function', { message })
 
 const optionsSchema = z.strictObject({
@@ -130,10 +137,17 @@ const optionsSchema = z.strictObject({
     { message: 'must be a queue from createEmailQueue' },
   ),
   verifySignature: z.boolean().default(true),
-  allowedTopicArns: z
-    .array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$/, 'must be an SNS topic ARN'))
-    .min(1)
-    .optional(),
+  allowedTopicArns: z.union(
+    [
+      z.literal('any'),
+      z
+        .array(
+          z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$/, 'must be an SNS topic ARN'),
+        )
+        .min(1, TOPICS_REQUIRED),
+    ],
+    { error: TOPICS_REQUIRED },
+  ),
   fetchCertificate: fn<FetchCertificate>().optional(),
   fetch: fn<typeof fetch>().optional(),
   onEvent: fn<NonNullable<SesWebhookOptions['onEvent']>>().optional(),
@@ -300,11 +314,12 @@ function parseSesEvent(message: string, now: number): ParsedEvent | undefined {
  */
 export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookHandler {
   const config = parseOptions(optionsSchema, options, 'createSesWebhookHandler')
-  const confirmSubscriptions = config.confirmSubscriptions ?? config.allowedTopicArns !== undefined
-  if (confirmSubscriptions && !config.allowedTopicArns) {
+  const anyTopic = config.allowedTopicArns === 'any'
+  const confirmSubscriptions = config.confirmSubscriptions ?? !anyTopic
+  if (confirmSubscriptions && anyTopic) {
     throw new MailstreamError(
       'E_CONFIG',
-      'createSesWebhookHandler: confirmSubscriptions: needs allowedTopicArns, or any SNS topic could subscribe this endpoint',
+      "createSesWebhookHandler: confirmSubscriptions: needs a list of allowedTopicArns, not 'any', or any SNS topic could subscribe this endpoint",
       { field: 'confirmSubscriptions' },
     )
   }
@@ -314,7 +329,7 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
   const verifier = createSnsVerifier({
     fetchCertificate: config.fetchCertificate ?? defaultFetchCertificate(fetchImpl, config.timeoutMs),
   })
-  const allowedTopics = config.allowedTopicArns ? new Set(config.allowedTopicArns) : undefined
+  const allowedTopics = anyTopic ? undefined : new Set(config.allowedTopicArns)
   // By default the encoding of mailstream's SES transport (`order:42` is tagged `order_c42`).
   const decode = config.decodeTagValue ?? decodeTagValue
 
@@ -444,11 +459,11 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
     }
     if (type === 'UnsubscribeConfirmation') return respond(200, 'unsubscribe', 'ok')
     if (!confirmSubscriptions) return respond(200, 'subscription', 'subscription received, not confirmed')
-    if (!isSnsUrl(message.SubscribeURL)) {
-      return reject(403, 'SubscribeURL is not an https URL on an SNS host', 'SubscribeURL')
+    if (!isSnsSubscribeUrl(message.SubscribeURL, message.TopicArn)) {
+      return reject(403, 'SubscribeURL is not an SNS ConfirmSubscription URL for the topic', 'SubscribeURL')
     }
     try {
-      await confirmSubscription(fetchImpl, message.SubscribeURL, config.timeoutMs)
+      await confirmSubscription(fetchImpl, message.SubscribeURL, message.TopicArn, config.timeoutMs)
     } catch (error) {
       return failed(`confirming the subscription failed: ${describeError(error)}`, error)
     }

@@ -20,35 +20,69 @@ export interface SnsMessage {
   SigningCertURL?: string
 }
 
-/** Downloads a PEM certificate. Only ever called with a URL that passed `isSnsUrl`. */
+/** Downloads a PEM certificate. Only ever called with a URL that passed `isSnsCertificateUrl`. */
 export type FetchCertificate = (url: string) => Promise<string>
 
 // The label after `sns.` must be a region name: `[a-z0-9-]+` alone would also admit S3 bucket
 // hosts such as `sns.s3.amazonaws.com` or `sns.s3-us-west-2.amazonaws.com`, where anyone owning a
 // bucket named `sns` could serve a certificate.
 const SNS_HOST_RE = /^sns\.[a-z]{2}(-[a-z]+)+-\d{1,2}\.amazonaws\.com(\.cn)?$/
+// The whole URL, as SNS writes it: matching the raw text (not a parsed URL) leaves one spelling per
+// certificate, so neither a query nor `..`, `%2e` or upper case can defeat the certificate cache.
+const CERT_URL_RE =
+  /^https:\/\/sns\.[a-z]{2}(-[a-z]+)+-\d{1,2}\.amazonaws\.com(\.cn)?\/SimpleNotificationService-[0-9a-f]{8,64}\.pem$/
 const MESSAGE_ID_RE = /^[A-Za-z0-9-]{1,100}$/
 const TYPES: readonly SnsMessageType[] = ['Notification', 'SubscriptionConfirmation', 'UnsubscribeConfirmation']
 
+function parseUrl(value: unknown): URL | undefined {
+  if (typeof value !== 'string' || value.length > 2048) return undefined
+  try {
+    return new URL(value)
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * True for an https URL on an SNS host (`sns.<region>.amazonaws.com`, or `.com.cn`) with no
- * user info and no explicit port. Certificate and SubscribeURL links are checked with this
- * before anything is fetched, so a forged message cannot make the server request other hosts.
+ * user info and no explicit port. The host rule only: certificate URLs are checked with
+ * `isSnsCertificateUrl` and SubscribeURLs with `isSnsSubscribeUrl` before anything is fetched.
  */
 export function isSnsUrl(value: unknown): value is string {
-  if (typeof value !== 'string' || value.length > 2048) return false
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    return false
-  }
+  const url = parseUrl(value)
   return (
+    url !== undefined &&
     url.protocol === 'https:' &&
     url.username === '' &&
     url.password === '' &&
     url.port === '' &&
     SNS_HOST_RE.test(url.hostname)
+  )
+}
+
+/**
+ * True only for the shape of an SNS signing certificate URL, exactly as SNS writes it:
+ * `https://sns.<region>.amazonaws.com/SimpleNotificationService-<hex>.pem` (or `.amazonaws.com.cn`),
+ * no query, fragment, user info or port, lower case.
+ */
+export function isSnsCertificateUrl(value: unknown): value is string {
+  return typeof value === 'string' && CERT_URL_RE.test(value) && parseUrl(value)?.href === value
+}
+
+/**
+ * True for a SubscribeURL that only confirms a subscription to `topicArn`: an SNS host (as
+ * `isSnsUrl`), path `/`, `Action=ConfirmSubscription`, the same `TopicArn`, no fragment.
+ */
+export function isSnsSubscribeUrl(value: unknown, topicArn: string): value is string {
+  if (!isSnsUrl(value)) return false
+  const url = new URL(value)
+  return (
+    url.pathname === '/' &&
+    url.hash === '' &&
+    !value.includes('#') &&
+    url.searchParams.get('Action') === 'ConfirmSubscription' &&
+    url.searchParams.getAll('TopicArn').length === 1 &&
+    url.searchParams.get('TopicArn') === topicArn
   )
 }
 
@@ -113,20 +147,35 @@ export interface SnsVerifier {
 
 /**
  * Verifies SNS signatures (SignatureVersion 1 = SHA1withRSA, 2 = SHA256withRSA). Certificates are
- * fetched only from SNS hosts and cached by URL (at most `cacheSize`, oldest dropped first).
+ * fetched only from SNS certificate URLs and cached by URL (at most `cacheSize`, oldest dropped
+ * first). At most `downloadsPerMinute` downloads start in a minute: SNS signs with a handful of
+ * certificates, so a flood of forged messages naming new ones costs a few requests, not one each.
  */
 export function createSnsVerifier({
   fetchCertificate,
   cacheSize = 100,
+  downloadsPerMinute = 10,
 }: {
   fetchCertificate: FetchCertificate
   cacheSize?: number
+  downloadsPerMinute?: number
 }): SnsVerifier {
   const certificates = new Map<string, Promise<X509Certificate>>()
+  let windowStartedAt = 0
+  let downloads = 0
 
   function certificate(url: string): Promise<X509Certificate> {
     const cached = certificates.get(url)
     if (cached) return cached
+    const now = Date.now()
+    if (now - windowStartedAt >= 60_000) {
+      windowStartedAt = now
+      downloads = 0
+    }
+    if (downloads >= downloadsPerMinute) {
+      return Promise.reject(new Error(`more than ${downloadsPerMinute} certificate downloads in a minute`))
+    }
+    downloads++
     const loading = (async () => new X509Certificate(await fetchCertificate(url)))()
     certificates.set(url, loading)
     if (certificates.size > cacheSize) certificates.delete(certificates.keys().next().value as string)
@@ -141,8 +190,12 @@ export function createSnsVerifier({
         message.SignatureVersion === '1' ? 'RSA-SHA1' : message.SignatureVersion === '2' ? 'RSA-SHA256' : undefined
       if (!algorithm) return { ok: false, reason: 'unsupported SignatureVersion', retry: false }
       if (!message.Signature) return { ok: false, reason: 'signature missing', retry: false }
-      if (!isSnsUrl(message.SigningCertURL)) {
-        return { ok: false, reason: 'SigningCertURL is not an https URL on an SNS host', retry: false }
+      if (!isSnsCertificateUrl(message.SigningCertURL)) {
+        return {
+          ok: false,
+          reason: 'SigningCertURL is not https://sns.<region>.amazonaws.com/SimpleNotificationService-<hex>.pem',
+          retry: false,
+        }
       }
       let cert: X509Certificate
       try {
@@ -166,10 +219,17 @@ export function createSnsVerifier({
   }
 }
 
-/** Confirms a subscription by fetching its SubscribeURL, which must be on an SNS host. */
-export async function confirmSubscription(fetchImpl: typeof fetch, url: string, timeoutMs: number): Promise<void> {
-  if (!isSnsUrl(url)) {
-    throw new MailstreamError('E_WEBHOOK', 'SubscribeURL is not an https URL on an SNS host', { field: 'SubscribeURL' })
+/** Confirms a subscription to `topicArn` by fetching its SubscribeURL (see `isSnsSubscribeUrl`). */
+export async function confirmSubscription(
+  fetchImpl: typeof fetch,
+  url: string,
+  topicArn: string,
+  timeoutMs: number,
+): Promise<void> {
+  if (!isSnsSubscribeUrl(url, topicArn)) {
+    throw new MailstreamError('E_WEBHOOK', 'SubscribeURL is not an SNS ConfirmSubscription URL for the topic', {
+      field: 'SubscribeURL',
+    })
   }
   const response = await fetchImpl(url, { redirect: 'error', signal: AbortSignal.timeout(timeoutMs) })
   if (!response.ok) {

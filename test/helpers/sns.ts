@@ -57,7 +57,9 @@ export function createTestCertificate(): TestCertificate {
 }
 
 export const TOPIC_ARN = 'arn:aws:sns:ap-northeast-2:123456789012:ses-events'
-export const CERT_URL = 'https://sns.ap-northeast-2.amazonaws.com/SimpleNotificationService-test.pem'
+// The shape SNS uses: a lower-case hex name (this one is made up).
+export const CERT_URL =
+  'https://sns.ap-northeast-2.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem'
 
 export type SnsEnvelope = Record<string, string>
 
