@@ -107,6 +107,7 @@ const sha256 =
  * The job id of a recipient in a batch: `<batchId>:<16 base64url characters of SHA-256 of the
  * lower-case address>` (96 bits). The enqueue script treats an existing id as a duplicate, so
  * the same batch enqueued twice sends each address once, without an extra key per job.
+ * `enqueue` refuses a caller id of this form (BATCH_JOB_ID_RE in job.ts): keep the two in step.
  */
 export function batchJobId(batchId: string, address: string): string {
   return `${batchId}:${sha256(address.trim().toLowerCase()).slice(0, 16)}`

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { domainToASCII } from 'node:url'
 import { z } from 'zod'
 import { MailstreamError } from './errors.js'
 
@@ -94,13 +95,21 @@ export const MAX_PAYLOAD_BYTES = 1024 * 1024
 export const MAX_RECIPIENTS = 50
 const MAX_DELAY_MS = 366 * 24 * 3600 * 1000
 
-// Practical address grammar: dot-atom local part, domain of DNS labels with at least one dot.
-const EMAIL_RE =
-  /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/
+// Dot-atom local part (no quoted strings); a host name with a dot, labels of letters, digits and
+// inner hyphens, and a last label that is not all digits (so no bare IP address).
+const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
+const EMAIL_RE = new RegExp(`^${ATEXT}+(?:\\.${ATEXT}+)*@(?:${LABEL}\\.)+(?![0-9]+$)${LABEL}$`)
+const ATEXT_RE = new RegExp(`^${ATEXT}$`)
+const LABEL_RE = new RegExp(`^${LABEL}$`)
 const NAMED_RE = /^\s*(?:"((?:[^"\\]|\\.)*)"|([^<>"]*?))\s*<([^<>]+)>\s*$/
 const CONTROL_RE = /[\u0000-\u001f\u007f]/
-const CRLF_RE = /[\r\n]/
+/** Control characters that may not reach a header: all of C0 and DEL, except TAB. */
+const HEADER_CONTROL_RE = /[\u0000-\u0008\u000a-\u001f\u007f]/
+const NON_ASCII_RE = /[^\u0000-\u007f]/
 const ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/
+/** The form of `batchJobId` (`<batchId>:<16 base64url characters>`): reserved, see enqueue-batch.ts. */
+const BATCH_JOB_ID_RE = /:[A-Za-z0-9_-]{16}$/
 const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 const HEADER_NAME_RE = /^[!-9;-~]{1,76}$/
 const TAG_RE = /^[A-Za-z0-9_-]{1,256}$/
@@ -121,27 +130,146 @@ const RESERVED_HEADERS = new Set([
   'return-path',
 ])
 
-export function isValidEmail(address: string): boolean {
-  return address.length <= 254 && EMAIL_RE.test(address) && (address.split('@')[0]?.length ?? 0) <= 64
+/** Why a custom header name may not be used; undefined when it may. */
+function reservedHeader(name: string): string | undefined {
+  const lower = name.toLowerCase()
+  if (RESERVED_HEADERS.has(lower)) return 'this header is set from the job fields (to, from, subject, ...)'
+  if (lower === 'content-disposition') return 'this header is set by the MIME structure of the message'
+  if (lower === 'dkim-signature') return 'messages are signed by the sending service, not by a header in the job'
+  // SES obeys X-SES-* headers of a raw message (configuration set, source ARN, tags) instead of sending them.
+  if (lower.startsWith('x-ses-')) return 'X-SES-* headers are instructions to SES; use tags or the transport options'
+  // Resent-* headers are delivered as they are: a Resent-Bcc would show hidden recipients.
+  if (lower.startsWith('resent-')) return 'Resent-* headers are for resending a message, not for a new one'
+  return undefined
 }
 
-/** Parses `a@b.kr` or `Name <a@b.kr>`; returns null when it is not one mailbox. */
-export function parseAddress(input: AddressInput): Address | null {
-  if (typeof input === 'object' && input !== null) {
-    if (typeof input.address !== 'string' || !isValidEmail(input.address.trim())) return null
-    if (input.name !== undefined && (typeof input.name !== 'string' || CONTROL_RE.test(input.name))) return null
-    const name = input.name?.trim()
-    return name ? { name, address: input.address.trim() } : { address: input.address.trim() }
+const MAX_SHOWN = 80
+
+/** A value for an error message: quoted, control characters escaped, cut after 80 characters. */
+export function showValue(value: unknown): string {
+  if (typeof value !== 'string') {
+    if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value)
+    return Array.isArray(value) ? 'an array' : `a value of type ${typeof value}`
   }
-  if (typeof input !== 'string' || CONTROL_RE.test(input)) return null
+  const chars = Array.from(value.slice(0, MAX_SHOWN * 2)).slice(0, MAX_SHOWN)
+  let shown = ''
+  for (const char of chars) {
+    const code = char.codePointAt(0) ?? 0
+    if (char === "'" || char === '\\') shown += `\\${char}`
+    else if (char === '\r') shown += '\\r'
+    else if (char === '\n') shown += '\\n'
+    else if (char === '\t') shown += '\\t'
+    // C0, DEL, C1, line/paragraph separators and bidi overrides could disturb whatever shows the log.
+    else if (
+      code < 0x20 ||
+      (code >= 0x7f && code <= 0x9f) ||
+      (code >= 0x2028 && code <= 0x202e) ||
+      (code >= 0x2066 && code <= 0x2069)
+    )
+      shown += `\\u${code.toString(16).padStart(4, '0')}`
+    else shown += char
+  }
+  const cut = chars.join('').length < value.length
+  return `'${shown}${cut ? `...' [${value.length} characters]` : "'"}`
+}
+
+/** The address with its domain in ASCII (punycode), or why it is not an address. */
+function checkEmail(input: string): { address: string } | { reason: string } {
+  // The common case costs one regular expression; the reasons are worked out only for a bad one.
+  if (EMAIL_RE.test(input) && input.length <= 254) {
+    const at = input.lastIndexOf('@')
+    if (at <= 64 && (!input.includes('xn--') || domainToASCII(input.slice(at + 1)) !== '')) return { address: input }
+  }
+  const at = input.lastIndexOf('@')
+  if (at < 0) return { reason: 'it has no @' }
+  const local = input.slice(0, at)
+  let domain = input.slice(at + 1)
+  if (local === '') return { reason: 'nothing before the @' }
+  if (NON_ASCII_RE.test(local)) return { reason: 'the part before the @ must be ASCII' }
+  for (const char of local) {
+    if (char !== '.' && !ATEXT_RE.test(char)) {
+      return { reason: `the part before the @ may not contain ${char === ' ' ? 'a space' : `'${char}'`}` }
+    }
+  }
+  if (local.startsWith('.') || local.endsWith('.') || local.includes('..')) {
+    return { reason: 'the part before the @ may not start or end with a dot, or have two dots in a row' }
+  }
+  if (local.length > 64) return { reason: 'the part before the @ is over 64 characters' }
+  if (domain === '') return { reason: 'nothing after the @' }
+  if (domain.startsWith('[')) return { reason: 'address literals in [brackets] are not accepted: use a domain name' }
+  if (/^[0-9.]+$/.test(domain)) return { reason: 'an IP address is not accepted: use a domain name' }
+  if (NON_ASCII_RE.test(domain) || domain.toLowerCase().includes('xn--')) {
+    const ascii = domainToASCII(domain)
+    if (ascii === '') return { reason: 'the domain is not a valid internationalised domain name' }
+    domain = ascii
+  }
+  const labels = domain.split('.')
+  if (labels.length < 2) return { reason: 'the domain needs a dot, as in example.com' }
+  for (const label of labels) {
+    if (label === '') return { reason: 'the domain may not start or end with a dot, or have two dots in a row' }
+    if (label.length > 63) return { reason: 'a part of the domain is over 63 characters' }
+    if (!LABEL_RE.test(label)) {
+      return /^[A-Za-z0-9-]+$/.test(label)
+        ? { reason: 'a part of the domain may not start or end with a hyphen' }
+        : { reason: 'the domain may hold only letters, digits, hyphens and dots' }
+    }
+  }
+  if (/^[0-9]+$/.test(labels[labels.length - 1] as string)) {
+    return { reason: 'the last part of the domain may not be all digits' }
+  }
+  const address = `${local}@${domain}`
+  if (address.length > 254) return { reason: 'it is over 254 characters' }
+  return { address }
+}
+
+type AddressCheck = { address: Address } | { reason: string; shown: unknown }
+
+/** Parses one mailbox, with the domain in punycode; or says what is wrong with it. */
+function checkAddress(input: unknown): AddressCheck {
+  if (typeof input === 'object' && input !== null && !Array.isArray(input)) {
+    const { name, address } = input as { name?: unknown; address?: unknown }
+    if (typeof address !== 'string') return { reason: 'address must be a string', shown: address }
+    if (CONTROL_RE.test(address))
+      return { reason: 'control characters such as line breaks are not allowed', shown: address }
+    const checked = checkEmail(address.trim())
+    if ('reason' in checked) return { reason: checked.reason, shown: address }
+    if (name !== undefined && typeof name !== 'string') return { reason: 'name must be a string', shown: name }
+    if (name !== undefined && CONTROL_RE.test(name)) {
+      return { reason: 'the name may not contain control characters', shown: name }
+    }
+    const trimmed = name?.trim()
+    return { address: trimmed ? { name: trimmed, address: checked.address } : { address: checked.address } }
+  }
+  if (typeof input !== 'string') return { reason: 'give a string or { name, address }', shown: input }
+  if (CONTROL_RE.test(input)) return { reason: 'control characters such as line breaks are not allowed', shown: input }
   const trimmed = input.trim()
-  if (isValidEmail(trimmed)) return { address: trimmed }
+  const bare = checkEmail(trimmed)
+  if ('address' in bare) return { address: { address: bare.address } }
   const match = NAMED_RE.exec(trimmed)
-  if (!match) return null
-  const address = (match[3] ?? '').trim()
-  if (!isValidEmail(address)) return null
+  if (!match) return { reason: bare.reason, shown: input }
+  const inner = checkEmail((match[3] ?? '').trim())
+  if ('reason' in inner) return { reason: inner.reason, shown: input }
   const name = (match[1] !== undefined ? match[1].replace(/\\(.)/g, '$1') : (match[2] ?? '')).trim()
-  return name ? { name, address } : { address }
+  return { address: name ? { name, address: inner.address } : { address: inner.address } }
+}
+
+/**
+ * True for an address as mailstream stores it: ASCII, dot-atom local part, host name domain.
+ * An internationalised domain is false here: `parseAddress` turns it into punycode first.
+ */
+export function isValidEmail(address: string): boolean {
+  if (typeof address !== 'string' || NON_ASCII_RE.test(address)) return false
+  const checked = checkEmail(address)
+  return 'address' in checked && checked.address === address
+}
+
+/**
+ * Parses `a@b.kr` or `Name <a@b.kr>`; returns null when it is not one mailbox. An internationalised
+ * domain comes back in punycode (`user@도메인.한국` -> `user@xn--hq1bm8jm9l.xn--3e0b707e`).
+ */
+export function parseAddress(input: AddressInput): Address | null {
+  const checked = checkAddress(input)
+  return 'address' in checked ? checked.address : null
 }
 
 /** `"Name" <a@b.kr>` (name quoted when needed) or the bare address. Names are left unencoded: transports encode. */
@@ -174,14 +302,80 @@ export function newJobId(): string {
   return `${Date.now().toString(36)}${random}`
 }
 
-const addressSchema = z.custom<AddressInput>((value) => parseAddress(value as AddressInput) !== null, {
-  message: 'must be an email address like a@example.com or "Name <a@example.com>", without line breaks',
-})
-const addressListSchema = z.union([addressSchema, z.array(addressSchema).min(1)])
-const noLineBreaks = (what: string) =>
-  z.string().refine((value) => !CRLF_RE.test(value), {
-    message: `${what} may not contain CR or LF`,
+const notAnAddress = (check: { reason: string; shown: unknown }) =>
+  `not an email address: ${showValue(check.shown)} (${check.reason})`
+
+const addressSchema = z.unknown().transform((value, ctx): Address => {
+  if (value === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'is required' })
+    return z.NEVER
+  }
+  const checked = checkAddress(value)
+  if ('address' in checked) return checked.address
+  ctx.addIssue({
+    code: 'custom',
+    message: Array.isArray(value) ? 'must be one address, not a list' : notAnAddress(checked),
   })
+  return z.NEVER
+})
+
+/** One address or a non-empty list; a bad entry is named by its index (`cc.1`). */
+const addressListSchema = z.unknown().transform((value, ctx): Address[] => {
+  if (value === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'is required' })
+    return z.NEVER
+  }
+  if (!Array.isArray(value)) {
+    const checked = checkAddress(value)
+    if ('address' in checked) return [checked.address]
+    ctx.addIssue({ code: 'custom', message: notAnAddress(checked) })
+    return z.NEVER
+  }
+  if (value.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'must hold at least one address' })
+    return z.NEVER
+  }
+  const list: Address[] = []
+  value.forEach((item, index) => {
+    const checked = checkAddress(item)
+    if ('address' in checked) list.push(checked.address)
+    else ctx.addIssue({ code: 'custom', path: [index], message: notAnAddress(checked) })
+  })
+  return list
+})
+
+/** Text that ends up in a header: no control characters but TAB (CR/LF would inject headers). */
+const headerText = () =>
+  z.string().superRefine((value, ctx) => {
+    if (HEADER_CONTROL_RE.test(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `may not contain control characters other than tab: ${showValue(value)}`,
+      })
+    }
+  })
+
+const headersSchema = z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+  for (const [name, value] of Object.entries(headers)) {
+    const path = [name]
+    if (!HEADER_NAME_RE.test(name)) {
+      ctx.addIssue({ code: 'custom', path, message: 'header names are printable ASCII without spaces or colons' })
+      continue
+    }
+    const reserved = reservedHeader(name)
+    if (reserved !== undefined) {
+      ctx.addIssue({ code: 'custom', path, message: reserved })
+    } else if (HEADER_CONTROL_RE.test(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: `may not contain control characters other than tab: ${showValue(value)}`,
+      })
+    } else if (value.length > 998) {
+      ctx.addIssue({ code: 'custom', path, message: 'header values are at most 998 characters' })
+    }
+  }
+})
 
 const attachmentSchema = z.strictObject({
   filename: z
@@ -193,26 +387,33 @@ const attachmentSchema = z.strictObject({
     }),
   content: z.union([z.string(), z.instanceof(Uint8Array)]),
   encoding: z.enum(['utf-8', 'base64']).optional(),
-  contentType: z
-    .string()
-    .regex(/^[\w.+-]+\/[\w.+-]+(?:\s*;[^\r\n]*)?$/, 'must be a MIME type like text/plain')
+  contentType: headerText()
+    .pipe(z.string().regex(/^[\w.+-]+\/[\w.+-]+(?:\s*;[^\r\n]*)?$/, 'must be a MIME type like text/plain'))
     .optional(),
-  cid: z
-    .string()
-    .regex(/^[^\s<>]{1,200}$/, 'must be a Content-ID without spaces or angle brackets')
+  cid: headerText()
+    .pipe(z.string().regex(/^[^\s<>]{1,200}$/, 'must be a Content-ID without spaces or angle brackets'))
     .optional(),
 })
 
+const notBatchJobId = (id: string) => !BATCH_JOB_ID_RE.test(id)
+
 const jobSchema = z
   .strictObject({
-    id: z.string().regex(ID_RE, 'must be 1-128 characters of A-Z a-z 0-9 _ . : -').optional(),
+    id: z
+      .string()
+      .regex(ID_RE, 'must be 1-128 characters of A-Z a-z 0-9 _ . : -')
+      // A batch job's id is how enqueueBatch recognises a recipient already enqueued.
+      .refine(notBatchJobId, {
+        message: "ids ending in ':' and 16 characters of A-Z a-z 0-9 _ - are the ids of batch jobs (batchJobId)",
+      })
+      .optional(),
     type: z.string().regex(TYPE_RE, 'must be 1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit'),
     to: addressListSchema,
     cc: addressListSchema.optional(),
     bcc: addressListSchema.optional(),
     from: addressSchema.optional(),
     replyTo: addressListSchema.optional(),
-    subject: noLineBreaks('subject').pipe(z.string().min(1).max(998)).optional(),
+    subject: headerText().pipe(z.string().min(1).max(998)).optional(),
     template: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, 'must be a template name')
@@ -242,17 +443,7 @@ const jobSchema = z
       })
       .optional(),
     batchId: z.string().regex(ID_RE, 'must be 1-128 characters of A-Z a-z 0-9 _ . : -').optional(),
-    headers: z
-      .record(
-        z
-          .string()
-          .regex(HEADER_NAME_RE, 'header names are printable ASCII without spaces or colons')
-          .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), {
-            message: 'this header is set from the job fields (to, from, subject, ...)',
-          }),
-        noLineBreaks('header values').pipe(z.string().max(998)),
-      )
-      .optional(),
+    headers: headersSchema.optional(),
     tags: z
       .record(
         z
@@ -298,12 +489,6 @@ const jobSchema = z
     }
   })
 
-function toList(value: AddressInput | AddressInput[] | undefined): Address[] | undefined {
-  if (value === undefined) return undefined
-  const list = Array.isArray(value) ? value : [value]
-  return list.map((item) => parseAddress(item) as Address)
-}
-
 /** Dotted path of a zod issue; for unknown keys, the first unknown key. */
 export function issueField(issue: z.core.$ZodIssue, fallback: string): string {
   const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0] ?? ''] : issue.path
@@ -339,18 +524,15 @@ export function validateJob(input: unknown, now = Date.now()): ValidatedJob {
   const job: EmailJob = {
     id: input_.id ?? newJobId(),
     type: input_.type,
-    to: toList(input_.to) as Address[],
+    to: input_.to,
     priority: input_.priority ?? 'normal',
     maxAttempts: input_.maxAttempts ?? 3,
     createdAt: now,
   }
-  const cc = toList(input_.cc)
-  const bcc = toList(input_.bcc)
-  const replyTo = toList(input_.replyTo)
-  if (cc) job.cc = cc
-  if (bcc) job.bcc = bcc
-  if (input_.from !== undefined) job.from = parseAddress(input_.from) as Address
-  if (replyTo) job.replyTo = replyTo
+  if (input_.cc !== undefined) job.cc = input_.cc
+  if (input_.bcc !== undefined) job.bcc = input_.bcc
+  if (input_.from !== undefined) job.from = input_.from
+  if (input_.replyTo !== undefined) job.replyTo = input_.replyTo
   if (input_.subject !== undefined) job.subject = input_.subject
   if (input_.template !== undefined) job.template = input_.template
   if (input_.html !== undefined) job.html = input_.html

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { MailstreamError } from './errors.js'
-import { issueField } from './job.js'
+import { issueField, showValue } from './job.js'
 // Types only: transports use parseOptions, and must not load ioredis through redis.ts.
 import type { RedisClient, RedisInput } from './redis.js'
 
@@ -33,12 +33,25 @@ export const prefixSchema = z
   .regex(/^[^\s]{1,100}$/, 'must be 1-100 characters without spaces')
   .default('email')
 
+/**
+ * The hash tag Redis Cluster hashes a key by, when the key starts with `prefix`: the text between
+ * the first `{` and the first `}` after it, if that text is not empty. Null when the prefix has
+ * none, in which case Redis hashes each whole key and the keys of one queue scatter over slots.
+ */
+export function clusterHashTag(prefix: string): string | null {
+  const open = prefix.indexOf('{')
+  if (open < 0) return null
+  const close = prefix.indexOf('}', open + 1)
+  // An unclosed `{` is no tag either: the first `}` would come from the rest of a key.
+  return close > open + 1 ? prefix.slice(open + 1, close) : null
+}
+
 /** On Redis Cluster every key of a queue must hash to one slot, so the prefix needs a {hash tag}. */
 export function checkClusterPrefix(client: RedisClient, prefix: string, factory: string): void {
-  if ((client as { isCluster?: boolean }).isCluster && !/\{[^}]+\}/.test(prefix)) {
+  if ((client as { isCluster?: boolean }).isCluster && clusterHashTag(prefix) === null) {
     throw new MailstreamError(
       'E_CONFIG',
-      `${factory}: prefix: on Redis Cluster use a hash tag such as '{email}' so that one queue lives in one slot`,
+      `${factory}: prefix: on Redis Cluster the first '{' of the prefix must open a non-empty hash tag such as '{email}', so that one queue lives in one slot (got ${showValue(prefix)})`,
       { field: 'prefix' },
     )
   }
