@@ -107,6 +107,8 @@ const CONTROL_RE = /[\u0000-\u001f\u007f]/
 /** Control characters that may not reach a header: all of C0 and DEL, except TAB. */
 const HEADER_CONTROL_RE = /[\u0000-\u0008\u000a-\u001f\u007f]/
 const NON_ASCII_RE = /[^\u0000-\u007f]/
+/** A punycode label: checked by decoding it, since the label grammar alone lets any xn-- through. */
+const PUNYCODE_RE = /(?:^|[@.])xn--/i
 const ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/
 /** The form of `batchJobId` (`<batchId>:<16 base64url characters>`): reserved, see enqueue-batch.ts. */
 const BATCH_JOB_ID_RE = /:[A-Za-z0-9_-]{16}$/
@@ -178,7 +180,7 @@ function checkEmail(input: string): { address: string } | { reason: string } {
   // The common case costs one regular expression; the reasons are worked out only for a bad one.
   if (EMAIL_RE.test(input) && input.length <= 254) {
     const at = input.lastIndexOf('@')
-    if (at <= 64 && (!input.includes('xn--') || domainToASCII(input.slice(at + 1)) !== '')) return { address: input }
+    if (at <= 64 && (!PUNYCODE_RE.test(input) || domainToASCII(input.slice(at + 1)) !== '')) return { address: input }
   }
   const at = input.lastIndexOf('@')
   if (at < 0) return { reason: 'it has no @' }
@@ -198,7 +200,7 @@ function checkEmail(input: string): { address: string } | { reason: string } {
   if (domain === '') return { reason: 'nothing after the @' }
   if (domain.startsWith('[')) return { reason: 'address literals in [brackets] are not accepted: use a domain name' }
   if (/^[0-9.]+$/.test(domain)) return { reason: 'an IP address is not accepted: use a domain name' }
-  if (NON_ASCII_RE.test(domain) || domain.toLowerCase().includes('xn--')) {
+  if (NON_ASCII_RE.test(domain) || PUNYCODE_RE.test(domain)) {
     const ascii = domainToASCII(domain)
     if (ascii === '') return { reason: 'the domain is not a valid internationalised domain name' }
     domain = ascii

@@ -181,6 +181,7 @@ describe('address rules', () => {
     '"quoted"@example.com',
     '김@example.com',
     'user@xn--zz.com',
+    'user@XN--ZZ.com',
     `${'a'.repeat(65)}@example.com`,
     `user@${'a'.repeat(64)}.com`,
   ])('refuses %s', (address) => {
@@ -197,6 +198,7 @@ describe('address rules', () => {
     'first.last@sub-domain.example.com',
     'x@1example.com',
     'user@xn--hq1bm8jm9l.xn--3e0b707e',
+    'xn--local@example.com',
     `${'a'.repeat(64)}@example.com`,
   ])('accepts %s', (address) => {
     expect(isValidEmail(address)).toBe(true)
