@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 import { MailstreamError } from '../errors.js'
 
 /** What an unsubscribe token says: who leaves which list, and until when the link works. */
@@ -6,7 +6,7 @@ export interface UnsubscribeTokenInput {
   email: string
   /** The list the address leaves. Default `default`. */
   list?: string
-  /** After this the token is refused (`reason: 'expired'`). Default: never. */
+  /** After this the token is refused (`reason: 'expired'`). Kept to the second, at most 2106-02-07. Default: never. */
   expiresAt?: Date | number
 }
 
@@ -14,12 +14,34 @@ export type UnsubscribeTokenResult =
   | { ok: true; email: string; list: string; expiresAt?: number }
   | { ok: false; reason: 'malformed' | 'signature' | 'expired' }
 
-/** One secret, or several for rotation: the first signs, every one verifies. */
+/** One secret, or several for rotation: the first makes new tokens, every one verifies. */
 export type UnsubscribeSecret = string | readonly string[]
 
-const VERSION = 1
-const SIGNATURE_BYTES = 16
-const TOKEN_RE = /^([A-Za-z0-9_-]{4,2048})\.([A-Za-z0-9_-]{22})$/
+export interface VerifyUnsubscribeTokenOptions {
+  /** The current time, epoch ms. Default `Date.now()`. */
+  now?: number
+  /**
+   * Accept version 1 tokens (`<payload>.<signature>` with a readable address, made by earlier
+   * releases), so links in mail already sent keep working. Default true.
+   */
+  acceptV1?: boolean
+}
+
+// Version 2: base64url(0x02 | iv (12) | AES-256-GCM(plaintext) | tag (16)), plaintext =
+// expiry in seconds (uint32, 0 = never) | address | 0x00 | list. The version byte is authenticated too.
+const VERSION = 2
+const IV_BYTES = 12
+const TAG_BYTES = 16
+const EXPIRY_BYTES = 4
+const MIN_BYTES = 1 + IV_BYTES + EXPIRY_BYTES + 2 + TAG_BYTES
+const MAX_TOKEN_CHARS = 2048
+const MAX_TEXT_BYTES = 1024
+const MAX_EXPIRY_SECONDS = 0xffff_ffff
+const BASE64URL_RE = /^[A-Za-z0-9_-]+$/
+
+const V1_VERSION = 1
+const V1_SIGNATURE_BYTES = 16
+const V1_TOKEN_RE = /^([A-Za-z0-9_-]{4,2048})\.([A-Za-z0-9_-]{22})$/
 
 function secretsOf(secret: UnsubscribeSecret): readonly string[] {
   const list = typeof secret === 'string' ? [secret] : secret
@@ -35,72 +57,152 @@ function secretsOf(secret: UnsubscribeSecret): readonly string[] {
   return list
 }
 
-function sign(payload: string, secret: string): Buffer {
-  return createHmac('sha256', secret).update(`mailstream-unsubscribe.${payload}`).digest().subarray(0, SIGNATURE_BYTES)
+// HKDF costs several times one encryption: keep the few keys a process uses.
+const derivedKeys = new Map<string, Buffer>()
+
+function keyOf(secret: string): Buffer {
+  let key = derivedKeys.get(secret)
+  if (!key) {
+    key = Buffer.from(hkdfSync('sha256', secret, 'mailstream-unsubscribe', 'token v2 aes-256-gcm', 32))
+    if (derivedKeys.size >= 64) derivedKeys.clear()
+    derivedKeys.set(secret, key)
+  }
+  return key
+}
+
+/** The bytes of a base64url text, or undefined unless the text is their one canonical spelling. */
+function canonicalBytes(text: string): Buffer | undefined {
+  if (!BASE64URL_RE.test(text)) return undefined
+  const bytes = Buffer.from(text, 'base64url')
+  // Node ignores the unused low bits of the last character: without this, one token has up to 16 spellings.
+  return bytes.toString('base64url') === text ? bytes : undefined
 }
 
 /**
- * A signed token for an unsubscribe link: `<payload>.<signature>`, both base64url. The payload
- * (address, list, expiry) is readable, not secret; the HMAC-SHA256 signature makes it tamper-proof.
+ * An opaque token for an unsubscribe link, base64url, URL-safe. The address, list and expiry are
+ * encrypted (AES-256-GCM with a key derived from the secret by HKDF-SHA256, random IV), so whoever
+ * reads the URL (a proxy log, a Referer) learns nothing about the subscriber; without the secret it
+ * can be neither read nor changed. Stateless: nothing is stored. Every call gives a new token.
  */
 export function createUnsubscribeToken(input: UnsubscribeTokenInput, secret: UnsubscribeSecret): string {
   const [signing] = secretsOf(secret)
-  if (typeof input?.email !== 'string' || input.email.trim() === '') {
+  if (typeof input?.email !== 'string' || input.email.trim() === '' || input.email.includes('\u0000')) {
     throw new MailstreamError('E_VALIDATION', 'email: must be an email address', { field: 'email' })
   }
   const list = input.list ?? 'default'
   if (typeof list !== 'string' || list === '') {
     throw new MailstreamError('E_VALIDATION', 'list: must be a non-empty string', { field: 'list' })
   }
-  let expiresAt = 0
+  let expiresSeconds = 0
   if (input.expiresAt !== undefined) {
-    expiresAt = input.expiresAt instanceof Date ? input.expiresAt.getTime() : input.expiresAt
-    if (!Number.isFinite(expiresAt)) {
-      throw new MailstreamError('E_VALIDATION', 'expiresAt: must be a Date or epoch ms', { field: 'expiresAt' })
+    const expiresAt = input.expiresAt instanceof Date ? input.expiresAt.getTime() : input.expiresAt
+    if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt) || expiresAt <= 0) {
+      throw new MailstreamError('E_VALIDATION', `expiresAt: must be a Date or epoch ms after 1970, got ${expiresAt}`, {
+        field: 'expiresAt',
+      })
     }
+    expiresSeconds = Math.min(Math.ceil(expiresAt / 1000), MAX_EXPIRY_SECONDS)
   }
-  const payload = Buffer.from(
-    JSON.stringify([VERSION, input.email.trim().toLowerCase(), list, Math.ceil(expiresAt / 1000)]),
-  ).toString('base64url')
-  return `${payload}.${sign(payload, signing as string).toString('base64url')}`
+  const text = Buffer.from(`${input.email.trim().toLowerCase()}\u0000${list}`, 'utf8')
+  if (text.length > MAX_TEXT_BYTES) {
+    throw new MailstreamError('E_VALIDATION', `email and list: at most ${MAX_TEXT_BYTES} bytes together`, {
+      field: 'email',
+    })
+  }
+  const plaintext = Buffer.alloc(EXPIRY_BYTES + text.length)
+  plaintext.writeUInt32BE(expiresSeconds, 0)
+  text.copy(plaintext, EXPIRY_BYTES)
+  const version = Buffer.from([VERSION])
+  const iv = randomBytes(IV_BYTES)
+  const cipher = createCipheriv('aes-256-gcm', keyOf(signing as string), iv, { authTagLength: TAG_BYTES })
+  cipher.setAAD(version)
+  const encrypted = Buffer.concat([cipher.update(plaintext), cipher.final()])
+  return Buffer.concat([version, iv, encrypted, cipher.getAuthTag()]).toString('base64url')
 }
 
-/**
- * Checks a token made by `createUnsubscribeToken`. Never throws for a bad token: it resolves
- * `{ ok: false, reason }` (`malformed`, `signature` for a tampered or foreign token, `expired`).
- * A bad secret is a configuration error and throws `E_CONFIG`.
- */
-export function verifyUnsubscribeToken(
-  token: unknown,
-  secret: UnsubscribeSecret,
-  options: { now?: number } = {},
-): UnsubscribeTokenResult {
-  const secrets = secretsOf(secret)
-  const match = typeof token === 'string' ? TOKEN_RE.exec(token) : null
+function decrypt(bytes: Buffer, secrets: readonly string[]): Buffer | undefined {
+  const iv = bytes.subarray(1, 1 + IV_BYTES)
+  const encrypted = bytes.subarray(1 + IV_BYTES, bytes.length - TAG_BYTES)
+  const tag = bytes.subarray(bytes.length - TAG_BYTES)
+  for (const candidate of secrets) {
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', keyOf(candidate), iv, { authTagLength: TAG_BYTES })
+      decipher.setAAD(bytes.subarray(0, 1))
+      decipher.setAuthTag(tag)
+      return Buffer.concat([decipher.update(encrypted), decipher.final()])
+    } catch {
+      // Not this secret's token (or tampered): try the next.
+    }
+  }
+  return undefined
+}
+
+function result(email: string, list: string, expiresSeconds: number, now: number): UnsubscribeTokenResult {
+  if (expiresSeconds <= 0) return { ok: true, email, list }
+  const expiresAt = expiresSeconds * 1000
+  if (now >= expiresAt) return { ok: false, reason: 'expired' }
+  return { ok: true, email, list, expiresAt }
+}
+
+function signV1(payload: string, secret: string): Buffer {
+  return createHmac('sha256', secret)
+    .update(`mailstream-unsubscribe.${payload}`)
+    .digest()
+    .subarray(0, V1_SIGNATURE_BYTES)
+}
+
+/** A version 1 token: readable payload, HMAC signature. Verified only, never made any more. */
+function verifyV1(token: string, secrets: readonly string[], now: number): UnsubscribeTokenResult {
+  const match = V1_TOKEN_RE.exec(token)
   if (!match) return { ok: false, reason: 'malformed' }
   const [, payload, signature] = match as unknown as [string, string, string]
-  const given = Buffer.from(signature, 'base64url')
-  if (given.length !== SIGNATURE_BYTES) return { ok: false, reason: 'malformed' }
-  if (!secrets.some((candidate) => timingSafeEqual(sign(payload, candidate), given))) {
+  const given = canonicalBytes(signature)
+  const payloadBytes = canonicalBytes(payload)
+  if (given?.length !== V1_SIGNATURE_BYTES || !payloadBytes) return { ok: false, reason: 'malformed' }
+  if (!secrets.some((candidate) => timingSafeEqual(signV1(payload, candidate), given))) {
     return { ok: false, reason: 'signature' }
   }
   let fields: unknown
   try {
-    fields = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
+    fields = JSON.parse(payloadBytes.toString('utf8'))
   } catch {
     return { ok: false, reason: 'malformed' }
   }
-  if (!Array.isArray(fields) || fields[0] !== VERSION || fields.length !== 4) return { ok: false, reason: 'malformed' }
+  if (!Array.isArray(fields) || fields[0] !== V1_VERSION || fields.length !== 4)
+    return { ok: false, reason: 'malformed' }
   const [, email, list, expiresSeconds] = fields as [number, unknown, unknown, unknown]
   if (typeof email !== 'string' || typeof list !== 'string' || typeof expiresSeconds !== 'number') {
     return { ok: false, reason: 'malformed' }
   }
-  if (expiresSeconds > 0) {
-    const expiresAt = expiresSeconds * 1000
-    if ((options.now ?? Date.now()) >= expiresAt) return { ok: false, reason: 'expired' }
-    return { ok: true, email, list, expiresAt }
+  return result(email, list, expiresSeconds, now)
+}
+
+/**
+ * Checks a token made by `createUnsubscribeToken`. Never throws for a bad token: it resolves
+ * `{ ok: false, reason }` (`malformed`, also for any spelling but the canonical one; `signature`
+ * for a tampered or foreign token; `expired`). Version 1 tokens (readable, from older releases)
+ * still verify unless `acceptV1: false`. A bad secret is a configuration error and throws `E_CONFIG`.
+ */
+export function verifyUnsubscribeToken(
+  token: unknown,
+  secret: UnsubscribeSecret,
+  options: VerifyUnsubscribeTokenOptions = {},
+): UnsubscribeTokenResult {
+  const secrets = secretsOf(secret)
+  const now = options.now ?? Date.now()
+  if (typeof token !== 'string' || token.length > MAX_TOKEN_CHARS) return { ok: false, reason: 'malformed' }
+  if (token.includes('.')) {
+    return options.acceptV1 === false ? { ok: false, reason: 'malformed' } : verifyV1(token, secrets, now)
   }
-  return { ok: true, email, list }
+  const bytes = canonicalBytes(token)
+  if (!bytes || bytes.length < MIN_BYTES || bytes[0] !== VERSION) return { ok: false, reason: 'malformed' }
+  const plaintext = decrypt(bytes, secrets)
+  if (!plaintext) return { ok: false, reason: 'signature' }
+  const separator = plaintext.indexOf(0, EXPIRY_BYTES)
+  if (separator <= EXPIRY_BYTES || separator === plaintext.length - 1) return { ok: false, reason: 'malformed' }
+  const email = plaintext.toString('utf8', EXPIRY_BYTES, separator)
+  const list = plaintext.toString('utf8', separator + 1)
+  return result(email, list, plaintext.readUInt32BE(0), now)
 }
 
 /** `url` with `token` added as a query parameter. */
