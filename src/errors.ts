@@ -85,10 +85,34 @@ export function isMailstreamError(value: unknown): value is MailstreamError {
   return value instanceof MailstreamError
 }
 
-/** Short, single-line description of any thrown value, for status hashes and dead letters. */
+/**
+ * Short, single-line description of any thrown value, for status hashes and dead letters. Never
+ * throws: a value whose `message` getter or string conversion throws (a null-prototype object, a
+ * hostile `toString`) is described by its type instead.
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message.replace(/[\r\n]+/g, ' ').slice(0, 1000)
-  return String(error)
-    .replace(/[\r\n]+/g, ' ')
-    .slice(0, 1000)
+  return oneLine(tryDescribe(error))
 }
+
+function tryDescribe(error: unknown): string {
+  try {
+    if (error instanceof Error) {
+      const message: unknown = error.message
+      if (typeof message === 'string') return message
+    }
+  } catch {
+    // fall through to the string conversion
+  }
+  try {
+    return String(error)
+  } catch {
+    // a null-prototype object or a throwing toString
+  }
+  try {
+    return `unreadable ${Object.prototype.toString.call(error)} thrown`
+  } catch {
+    return 'unreadable value thrown'
+  }
+}
+
+const oneLine = (text: string): string => text.replace(/[\r\n]+/g, ' ').slice(0, 1000)

@@ -5,6 +5,7 @@ import enqueue from './lua/enqueue.lua'
 import fetch from './lua/fetch.lua'
 import finish from './lua/finish.lua'
 import gcra from './lua/gcra.lua'
+import keep from './lua/keep.lua'
 import batchLib from './lua/lib/batch.lua'
 import promote from './lua/promote.lua'
 import quota from './lua/quota.lua'
@@ -26,6 +27,7 @@ const SOURCES = {
   enqueue,
   fetch,
   finish: withBatchLib(finish),
+  keep,
   promote,
   reclaim,
   retryDead: withBatchLib(retryDead),

@@ -36,8 +36,17 @@ export interface EmailWorkerOptions {
   visibilityTimeoutMs?: number
   /** An entry delivered more often than this (crash loop) is dead-lettered. Default 5. */
   maxDeliveries?: number
-  /** A send still running after this is aborted and retried later. Default 30 000. */
+  /**
+   * A send still running after this is aborted and retried later. Must be below
+   * `visibilityTimeoutMs`. Default 30 000, or half of `visibilityTimeoutMs` when that is lower.
+   */
   sendTimeoutMs?: number
+  /**
+   * Longest wait for one Redis call of the worker (a fetch, an outcome write): a frozen Redis then
+   * surfaces as an `error` event and the call is retried, and `start()` returns after this at the
+   * latest. Default 5000.
+   */
+  commandTimeoutMs?: number
   /** How long an idle worker waits on Redis for new jobs per call. Default 1000. */
   blockMs?: number
   /** Longest wait between checks for due scheduled jobs. Default 1000. */
@@ -165,7 +174,8 @@ const optionsSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(10_000).default(10),
   visibilityTimeoutMs: z.number().int().min(100).default(60_000),
   maxDeliveries: z.number().int().min(1).max(1000).default(5),
-  sendTimeoutMs: z.number().int().min(10).default(30_000),
+  sendTimeoutMs: z.number().int().min(10).optional(),
+  commandTimeoutMs: z.number().int().min(10).max(600_000).default(5000),
   blockMs: z.number().int().min(10).max(60_000).default(1000),
   schedulerIntervalMs: z.number().int().min(10).max(60_000).default(1000),
   backoff: z
@@ -215,6 +225,12 @@ interface Finished {
   reject(error: unknown): void
 }
 
+interface Classified {
+  retry: RetryClass
+  retryAfterMs?: number
+  pause: boolean
+}
+
 interface Work {
   delivery: Delivery
   verdict: 'send' | 'over'
@@ -242,6 +258,8 @@ const expectedRecipients = (work: Work): number =>
 const recipientCount = (message: EmailMessage): number =>
   message.to.length + (message.cc?.length ?? 0) + (message.bcc?.length ?? 0)
 const NOTHING_SUPPRESSED: ReadonlySet<string> = new Set()
+/** What a try gives when the worker was stopped hard meanwhile: the entry stays pending. */
+const ABANDONED = Symbol('abandoned')
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const jitter = (ms: number) => Math.round(ms * (0.8 + Math.random() * 0.4))
@@ -274,8 +292,34 @@ function toMailstreamError(error: unknown, what: string): MailstreamError {
   })
 }
 
+/** A send must end before another worker may take its entry over, or the job is sent twice. */
+function sendTimeout(visibilityTimeoutMs: number, sendTimeoutMs: number | undefined): number {
+  if (sendTimeoutMs === undefined) return Math.min(30_000, Math.floor(visibilityTimeoutMs / 2))
+  if (sendTimeoutMs >= visibilityTimeoutMs) {
+    throw new MailstreamError(
+      'E_CONFIG',
+      `createEmailWorker: sendTimeoutMs: must be below visibilityTimeoutMs (${visibilityTimeoutMs}), got ${sendTimeoutMs}: a send still running when its entry may be taken over would be sent twice`,
+      { field: 'sendTimeoutMs' },
+    )
+  }
+  return sendTimeoutMs
+}
+
+/** Rejects with `E_TIMEOUT` when `promise` has not settled after `ms`. */
+function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new MailstreamError('E_TIMEOUT', `${what}: Redis did not answer within ${ms} ms`)),
+      ms,
+    )
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
 export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
-  const config = parseOptions(optionsSchema, options, 'createEmailWorker')
+  const parsed = parseOptions(optionsSchema, options, 'createEmailWorker')
+  const config = { ...parsed, sendTimeoutMs: sendTimeout(parsed.visibilityTimeoutMs, parsed.sendTimeoutMs) }
   const keys = queueKeys(config.prefix)
   const transport = config.transport
   const defaultFrom = config.from !== undefined ? (parseAddress(config.from) as Address) : undefined
@@ -300,13 +344,19 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   let schedulerDone: Promise<void> = Promise.resolve()
   const dispatcherWake = wakeable()
   const schedulerWake = wakeable()
-  const reclaimCursors = ['0-0', '0-0', '0-0']
+  const reclaimCursors = ['-', '-', '-']
   let lastReclaimAt = 0
   let nextDueAt = Number.POSITIVE_INFINITY
-  /** Entry ids of the jobs in flight here. */
-  const held = new Set<string>()
-  /** Set after a failed fetch: Redis may have delivered entries whose reply never arrived. */
-  let lostReplies = false
+  /** The jobs in flight here, by `heldKey`, with when their entry's idle time was last reset. */
+  const held = new Map<string, { streamIndex: number; entryId: string; keptAt: number }>()
+  /** Entry ids are unique per stream only: two priorities may hand out the same id. */
+  const heldKey = (streamIndex: number, entryId: string) => `${streamIndex} ${entryId}`
+  /**
+   * Set after a failed fetch (Redis may have delivered entries whose reply never arrived) and at
+   * start (a consumer name given again may own entries from an earlier life).
+   */
+  let lostReplies = true
+  const keepWake = wakeable()
 
   const finishedQueue: Finished[] = []
   const metrics = createMetricsRecorder()
@@ -342,16 +392,20 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     return client
   }
 
+  /** Every Redis call of the worker has a bound: a frozen Redis becomes an error that is retried. */
+  const timed = <T>(promise: Promise<T>, what: string, extraMs = 0): Promise<T> =>
+    bounded(promise, config.commandTimeoutMs + extraMs, what)
+
   async function ensureGroups(): Promise<void> {
     for (const stream of keys.streams) {
       try {
         // Group at 0: jobs enqueued before any worker ever ran are delivered too.
-        await redis().xgroup('CREATE', stream, GROUP, '0', 'MKSTREAM')
+        await timed(redis().xgroup('CREATE', stream, GROUP, '0', 'MKSTREAM'), 'creating consumer groups')
       } catch (error) {
         if (!String((error as Error).message).includes('BUSYGROUP')) throw error
       }
       // Registered on every stream, so that stats count this worker even where it has read nothing yet.
-      await redis().xgroup('CREATECONSUMER', stream, GROUP, consumer)
+      await timed(redis().xgroup('CREATECONSUMER', stream, GROUP, consumer), 'creating consumer groups')
     }
     groupsReady = true
   }
@@ -369,11 +423,9 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
    * which dead-letters them.
    */
   async function fetchStrict(count: number): Promise<{ ready: Work[]; check: Delivery[] }> {
-    const flat = await runScript<string[]>(
-      redis(),
-      'fetch',
-      [...keys.streams, keys.suppressed],
-      [GROUP, consumer, count],
+    const flat = await timed(
+      runScript<string[]>(redis(), 'fetch', [...keys.streams, keys.suppressed], [GROUP, consumer, count]),
+      'fetching jobs',
     )
     const ready: Work[] = []
     const check: Delivery[] = []
@@ -395,14 +447,28 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   /** Waits on Redis for new entries when there were none; they are checked by `activate`. */
   async function fetchBlocking(count: number, blockMs: number): Promise<Delivery[]> {
     const connection = blocking as RedisClient
-    if (blockingId === undefined && !isCluster(connection)) blockingId = Number(await connection.client('ID'))
+    if (blockingId === undefined && !isCluster(connection)) {
+      blockingId = Number(await timed(connection.client('ID'), 'waiting for jobs'))
+    }
     if (!running || paused) return []
     blockingRead = true
-    const reply = (await connection
-      .xreadgroup('GROUP', GROUP, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...keys.streams, '>', '>', '>')
-      .finally(() => {
-        blockingRead = false
-      })) as [string, [string, string[]][]][] | null
+    const read = connection.xreadgroup(
+      'GROUP',
+      GROUP,
+      consumer,
+      'COUNT',
+      count,
+      'BLOCK',
+      blockMs,
+      'STREAMS',
+      ...keys.streams,
+      '>',
+      '>',
+      '>',
+    )
+    const reply = (await timed(read, 'waiting for jobs', blockMs).finally(() => {
+      blockingRead = false
+    })) as [string, [string, string[]][]][] | null
     if (!reply) return []
     const out: Delivery[] = []
     for (const [stream, entries] of reply) {
@@ -417,11 +483,14 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   async function reclaim(count: number): Promise<Delivery[]> {
     const out: Delivery[] = []
     for (let index = 0; index < 3 && out.length < count; index++) {
-      const flat = await runScript<string[]>(
-        redis(),
-        'reclaim',
-        [keys.streams[index] as string],
-        [GROUP, consumer, config.visibilityTimeoutMs, reclaimCursors[index] as string, count - out.length],
+      const flat = await timed(
+        runScript<string[]>(
+          redis(),
+          'reclaim',
+          [keys.streams[index] as string],
+          [GROUP, consumer, config.visibilityTimeoutMs, reclaimCursors[index] as string, count - out.length],
+        ),
+        'reclaiming stale entries',
       )
       reclaimCursors[index] = String(flat[0])
       for (let i = 1; i + 4 < flat.length; i += 5) {
@@ -447,19 +516,17 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     const out: Delivery[] = []
     for (let index = 0; index < 3 && out.length < count; index++) {
       const stream = keys.streams[index] as string
-      const pending = (await redis().xpending(stream, GROUP, '-', '+', 1000, consumer)) as [
-        string,
-        string,
-        number,
-        number,
-      ][]
-      const lost = pending.filter(([entryId]) => !held.has(entryId)).slice(0, count - out.length)
+      const pending = (await timed(
+        redis().xpending(stream, GROUP, '-', '+', 1000, consumer),
+        'recovering entries',
+      )) as [string, string, number, number][]
+      const lost = pending.filter(([entryId]) => !held.has(heldKey(index + 1, entryId))).slice(0, count - out.length)
       if (lost.length === 0) continue
       const deliveries = new Map(lost.map(([entryId, , , times]) => [entryId, Number(times)]))
-      const claimed = (await redis().xclaim(stream, GROUP, consumer, 0, ...deliveries.keys())) as (
-        | [string, string[]]
-        | null
-      )[]
+      const claimed = (await timed(
+        redis().xclaim(stream, GROUP, consumer, 0, ...deliveries.keys()),
+        'recovering entries',
+      )) as ([string, string[]] | null)[]
       for (const entry of claimed) {
         if (!entry) continue
         const [entryId, fields] = entry
@@ -488,7 +555,10 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         delivery.rcpt,
       )
     }
-    const replies = await runScript<[string, number, string][]>(redis(), 'activate', scriptKeys, args)
+    const replies = await timed(
+      runScript<[string, number, string][]>(redis(), 'activate', scriptKeys, args),
+      'checking fetched jobs',
+    )
     const work: Work[] = []
     replies.forEach(([verdict, attempts, suppressed], index) => {
       const delivery = deliveries[index] as Delivery
@@ -580,14 +650,16 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       ...statusKeys,
       ...batchIds.map((batchId) => keys.batch(batchId)),
     ]
-    const applied = await runScript<number[]>(redis(), 'finish', scriptKeys, args)
+    const applied = await timed(runScript<number[]>(redis(), 'finish', scriptKeys, args), 'recording send results')
     return applied.map((flag) => flag === 1)
   }
 
   // ---- sending ----------------------------------------------------------------------------
 
   /** Data every job of a batch shares (`enqueueBatch` stores it once), read once per batch. */
-  const batchData = createBatchDataCache((batchId) => redis().hget(keys.batch(batchId), BATCH_DATA_FIELD))
+  const batchData = createBatchDataCache((batchId) =>
+    timed(redis().hget(keys.batch(batchId), BATCH_DATA_FIELD), 'reading batch data'),
+  )
 
   /** A job that names a template: render it, then build the message from what it gives. */
   async function renderMessage(job: EmailJob, suppressed: ReadonlySet<string>): Promise<EmailMessage> {
@@ -640,11 +712,15 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     return message
   }
 
-  function classify(error: unknown): {
-    retry: RetryClass
-    retryAfterMs?: number
-    pause: boolean
-  } {
+  function classify(error: unknown): Classified {
+    try {
+      return classifyKnown(error)
+    } catch {
+      return { retry: 'later', pause: false } // a hostile thrown value (a throwing Proxy): retried, counted
+    }
+  }
+
+  function classifyKnown(error: unknown): Classified {
     if (error instanceof TransportError) {
       return {
         retry: error.retry,
@@ -657,6 +733,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     if (error instanceof MailstreamError && ['E_TEMPLATE', 'E_CONFIG', 'E_VALIDATION'].includes(error.code)) {
       return { retry: 'never', pause: false }
     }
+    // A stack overflow (deeply nested input) fails the same way every time.
+    if (error instanceof RangeError) return { retry: 'never', pause: false }
     // Unknown errors (network, bugs in a custom transport) are retried: losing mail is worse.
     return { retry: 'later', pause: false }
   }
@@ -737,6 +815,33 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     }
   }
 
+  /** One try of a job: its message, its charge against the rate limit, its send. Throws what failed. */
+  async function attempt(
+    work: Work,
+    job: EmailJob,
+    attempts: number,
+    suppressed: ReadonlySet<string>,
+  ): Promise<Outcome | typeof ABANDONED> {
+    const message = job.template === undefined ? buildMessage(job, suppressed) : await renderMessage(job, suppressed)
+    // Charged per recipient left after the suppression check, right before the send.
+    const waitStartedAt = performance.now()
+    const charged = pacing ? await pacing.charge(work, recipientCount(message)) : undefined
+    const waitedMs = performance.now() - waitStartedAt
+    if (pacing && waitedMs >= 1) metrics.observe('rate_limit_wait', waitedMs)
+    if (charged?.kind === 'abandoned') return ABANDONED
+    // A full daily quota (or a long wait for units) re-delays the job without using an attempt.
+    if (charged?.kind === 'delay')
+      return { kind: 'throttle', dueAt: Date.now() + charged.retryAfterMs, error: charged.reason }
+    const sendStartedAt = performance.now()
+    try {
+      const { messageId, rejected } = await sendWithTimeout(message, attempts)
+      metrics.observe('delivery_latency', Date.now() - job.createdAt)
+      return { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
+    } finally {
+      metrics.observe('send_duration', performance.now() - sendStartedAt)
+    }
+  }
+
   async function processWork(work: Work): Promise<void> {
     if (abandoned) return // stopped hard before this job started: it stays pending for another worker
     const { delivery } = work
@@ -764,53 +869,26 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           reason: `suppressed: ${work.suppressed.join(', ')}`,
         }
       } else {
+        // Every try counts, a failed render as much as a failed send: nothing is retried without end.
+        attempts++
         try {
-          const message =
-            job.template === undefined ? buildMessage(job, suppressed) : await renderMessage(job, suppressed)
-          // Charged per recipient left after the suppression check, right before the send.
-          const waitStartedAt = performance.now()
-          const charged = pacing ? await pacing.charge(work, recipientCount(message)) : undefined
-          const waitedMs = performance.now() - waitStartedAt
-          if (pacing && waitedMs >= 1) metrics.observe('rate_limit_wait', waitedMs)
-          if (charged?.kind === 'abandoned') return // stopped hard while waiting: the entry stays pending
-          if (charged?.kind === 'delay') {
-            // A full daily quota (or a long wait for units) re-delays the job without using an attempt.
-            outcome = { kind: 'throttle', dueAt: Date.now() + charged.retryAfterMs, error: charged.reason }
-          } else {
-            attempts++
-            const sendStartedAt = performance.now()
-            try {
-              const { messageId, rejected } = await sendWithTimeout(message, attempts)
-              outcome = { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
-              metrics.observe('delivery_latency', Date.now() - job.createdAt)
-            } finally {
-              metrics.observe('send_duration', performance.now() - sendStartedAt)
-            }
-          }
+          const tried = await attempt(work, job, attempts, suppressed)
+          if (tried === ABANDONED) return // stopped hard while waiting: the entry stays pending
+          outcome = tried
+          if (outcome.kind === 'throttle') attempts-- // a throttle does not use an attempt
         } catch (error) {
           if (abandoned) return // stopped hard: the entry stays pending for another worker
           const { retry, retryAfterMs, pause } = classify(error)
           const reason = describeError(error)
-          failure = {
-            error: error instanceof Error ? error : new Error(reason),
-            retry,
-          }
+          failure = { error: error instanceof Error ? error : new Error(reason), retry }
           if (retry === 'throttle') {
-            if (attempts > work.attempts) attempts-- // a throttle does not use an attempt
+            attempts--
             pacing?.throttled()
             const delay = Math.max(retryAfterMs ?? 0, jitter(config.throttleDelayMs))
-            outcome = {
-              kind: 'throttle',
-              dueAt: Date.now() + delay,
-              error: reason,
-            }
+            outcome = { kind: 'throttle', dueAt: Date.now() + delay, error: reason }
           } else if (retry === 'later' && attempts < job.maxAttempts) {
             const backoff = Math.min(config.backoff.maxMs, config.backoff.baseMs * 2 ** attempts)
-            outcome = {
-              kind: 'retry',
-              dueAt: Date.now() + Math.max(retryAfterMs ?? 0, jitter(backoff)),
-              error: reason,
-            }
+            outcome = { kind: 'retry', dueAt: Date.now() + Math.max(retryAfterMs ?? 0, jitter(backoff)), error: reason }
           } else {
             outcome = { kind: 'dead', error: reason }
           }
@@ -879,9 +957,12 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   }
 
   function startWork(work: Work): void {
+    // Never the same entry twice at once: the copy in flight finishes it.
+    const { streamIndex, entryId } = work.delivery
+    if (held.has(heldKey(streamIndex, entryId))) return
     inFlight++
     sending.add(work)
-    held.add(work.delivery.entryId)
+    held.set(heldKey(streamIndex, entryId), { streamIndex, entryId, keptAt: Date.now() })
     if (pacing && work.verdict === 'send') pacing.hold(work, expectedRecipients(work))
     void runWork(work)
   }
@@ -891,13 +972,16 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     try {
       await processWork(work)
     } catch (error) {
+      // Its entry is still pending here: own-recovery takes it back instead of the visibility timeout.
+      lostReplies = true
       emit('error', toMailstreamError(error, `job ${work.delivery.jobId} failed unexpectedly`))
     } finally {
       inFlight--
       releaseSlot(work)
       pacing?.release(work)
-      held.delete(work.delivery.entryId)
+      held.delete(heldKey(work.delivery.streamIndex, work.delivery.entryId))
       dispatcherWake.wake()
+      if (!running && inFlight === 0) keepWake.wake() // the keeper ends with the last job of a stop
       if (inFlight === 0 && idle && processedSinceDrain > 0 && running) {
         emit('drained', { processed: processedSinceDrain })
         processedSinceDrain = 0
@@ -992,17 +1076,23 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     const connection = redis()
     for (;;) {
       const now = Date.now()
-      const ids = await connection.zrangebyscore(keys.delayed, '-inf', now, 'LIMIT', 0, 500)
+      const ids = await timed(
+        connection.zrangebyscore(keys.delayed, '-inf', now, 'LIMIT', 0, 500),
+        'promoting due jobs',
+      )
       if (ids.length === 0) break
-      await runScript<number>(
-        connection,
-        'promote',
-        [keys.delayed, ...keys.streams, keys.dead, ...ids.map((id) => keys.status(id))],
-        [now, ...ids],
+      await timed(
+        runScript<number>(
+          connection,
+          'promote',
+          [keys.delayed, ...keys.streams, keys.dead, ...ids.map((id) => keys.status(id))],
+          [now, ...ids],
+        ),
+        'promoting due jobs',
       )
       if (ids.length < 500) break
     }
-    const next = await connection.zrange(keys.delayed, 0, 0, 'WITHSCORES')
+    const next = await timed(connection.zrange(keys.delayed, 0, 0, 'WITHSCORES'), 'promoting due jobs')
     nextDueAt = next[1] !== undefined ? Number(next[1]) : Number.POSITIVE_INFINITY
   }
 
@@ -1024,6 +1114,33 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     }
   }
 
+  /**
+   * Resets the idle time of entries held for a third of the visibility timeout, so that no other
+   * worker takes over a job this one is still working on (its outcome waiting for Redis, say).
+   */
+  async function keepHeld(): Promise<void> {
+    const everyMs = Math.max(10, Math.floor(config.visibilityTimeoutMs / 3))
+    // Also while stop() waits for the last outcomes to be written.
+    while (running || (inFlight > 0 && !abandoned)) {
+      await keepWake.wait(everyMs)
+      const now = Date.now()
+      const args: (string | number)[] = [GROUP, consumer]
+      const kept: { keptAt: number }[] = []
+      for (const hold of held.values()) {
+        if (now - hold.keptAt < everyMs) continue
+        args.push(hold.streamIndex, hold.entryId)
+        kept.push(hold)
+      }
+      if (kept.length === 0 || abandoned) continue
+      try {
+        await timed(runScript<number>(redis(), 'keep', keys.streams, args), 'keeping held entries')
+        for (const hold of kept) hold.keptAt = now
+      } catch (error) {
+        noteRedisError(error, 'keeping held entries failed, retrying')
+      }
+    }
+  }
+
   function pauseWorker(reason: string): void {
     if (paused) return
     paused = true
@@ -1038,7 +1155,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     // On Cluster the blocking client has a named connection to several nodes; the read blocks on
     // the one that owns the queue's slot.
     for (const node of client.nodes('master')) {
-      const list = String(await node.client('LIST'))
+      const list = String(await timed(node.client('LIST'), 'finding the blocking connection'))
       const line = list
         .split('\n')
         .find((entry) => entry.includes(` name=${blockingName} `) && / flags=\S*b/.test(entry))
@@ -1054,7 +1171,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     for (let tries = 0; blockingRead && tries < 200; tries++) {
       try {
         const target = await blockingClient()
-        if (target) await target.node.client('UNBLOCK', target.id)
+        if (target) await timed(target.node.client('UNBLOCK', target.id), 'ending the blocking read')
       } catch {
         return // the read ends by itself within blockMs
       }
@@ -1110,13 +1227,20 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       stopping = undefined
       abandoned = false
       groupsReady = false
-      try {
-        await ensureGroups()
-      } catch (error) {
-        noteRedisError(error, 'creating consumer groups failed, retrying in the background')
+      lostReplies = true
+      // The host's boot never waits on an outage: with Redis unreachable the loops start at once and
+      // create the groups when it is back; a frozen Redis costs at most commandTimeoutMs here.
+      if (!['reconnecting', 'close', 'end'].includes(client.status)) {
+        try {
+          await ensureGroups()
+        } catch (error) {
+          noteRedisError(error, 'creating consumer groups failed, retrying in the background')
+        }
       }
+      if (!running) return // stopped meanwhile
       dispatcherDone = dispatch()
       schedulerDone = schedule()
+      void keepHeld()
     },
 
     stop({ timeoutMs = 30_000 } = {}) {
@@ -1127,13 +1251,14 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         running = false
         dispatcherWake.wake()
         schedulerWake.wake()
+        keepWake.wake()
         // The dispatcher may be activating a last batch: wait for it, then for every job in flight.
         void interruptBlockingRead()
         let timer: NodeJS.Timeout | undefined
-        await Promise.race([
-          Promise.all([dispatcherDone, schedulerDone]),
-          new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, timeoutMs)
+        const loopsEnded = await Promise.race([
+          Promise.all([dispatcherDone, schedulerDone]).then(() => true),
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(false), timeoutMs)
           }),
         ])
         clearTimeout(timer)
@@ -1155,10 +1280,15 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           blocking = undefined
         }
         if (ownsClient && client) {
-          if (clean) await quit(client)
-          else client.disconnect()
+          // QUIT only to a Redis that answered the loops, within what is left of timeoutMs; else cut.
+          const owned = client
+          const remainingMs = deadline - Date.now()
+          if (clean && loopsEnded && remainingMs > 0) {
+            await bounded(quit(owned), remainingMs, 'closing').catch(() => owned.disconnect())
+          } else owned.disconnect()
         }
         client = undefined
+        keepWake.wake() // the keeper sees the stop and ends (within one bounded call)
         emit('stopped', { abandoned: clean ? 0 : left })
       })()
       return stopping

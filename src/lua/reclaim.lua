@@ -1,16 +1,33 @@
---[[ reclaim: take over entries that another consumer left pending for too long.
+--[[ reclaim: take over entries that other consumers left pending for too long.
 KEYS[1] send stream
 ARGV[1] consumer group
 ARGV[2] consumer name (the new owner)
 ARGV[3] minimum idle time, ms
-ARGV[4] XAUTOCLAIM cursor ('0-0' to start)
+ARGV[4] cursor: '-' to start, else the last entry id looked at
 ARGV[5] how many entries at most
-Reply: { nextCursor, then per entry entryId, jobId, payload, rcpt, deliveries }. XAUTOCLAIM
-has already counted this delivery. Entries deleted from the stream leave the pending list.
+Entries this consumer holds itself are never claimed: it is still working on them (a slow render,
+an outcome waiting for Redis to accept writes), and sending them again would send them twice. Its
+own entries left from an earlier life are taken back by the worker's own-recovery instead.
+Reply: { nextCursor, then per claimed entry entryId, jobId, payload, rcpt, deliveries }; the
+delivery that XCLAIM counts now is included. Entries deleted from the stream leave the pending list.
 ]]
-local res = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
-local out = { res[1] }
-for _, entry in ipairs(res[2]) do
+local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local count = tonumber(ARGV[5])
+local start = ARGV[4] == '-' and '-' or ('(' .. ARGV[4])
+-- Looks at a few more entries than it may claim, so that this consumer's own do not starve the rest.
+local pending = redis.call('XPENDING', stream, group, 'IDLE', ARGV[3], start, '+', count * 2)
+local out = { '-' }
+if #pending == count * 2 then out[1] = pending[#pending][1] end
+local others, times = {}, {}
+for _, p in ipairs(pending) do
+  if p[2] ~= consumer and #others < count then
+    others[#others + 1] = p[1]
+    times[p[1]] = p[4]
+  end
+end
+if #others == 0 then return out end
+local claimed = redis.call('XCLAIM', stream, group, consumer, ARGV[3], unpack(others))
+for _, entry in ipairs(claimed) do
   if entry and entry[1] then
     local jobId, payload, rcpt = '', '', ''
     local fields = entry[2]
@@ -22,19 +39,11 @@ for _, entry in ipairs(res[2]) do
         elseif name == 'r' then rcpt = fields[j + 1] end
       end
     end
-    local pending = redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1)
-    local deliveries = 1
-    if pending[1] then deliveries = pending[1][4] end
     out[#out + 1] = entry[1]
     out[#out + 1] = jobId
     out[#out + 1] = payload
     out[#out + 1] = rcpt
-    out[#out + 1] = deliveries
-  end
-end
-if res[3] then
-  for _, deleted in ipairs(res[3]) do
-    redis.call('XACK', KEYS[1], ARGV[1], deleted)
+    out[#out + 1] = (times[entry[1]] or 0) + 1
   end
 end
 return out
