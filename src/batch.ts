@@ -1,6 +1,6 @@
 import { MailstreamError } from './errors.js'
 import { GROUP, type QueueKeys } from './keys.js'
-import type { RedisClient } from './redis.js'
+import { bounded, type OutageReporter, quit, type RedisClient } from './redis.js'
 import { addScript, runScript } from './scripts.js'
 
 /** Counters of one batch, as kept in `P:batch:<batchId>`. */
@@ -229,8 +229,14 @@ export interface ProgressSubscription {
  * (a subscribed connection can do nothing else), opened with the first listener and closed with
  * the last one or by `close()`. A listener gets each batch's messages in rising order of
  * `completed`: a late message from a slower worker is dropped, and nothing comes after `done`.
+ * `ready` and `close()` settle within `timeoutMs`; the connection's outages go to `reporter`.
  */
-export function createProgressListeners(client: RedisClient, keys: QueueKeys) {
+export function createProgressListeners(
+  client: RedisClient,
+  keys: QueueKeys,
+  { timeoutMs, reporter }: { timeoutMs: number; reporter: OutageReporter },
+) {
+  let unwatch: (() => void) | undefined
   let subscriber: RedisClient | undefined
   const channels = new Map<
     string,
@@ -249,6 +255,7 @@ export function createProgressListeners(client: RedisClient, keys: QueueKeys) {
     connection.on('error', () => {
       // ioredis reconnects and subscribes again by itself.
     })
+    unwatch = reporter.watch(connection)
     connection.on('message', (channel: string, message: string) => {
       const entry = channels.get(channel)
       if (!entry || entry.done) return
@@ -277,10 +284,9 @@ export function createProgressListeners(client: RedisClient, keys: QueueKeys) {
     const connection = subscriber
     subscriber = undefined
     if (!connection) return Promise.resolve()
-    return connection.quit().then(
-      () => undefined,
-      () => connection.disconnect(),
-    )
+    unwatch?.()
+    unwatch = undefined
+    return quit(connection, timeoutMs)
   }
 
   return {
@@ -288,9 +294,7 @@ export function createProgressListeners(client: RedisClient, keys: QueueKeys) {
       const channel = keys.progress(batchId)
       let entry = channels.get(channel)
       if (!entry) {
-        const ready = connection()
-          .subscribe(channel)
-          .then(() => undefined)
+        const ready = bounded(connection().subscribe(channel), timeoutMs, 'onProgress').then(() => undefined)
         ready.catch(() => {})
         entry = { batchId, listeners: new Set(), ready, completed: -1, done: false }
         channels.set(channel, entry)
@@ -303,7 +307,7 @@ export function createProgressListeners(client: RedisClient, keys: QueueKeys) {
         if (!current.listeners.delete(wrapped) || current.listeners.size > 0) return
         channels.delete(channel)
         if (channels.size === 0) void closeConnection()
-        else subscriber?.unsubscribe(channel).catch(() => {})
+        else if (subscriber) bounded(subscriber.unsubscribe(channel), timeoutMs, 'unsubscribe').catch(() => {})
       }
       return Object.assign(unsubscribe, { ready: current.ready })
     },

@@ -2,7 +2,18 @@ import { z } from 'zod'
 import { MailstreamError } from './errors.js'
 import { issueField } from './job.js'
 import { parseOptions, redisInputSchema } from './options.js'
-import { quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
+import {
+  boundedClient,
+  commandTimeoutSchema,
+  createOutageReporter,
+  type ErrorReport,
+  guardMethods,
+  onErrorSchema,
+  quit,
+  type RedisClient,
+  type RedisInput,
+  resolveRedis,
+} from './redis.js'
 import { defineScripts, runScript } from './scripts.js'
 
 export interface RateLimiterOptions {
@@ -10,6 +21,17 @@ export interface RateLimiterOptions {
   redis: RedisInput
   /** Start of every limiter key: state lives at `<prefix>:<key>`. Default `rate:limit`. */
   prefix?: string
+  /**
+   * Longest wait for Redis, in ms (10 to 600 000): `consume`, `peek` and `reset` reject with
+   * `E_TIMEOUT` when it has passed (a timed-out `consume` may or may not have taken its units);
+   * `close()` gives QUIT this long. Default 5000.
+   */
+  commandTimeoutMs?: number
+  /**
+   * Called with an `E_REDIS` error when a connection the limiter created (from a URL or options)
+   * fails: once per outage, not per reconnection attempt. Default: none.
+   */
+  onError?: (error: MailstreamError) => void
 }
 
 export interface ConsumeOptions {
@@ -57,6 +79,8 @@ const optionsSchema = z.strictObject({
     .string()
     .regex(/^[^\s]{1,100}$/, 'must be 1-100 characters without spaces')
     .default('rate:limit'),
+  commandTimeoutMs: commandTimeoutSchema,
+  onError: onErrorSchema,
 })
 
 const keySchema = z.string().regex(/^[^\s]{1,512}$/, 'must be 1-512 characters without spaces')
@@ -146,8 +170,11 @@ export async function rollingQuota(
 
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const config = parseOptions(optionsSchema, options, 'createRateLimiter')
-  const { client, owned } = resolveRedis(config.redis)
-  defineScripts(client)
+  const { client: given, owned } = resolveRedis(config.redis)
+  defineScripts(given)
+  const client = boundedClient(given, config.commandTimeoutMs)
+  const reporter = createOutageReporter(config.onError as ErrorReport | undefined, 'rate limiter: Redis')
+  const unwatch = owned ? reporter.watch(given) : () => {}
   let closed = false
 
   function stateKey(key: unknown): string {
@@ -171,17 +198,22 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     return { allowed, remaining, retryAfterMs, resetAfterMs }
   }
 
-  return {
+  const methods: Omit<RateLimiter, 'close'> = {
     consume: (key, consumeOptions) => run(key, consumeOptions),
     peek: (key, peekOptions) => run(key, peekOptions, 0),
     async reset(key) {
       if (closed) throw new MailstreamError('E_CLOSED', 'the rate limiter is closed')
       await client.del(stateKey(key))
     },
+  }
+
+  return {
+    ...guardMethods(methods, config.commandTimeoutMs),
     async close() {
       if (closed) return
       closed = true
-      if (owned) await quit(client)
+      if (owned) await quit(given, config.commandTimeoutMs)
+      unwatch()
     },
   }
 }

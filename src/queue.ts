@@ -22,7 +22,18 @@ import {
 import { GROUP, IDEMPOTENCY_TTL_SECONDS, type QueueKeys, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
 import { renderMetrics } from './metrics.js'
 import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
-import { quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
+import {
+  boundedClient,
+  commandTimeoutSchema,
+  createOutageReporter,
+  type ErrorReport,
+  guardMethods,
+  onErrorSchema,
+  quit,
+  type RedisClient,
+  type RedisInput,
+  resolveRedis,
+} from './redis.js'
 import { addScript, defineScripts, runScript } from './scripts.js'
 import { type BatchStats, batchStats, type JobDelivery, jobDelivery, type QueueStats, queueStats } from './stats.js'
 
@@ -37,6 +48,20 @@ export interface EmailQueueOptions {
   statusTtlSeconds?: number
   /** How long an idempotency key keeps returning its job. Default 86400 (24 h). */
   idempotencyTtlSeconds?: number
+  /**
+   * Longest wait for Redis, in ms (10 to 600 000). A call rejects with `E_TIMEOUT` when Redis has
+   * not answered within it: the whole call for most methods; each round trip for `enqueueMany`,
+   * `enqueueBatch`, `cancelBatch` and `deadLetters.retry`, which may make many. `close()` gives
+   * QUIT this long, then disconnects. A timed-out write may or may not have been made: retry it
+   * with the same `idempotencyKey` (or job id). Default 5000.
+   */
+  commandTimeoutMs?: number
+  /**
+   * Called with an `E_REDIS` error when a connection the queue created (from a URL or options,
+   * and its progress subscriber) fails: once per outage, not per reconnection attempt. Calls made
+   * meanwhile reject on their own. Default: none (nothing is printed).
+   */
+  onError?: (error: MailstreamError) => void
 }
 
 export type JobStatusName =
@@ -156,7 +181,12 @@ const optionsSchema = z.strictObject({
   prefix: prefixSchema,
   statusTtlSeconds: z.number().int().positive().default(STATUS_TTL_SECONDS),
   idempotencyTtlSeconds: z.number().int().positive().default(IDEMPOTENCY_TTL_SECONDS),
+  commandTimeoutMs: commandTimeoutSchema,
+  onError: onErrorSchema,
 })
+
+/** Calls that may make many round trips: bounded per reply, not as a whole. */
+const LONG_CALLS = ['enqueueMany', 'enqueueBatch', 'cancelBatch', 'deadLetters.retry']
 
 const ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/
 /** Jobs per enqueue script call, and per pipeline (bounds memory for big lists). */
@@ -242,8 +272,14 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   const { client, owned } = resolveRedis(config.redis)
   checkClusterPrefix(client, config.prefix, 'createEmailQueue')
   defineScripts(client)
+  const timeoutMs = config.commandTimeoutMs
+  // Most calls are bounded as a whole (guardMethods below); the LONG_CALLS use this view of the
+  // client instead, on which each reply is bounded.
+  const steps = boundedClient(client, timeoutMs)
   const keys = queueKeys(config.prefix)
-  const progress = createProgressListeners(client, keys)
+  const reporter = createOutageReporter(config.onError as ErrorReport | undefined, `queue ${config.prefix}: Redis`)
+  const unwatch = owned ? reporter.watch(client) : () => {}
+  const progress = createProgressListeners(client, keys, { timeoutMs, reporter })
   let closed = false
 
   function assertOpen(): void {
@@ -275,8 +311,12 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
    * pipeline. Resolves the flat reply: `id, status, created` per job. Shared by `enqueue`,
    * `enqueueMany` and `enqueueBatch`.
    */
-  async function writeRecords(records: readonly EnqueueRecord[], now = Date.now()): Promise<(string | number)[]> {
-    const pipeline = client.pipeline()
+  async function writeRecords(
+    records: readonly EnqueueRecord[],
+    now = Date.now(),
+    via: RedisClient = client,
+  ): Promise<(string | number)[]> {
+    const pipeline = via.pipeline()
     for (let from = 0; from < records.length; from += JOBS_PER_CALL) {
       const { scriptKeys, args } = enqueueCall(records.slice(from, from + JOBS_PER_CALL), now)
       addScript(pipeline, 'enqueue', scriptKeys, args)
@@ -289,11 +329,11 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     return flat
   }
 
-  async function writeValidated(list: readonly ValidatedJob[]): Promise<EnqueueResult[]> {
+  async function writeValidated(list: readonly ValidatedJob[], via: RedisClient = client): Promise<EnqueueResult[]> {
     const flat: (string | number)[] = []
     for (let start = 0; start < list.length; start += JOBS_PER_PIPELINE) {
       const records = list.slice(start, start + JOBS_PER_PIPELINE).map(toRecord)
-      flat.push(...(await writeRecords(records)))
+      flat.push(...(await writeRecords(records, Date.now(), via)))
     }
     const results: EnqueueResult[] = []
     for (let i = 0; i + 2 < flat.length; i += 3) {
@@ -306,18 +346,19 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
         results.push({ id, status: 'cancelled', duplicate: false })
       } else {
         // Found through the idempotency key: read the existing job's status.
-        const current = status || (await client.hget(keys.status(id), 'status'))
+        const current = status || (await via.hget(keys.status(id), 'status'))
         results.push({ id, status: (current ?? 'unknown') as JobStatusName, duplicate: true })
       }
     }
     return results
   }
 
+  /** Dead letters that match, read in pages on `steps` (each page bounded). */
   async function findDead(predicate: (letter: DeadLetter) => boolean): Promise<DeadLetter[]> {
     const found: DeadLetter[] = []
     let start = '-'
     for (;;) {
-      const page = await client.xrange(keys.dead, start, '+', 'COUNT', 1000)
+      const page = await steps.xrange(keys.dead, start, '+', 'COUNT', 1000)
       for (const [entryId, fields] of page) {
         const letter = parseDeadEntry(entryId, fields)
         if (predicate(letter)) found.push(letter)
@@ -333,7 +374,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     const statusKey = keys.status(job.id)
     const batchKey = job.batchId !== undefined ? keys.batch(job.batchId) : statusKey
     const moved = await runScript<number>(
-      client,
+      steps,
       'retryDead',
       [keys.dead, statusKey, keys.stream(job.priority), batchKey],
       [
@@ -351,11 +392,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     return moved === 1
   }
 
-  return {
-    prefix: config.prefix,
-    keys,
-    redis: client,
-
+  const methods: Omit<EmailQueue, 'prefix' | 'keys' | 'redis' | 'onProgress' | 'close'> = {
     async enqueue(input) {
       assertOpen()
       const validated = validateJob(input)
@@ -382,31 +419,27 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
           })
         }
       })
-      return writeValidated(validated)
+      return writeValidated(validated, steps)
     },
 
     async enqueueBatch(batchId, recipients, build, batchOptions) {
       assertOpen()
-      return enqueueBatch({ client, keys, writeRecords }, batchId, recipients, build, batchOptions)
+      const writer = {
+        client: steps,
+        keys,
+        writeRecords: (records: readonly EnqueueRecord[], now: number) => writeRecords(records, now, steps),
+      }
+      return enqueueBatch(writer, batchId, recipients, build, batchOptions)
     },
 
     async cancelBatch(batchId) {
       assertOpen()
-      return cancelBatch(client, keys, checkId(batchId, 'batchId'), config.statusTtlSeconds)
+      return cancelBatch(steps, keys, checkId(batchId, 'batchId'), config.statusTtlSeconds)
     },
 
     async getBatch(batchId) {
       assertOpen()
       return getBatch(client, keys, checkId(batchId, 'batchId'))
-    },
-
-    onProgress(batchId, listener) {
-      assertOpen()
-      checkId(batchId, 'batchId')
-      if (typeof listener !== 'function') {
-        throw new MailstreamError('E_VALIDATION', 'listener: must be a function', { field: 'listener' })
-      }
-      return progress.on(batchId, listener)
     },
 
     async cancel(id) {
@@ -552,12 +585,29 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
         return { items, cursor: next }
       },
     },
+  }
+
+  return {
+    prefix: config.prefix,
+    keys,
+    redis: client,
+    ...guardMethods(methods, timeoutMs, { unbounded: LONG_CALLS }),
+
+    onProgress(batchId, listener) {
+      assertOpen()
+      checkId(batchId, 'batchId')
+      if (typeof listener !== 'function') {
+        throw new MailstreamError('E_VALIDATION', 'listener: must be a function', { field: 'listener' })
+      }
+      return progress.on(batchId, listener)
+    },
 
     async close() {
       if (closed) return
       closed = true
-      await progress.close()
-      if (owned) await quit(client)
+      // Both within timeoutMs, at once; neither waits on a frozen Redis.
+      await Promise.all([progress.close(), owned ? quit(client, timeoutMs) : undefined])
+      unwatch()
     },
   }
 }

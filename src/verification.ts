@@ -2,9 +2,21 @@ import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto
 import { z } from 'zod'
 import { MailstreamError, RateLimitError } from './errors.js'
 import { type EmailJobInput, isValidEmail } from './job.js'
+import { inboxLimitKey, ipLimitKey } from './limit-keys.js'
 import { parseOptions, redisInputSchema } from './options.js'
 import type { EmailQueue } from './queue.js'
-import { quit, type RedisInput, resolveRedis } from './redis.js'
+import {
+  boundedClient,
+  commandTimeoutSchema,
+  createOutageReporter,
+  type ErrorReport,
+  guardMethods,
+  onErrorSchema,
+  quit,
+  type RedisInput,
+  resolveRedis,
+  toRedisError,
+} from './redis.js'
 import { defineScripts, runScript } from './scripts.js'
 
 export interface VerificationLimit {
@@ -38,18 +50,37 @@ export interface VerificationCodesOptions {
   length?: number
   /** Wrong tries after which the code is locked. Default 5. */
   maxAttempts?: number
-  /** At most `max` codes per address in any window of `windowSeconds`. Default 5 per 3600 s. */
+  /**
+   * At most `max` codes per inbox in any window of `windowSeconds`. Counted on the address in
+   * lower case without its `+tag` (and, for Gmail, without dots), so `a+1@x.com` and `a+2@x.com`
+   * share one budget. Default 5 per 3600 s.
+   */
   perEmail?: VerificationLimit
-  /** At most `max` codes per client IP (given to `issue`) in any window of `windowSeconds`. Default: no limit. */
+  /**
+   * At most `max` codes per client IP (given to `issue`) in any window of `windowSeconds`. An
+   * IPv4-mapped IPv6 address counts as its IPv4, other IPv6 addresses by their /64, and a string
+   * that is not an IP address as itself. Default: no limit.
+   */
   perIp?: VerificationLimit
   /** Start of every key: codes at `<keyPrefix>:code:<email>`. Default `verification`. */
   keyPrefix?: string
   /** Overrides fields of the job (for example `subject` and `text` instead of the template). */
   build?: (context: VerificationContext) => Partial<EmailJobInput>
+  /**
+   * Longest wait for Redis, in ms (10 to 600 000): `issue` and `verify` reject with `E_TIMEOUT`
+   * when it has passed (an `issue` that timed out may or may not have stored its code and
+   * enqueued its email); `close()` gives QUIT this long. Default 5000.
+   */
+  commandTimeoutMs?: number
+  /**
+   * Called with an `E_REDIS` error when a connection the helper created (from a URL or options)
+   * fails: once per outage, not per reconnection attempt. Default: none.
+   */
+  onError?: (error: MailstreamError) => void
 }
 
 export interface IssueOptions {
-  /** The client's IP address, for `perIp`. */
+  /** The client's IP address, for `perIp` (trimmed; at most 100 characters without spaces). */
   ip?: string
   /** Language of the email (`ko`, `en`). */
   locale?: string
@@ -72,7 +103,8 @@ export interface VerificationCodes {
    */
   issue(email: string, options?: IssueOptions): Promise<IssueResult>
   /**
-   * Checks a code: `{ ok: true }` once only. `expired` covers a code that timed out and an address
+   * Checks a code: `{ ok: true }` once only. A code verifies only for the address it was sent to
+   * (case-insensitively): not for the same inbox without its `+tag` or with another one. `expired` covers a code that timed out and an address
    * that has no code; `invalid` a wrong or already used code; `too_many_attempts` a code locked
    * after `maxAttempts` wrong tries.
    */
@@ -115,6 +147,8 @@ const optionsSchema = z.strictObject({
       message: 'must be a function',
     })
     .optional(),
+  commandTimeoutMs: commandTimeoutSchema,
+  onError: onErrorSchema,
 })
 
 function normaliseEmail(email: unknown): string {
@@ -135,13 +169,16 @@ export function createVerificationCodes(options: VerificationCodesOptions): Veri
       field: 'redis',
     })
   }
-  const { client, owned } = resolveRedis(redisInput)
-  defineScripts(client)
+  const { client: given, owned } = resolveRedis(redisInput)
+  defineScripts(given)
+  const client = boundedClient(given, config.commandTimeoutMs)
+  const reporter = createOutageReporter(config.onError as ErrorReport | undefined, 'verification codes: Redis')
+  const unwatch = owned ? reporter.watch(given) : () => {}
   const secret = typeof config.secret === 'string' ? Buffer.from(config.secret, 'utf8') : Buffer.from(config.secret)
   const keys = {
     code: (email: string) => `${config.keyPrefix}:code:${email}`,
-    byEmail: (email: string) => `${config.keyPrefix}:issued:email:${email}`,
-    byIp: (ip: string) => `${config.keyPrefix}:issued:ip:${ip}`,
+    byEmail: (email: string) => `${config.keyPrefix}:issued:email:${inboxLimitKey(email)}`,
+    byIp: (ip: string) => `${config.keyPrefix}:issued:ip:${ipLimitKey(ip)}`,
   }
   let closed = false
 
@@ -178,10 +215,11 @@ export function createVerificationCodes(options: VerificationCodesOptions): Veri
     return member
   }
 
-  return {
-    async issue(email, { ip, locale } = {}) {
+  const methods: Pick<VerificationCodes, 'issue' | 'verify'> = {
+    async issue(email, { ip: givenIp, locale } = {}) {
       assertOpen()
       const address = normaliseEmail(email)
+      const ip = typeof givenIp === 'string' ? givenIp.trim() : givenIp
       if (ip !== undefined && (typeof ip !== 'string' || !/^[^\s]{1,100}$/.test(ip))) {
         throw new MailstreamError('E_VALIDATION', 'ip: must be 1-100 characters without spaces', { field: 'ip' })
       }
@@ -223,12 +261,14 @@ export function createVerificationCodes(options: VerificationCodesOptions): Veri
 
       // Only the HMAC is stored; a new code replaces the old one and its attempts.
       const key = keys.code(address)
-      await client
+      const stored = await client
         .multi()
         .del(key)
         .hset(key, 'hash', digest(address, code).toString('hex'), 'attempts', 0, 'expiresAt', expiresAt)
         .pexpireat(key, expiresAt)
         .exec()
+      const failed = stored?.find(([error]) => error)?.[0]
+      if (failed) throw toRedisError(failed, 'issue')
       const { id } = await config.queue.enqueue(job)
       return { expiresAt, id }
     },
@@ -259,11 +299,15 @@ export function createVerificationCodes(options: VerificationCodesOptions): Veri
       // The try that reaches the limit says so: the right code will not work any more either.
       return { ok: false, reason: Number(attempts) >= config.maxAttempts ? 'too_many_attempts' : 'invalid' }
     },
+  }
 
+  return {
+    ...guardMethods(methods, config.commandTimeoutMs),
     async close() {
       if (closed) return
       closed = true
-      if (owned) await quit(client)
+      if (owned) await quit(given, config.commandTimeoutMs)
+      unwatch()
     },
   }
 }

@@ -1,5 +1,6 @@
+import { ReplyError } from 'ioredis'
 import { describe, expect, test } from 'vitest'
-import { createRateLimiter } from '../src/index.js'
+import { createRateLimiter, MailstreamError } from '../src/index.js'
 import { rollingQuota } from '../src/limiter.js'
 import { defineScripts } from '../src/scripts.js'
 import { connect, uniquePrefix } from './helpers/redis.js'
@@ -118,6 +119,18 @@ describe('createRateLimiter: GCRA', () => {
     expect(gcraAllowed).toBeLessThanOrEqual(rate + 3)
   })
 
+  test('a Redis error leaves as E_REDIS with the Redis reply as cause', async () => {
+    const limiter = createRateLimiter({ redis })
+    const key = uniquePrefix('gcra')
+    // A key of the wrong type makes the GCRA script fail inside Redis.
+    await redis.hset(`rate:limit:${key}`, 'field', '1')
+    const error = await limiter.consume(key, { rate: 1 }).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(MailstreamError)
+    expect(error).toMatchObject({ code: 'E_REDIS', message: expect.stringMatching(/consume: .*WRONGTYPE/) })
+    expect((error as MailstreamError).cause).toBeInstanceOf(ReplyError)
+    await limiter.reset(key)
+  })
+
   test('bad input is E_VALIDATION naming the field; bad options are E_CONFIG', async () => {
     const limiter = createRateLimiter({ redis })
     await expect(limiter.consume('k', { rate: 0 })).rejects.toMatchObject({ code: 'E_VALIDATION', field: 'rate' })
@@ -135,6 +148,12 @@ describe('createRateLimiter: GCRA', () => {
     })
     expect(() => createRateLimiter({ redis, prefix: '' })).toThrow(
       expect.objectContaining({ code: 'E_CONFIG', field: 'prefix' }),
+    )
+    expect(() => createRateLimiter({ redis, commandTimeoutMs: 9 })).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG', field: 'commandTimeoutMs' }),
+    )
+    expect(() => createRateLimiter({ redis, onError: {} as never })).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG', field: 'onError' }),
     )
     await limiter.close()
     await expect(limiter.consume('k', { rate: 1 })).rejects.toMatchObject({ code: 'E_CLOSED' })

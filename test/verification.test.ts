@@ -1,9 +1,10 @@
-import type { Redis } from 'ioredis'
+import { type Redis, ReplyError } from 'ioredis'
 import { describe, expect, test } from 'vitest'
 import {
   createEmailQueue,
   createVerificationCodes,
   type EmailQueue,
+  MailstreamError,
   RateLimitError,
   type VerificationCodesOptions,
 } from '../src/index.js'
@@ -135,6 +136,72 @@ describe('createVerificationCodes', () => {
     await helper.issue('three@example.com', { ip: '198.51.100.1' })
   })
 
+  test('perIp counts one client once: IPv4-mapped IPv6 as its IPv4, other IPv6 by /64, in any spelling', async () => {
+    const { helper } = codes({ perEmail: { max: 100, windowSeconds: 60 }, perIp: { max: 2, windowSeconds: 60 } })
+    const refused = { code: 'E_RATE_LIMITED', field: 'ip' }
+    // One IPv4 client, reached over IPv4 and over a dual-stack socket.
+    await helper.issue('v4-a@example.com', { ip: '203.0.113.9' })
+    await helper.issue('v4-b@example.com', { ip: '::ffff:203.0.113.9' })
+    await expect(helper.issue('v4-c@example.com', { ip: '::FFFF:cb00:7109' })).rejects.toMatchObject(refused)
+    // One IPv6 /64: every address in it, compressed or not, with a zone id or in brackets.
+    await helper.issue('v6-a@example.com', { ip: '2001:db8:1:2::1' })
+    await helper.issue('v6-b@example.com', { ip: '2001:DB8:1:2:ffff:0:0:7' })
+    await expect(helper.issue('v6-c@example.com', { ip: '2001:db8:0001:0002:0:0:0:9%eth0' })).rejects.toMatchObject(
+      refused,
+    )
+    await expect(helper.issue('v6-d@example.com', { ip: '[2001:db8:1:2::abcd]' })).rejects.toMatchObject(refused)
+    // The next /64 is another client.
+    await helper.issue('v6-e@example.com', { ip: '2001:db8:1:3::1' })
+    // A string that is no IP address counts as itself, trimmed.
+    await helper.issue('odd-a@example.com', { ip: 'unknown' })
+    await helper.issue('odd-b@example.com', { ip: ' unknown ' })
+    await expect(helper.issue('odd-c@example.com', { ip: 'unknown' })).rejects.toMatchObject(refused)
+  })
+
+  test('perEmail counts an inbox once: the address without its +tag, any case (Gmail: without dots)', async () => {
+    const sentTo: string[] = []
+    const { helper } = codes({
+      perEmail: { max: 2, windowSeconds: 60 },
+      build: ({ email, code }) => {
+        sentTo.push(email)
+        return { subject: 'Your code', text: `Your code is ${code}` }
+      },
+    })
+    await helper.issue('victim+1@gmail.com')
+    await helper.issue('Victim+2@Gmail.com')
+    const refused = { code: 'E_RATE_LIMITED', field: 'email' }
+    await expect(helper.issue('victim+3@gmail.com')).rejects.toMatchObject(refused)
+    await expect(helper.issue('victim@gmail.com')).rejects.toMatchObject(refused)
+    await expect(helper.issue('v.i.c.t.i.m+4@googlemail.com')).rejects.toMatchObject(refused)
+    // Another inbox has its own budget; outside Gmail dots are part of the address.
+    await helper.issue('someone.else@gmail.com')
+    await helper.issue('a.b+1@example.com')
+    await helper.issue('a.b+2@example.com')
+    await expect(helper.issue('a.b+3@example.com')).rejects.toMatchObject(refused)
+    await helper.issue('ab@example.com')
+    // Each code went to the address as given (lower-cased), tag and all.
+    expect(sentTo.slice(0, 2)).toEqual(['victim+1@gmail.com', 'victim+2@gmail.com'])
+  })
+
+  test('a code verifies only for the address it was sent to, not for the same inbox under another tag', async () => {
+    const { helper, last } = codes()
+    await helper.issue('reader+news@example.com')
+    const code = last()
+    expect(await helper.verify('reader@example.com', code)).toEqual({ ok: false, reason: 'expired' })
+    expect(await helper.verify('reader+other@example.com', code)).toEqual({ ok: false, reason: 'expired' })
+    expect(await helper.verify('Reader+News@Example.com', code)).toEqual({ ok: true })
+  })
+
+  test('a Redis error leaves as E_REDIS with the Redis reply as cause', async () => {
+    const { helper, keyPrefix } = codes()
+    // A key of the wrong type makes the verify script fail inside Redis.
+    await redis.set(`${keyPrefix}:code:wrong@example.com`, 'not a hash')
+    const error = await helper.verify('wrong@example.com', '123456').catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(MailstreamError)
+    expect(error).toMatchObject({ code: 'E_REDIS', message: expect.stringMatching(/verify: .*WRONGTYPE/) })
+    expect((error as MailstreamError).cause).toBeInstanceOf(ReplyError)
+  })
+
   test('five wrong codes lock it: the right code then fails too', async () => {
     const { helper, last } = codes()
     await helper.issue('guess@example.com')
@@ -204,6 +271,12 @@ describe('createVerificationCodes', () => {
     )
     expect(() => createVerificationCodes({ queue, secret: SECRET, length: 3 })).toThrow(
       expect.objectContaining({ code: 'E_CONFIG', field: 'length' }),
+    )
+    expect(() => createVerificationCodes({ queue, secret: SECRET, commandTimeoutMs: 0 })).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG', field: 'commandTimeoutMs' }),
+    )
+    expect(() => createVerificationCodes({ queue, secret: SECRET, onError: true as never })).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG', field: 'onError' }),
     )
   })
 })

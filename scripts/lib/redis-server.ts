@@ -53,6 +53,12 @@ export interface RedisServer {
   start(): Promise<void>
   /** Removes the data folder; the server must be stopped. */
   cleanup(): void
+  /** The process id of the running server (undefined while it is stopped). */
+  readonly pid: number | undefined
+  /** Freezes the process with SIGSTOP: connections are accepted and commands are never answered. */
+  pause(): void
+  /** Lets a paused process run again (SIGCONT); harmless when it is not paused. */
+  resume(): void
 }
 
 export interface RedisServerOptions {
@@ -137,6 +143,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     start,
     async stop() {
       const current = child
+      // A paused server would never answer SHUTDOWN.
+      if (current && current.exitCode === null && current.signalCode === null) current.kill('SIGCONT')
       const admin = new Redis({
         port,
         host: '127.0.0.1',
@@ -159,6 +167,15 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     },
     cleanup() {
       rmSync(dir, { recursive: true, force: true })
+    },
+    get pid() {
+      return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined
+    },
+    pause() {
+      child?.kill('SIGSTOP')
+    },
+    resume() {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGCONT')
     },
   }
 }
