@@ -65,7 +65,7 @@ describe('Redis refusing writes for longer than the visibility timeout', () => {
     server?.cleanup()
   })
 
-  test('outcomes are written when Redis accepts writes again: each job is sent exactly once', async () => {
+  test('two workers, 200 jobs, writes refused near the end of the drain for 3.5 visibility timeouts: each job sent exactly once', async () => {
     server = await startRedisServer()
     const client = new Redis(server.url, { maxRetriesPerRequest: 2 })
     const admin = new Redis(server.url)
@@ -74,30 +74,30 @@ describe('Redis refusing writes for longer than the visibility timeout', () => {
       clients.push(c)
     }
     const { queue, transport, worker, settled } = harness(client)
-    slowSends(transport, 100)
-    const jobs = await queue.enqueueMany(Array.from({ length: 8 }, (_, i) => testJob({ to: `r${i}@example.com` })))
-    const w = worker({ visibilityTimeoutMs: 1000, sendTimeoutMs: 500, concurrency: 8 })
+    slowSends(transport, 20)
+    const total = 200
+    const jobs = await queue.enqueueMany(Array.from({ length: total }, (_, i) => testJob({ to: `r${i}@example.com` })))
     const errors: string[] = []
-    w.on('error', (error) => errors.push(error.message))
-    // Writes are refused from the moment the first send starts: every outcome has to wait.
+    const options = { visibilityTimeoutMs: 1000, sendTimeoutMs: 500, concurrency: 10 }
+    const workers = [worker(options), worker(options)]
+    for (const w of workers) w.on('error', (error) => errors.push(error.message))
+    // Writes are refused from the 190th send on: the outcomes of the last sends have to wait, and
+    // the workers, with free slots, go on looking for stale entries meanwhile.
     const send = transport.send.bind(transport)
-    let full = false
+    let calls = 0
     transport.send = async (message, context) => {
-      if (!full) {
-        full = true
-        await admin.config('SET', 'maxmemory', '1')
-      }
+      if (++calls === total - 10) await admin.config('SET', 'maxmemory', '1')
       return send(message, context)
     }
-    await w.start()
-    await transport.waitForCount(8, { timeoutMs: 10_000 })
+    await Promise.all(workers.map((w) => w.start()))
+    await transport.waitForCount(total - 10, { timeoutMs: 10_000 })
     await sleep(3500) // three visibility timeouts with nothing written
     expect(errors.some((message) => message.includes('OOM'))).toBe(true)
     await admin.config('SET', 'maxmemory', '0')
-    for (const { id } of jobs) expect((await settled(id, 15_000)).status).toBe('sent')
+    for (const { id } of jobs) expect((await settled(id, 30_000)).status).toBe('sent')
     await sleep(1200)
     const counts = sendCounts(transport)
-    expect(counts.size).toBe(8)
-    expect([...counts.values()]).toEqual(Array(8).fill(1))
+    expect(counts.size).toBe(total)
+    expect([...counts.values()].filter((count) => count > 1)).toEqual([])
   })
 })
