@@ -110,7 +110,9 @@ const sha256 =
  * `enqueue` refuses a caller id of this form (BATCH_JOB_ID_RE in job.ts): keep the two in step.
  */
 export function batchJobId(batchId: string, address: string): string {
-  return `${batchId}:${sha256(address.trim().toLowerCase()).slice(0, 16)}`
+  // The stored form: an internationalised domain in punycode, as the job itself carries it.
+  const key = parseAddress(address.trim())?.address ?? address.trim()
+  return `${batchId}:${sha256(key.toLowerCase()).slice(0, 16)}`
 }
 
 const isThenable = (value: unknown): value is Promise<unknown> =>

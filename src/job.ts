@@ -293,6 +293,19 @@ const RANDOM_BLOCK = 4096
 let randomPool = Buffer.alloc(0)
 let randomOffset = RANDOM_BLOCK
 
+/**
+ * One bare address (no display name) as mailstream keys it: trimmed, domain in punycode, lower
+ * case. For the suppression list, verification codes and batch ids, so that `Kim@도메인.한국` and
+ * `kim@xn--hq1bm8jm9l.xn--3e0b707e` are the same key. Throws `E_VALIDATION` naming `field`.
+ */
+export function addressKey(value: unknown, field: string): string {
+  const checked = typeof value === 'string' ? checkEmail(value.trim()) : { reason: 'must be a string' }
+  if ('reason' in checked) {
+    throw new MailstreamError('E_VALIDATION', `${field}: ${notAnAddress({ ...checked, shown: value })}`, { field })
+  }
+  return checked.address.toLowerCase()
+}
+
 export function newJobId(): string {
   if (randomOffset + 10 > randomPool.length) {
     randomPool = randomBytes(RANDOM_BLOCK)

@@ -10,9 +10,9 @@ import {
 import { type BatchOptions, type BuildRecipient, type EnqueueBatchResult, enqueueBatch } from './enqueue-batch.js'
 import { MailstreamError } from './errors.js'
 import {
+  addressKey,
   type EmailJob,
   type EmailJobInput,
-  isValidEmail,
   type Priority,
   parseJob,
   recipientsOf,
@@ -200,14 +200,7 @@ function checkId(id: unknown, field = 'id'): string {
   return id
 }
 
-function normaliseAddress(address: unknown): string {
-  if (typeof address !== 'string' || !isValidEmail(address.trim())) {
-    throw new MailstreamError('E_VALIDATION', 'address: must be an email address like a@example.com', {
-      field: 'address',
-    })
-  }
-  return address.trim().toLowerCase()
-}
+const normaliseAddress = (address: unknown): string => addressKey(address, 'address')
 
 /** Recipients as stored for the suppression check: lower-cased, comma-joined. */
 export function recipientList(job: Pick<EmailJob, 'to' | 'cc' | 'bcc'>): string {

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto'
 import { z } from 'zod'
 import { MailstreamError, RateLimitError } from './errors.js'
-import { type EmailJobInput, isValidEmail } from './job.js'
+import { addressKey, type EmailJobInput } from './job.js'
 import { inboxLimitKey, ipLimitKey } from './limit-keys.js'
 import { parseOptions, redisInputSchema } from './options.js'
 import type { EmailQueue } from './queue.js'
@@ -151,15 +151,7 @@ const optionsSchema = z.strictObject({
   onError: onErrorSchema,
 })
 
-function normaliseEmail(email: unknown): string {
-  const trimmed = typeof email === 'string' ? email.trim().toLowerCase() : ''
-  if (!isValidEmail(trimmed)) {
-    throw new MailstreamError('E_VALIDATION', 'email: must be an email address like a@example.com', {
-      field: 'email',
-    })
-  }
-  return trimmed
-}
+const normaliseEmail = (email: unknown): string => addressKey(email, 'email')
 
 export function createVerificationCodes(options: VerificationCodesOptions): VerificationCodes {
   const config = parseOptions(optionsSchema, options, 'createVerificationCodes')

@@ -188,6 +188,19 @@ describe('internationalised domains', () => {
     expect(transport.messages[0]?.message.to).toEqual([{ address: `user@${IDN}` }])
   })
 
+  test('the suppression list, batch ids and verification codes key the punycode form', async () => {
+    const queue = newQueue()
+    await queue.suppression.add('Kim@도메인.한국', 'complaint')
+    expect(await queue.suppression.has(`kim@${IDN}`)).toBe(true)
+    expect(await queue.suppression.has('KIM@도메인.한국')).toBe(true)
+    expect(batchJobId('issue-9', 'kim@도메인.한국')).toBe(batchJobId('issue-9', `kim@${IDN}`))
+    await expect(queue.suppression.add('kim@example')).rejects.toMatchObject({
+      code: 'E_VALIDATION',
+      field: 'address',
+      message: expect.stringContaining("not an email address: 'kim@example'"),
+    })
+  })
+
   test('reach SMTP as punycode, in the commands and the headers', async () => {
     const smtp = await startSmtpLocal()
     // What the client writes on the wire (smtp-server shows handlers the domain decoded to Unicode).

@@ -78,8 +78,9 @@ function validationError(field: string, message: string): MailstreamError {
 
 /** A bare address, trimmed and lower-case; throws `E_VALIDATION` naming `email` otherwise. */
 function emailOf(value: unknown): string {
-  const address = typeof value === 'string' ? parseAddress(value) : null
-  if (!address || address.address !== (value as string).trim()) {
+  // A bare address only (no display name); an internationalised domain comes back as punycode.
+  const address = typeof value === 'string' && !/[<>"]/.test(value) ? parseAddress(value) : null
+  if (!address || address.name !== undefined) {
     throw validationError('email', 'must be an email address like a@example.com')
   }
   return address.address.toLowerCase()
