@@ -79,6 +79,7 @@ export {
   type UnsubscribeSecret,
   type UnsubscribeTokenInput,
   type UnsubscribeTokenResult,
+  type VerifyUnsubscribeTokenOptions,
   verifyUnsubscribeToken,
 } from './templates/unsubscribe.js'
 export type {
