@@ -219,7 +219,7 @@ export function createPacing(
       try {
         return await call()
       } catch (error) {
-        hooks.onError(error, what)
+        if (failures === 0) hooks.onError(error, what) // the first failure of a run, not every retry
         await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)))
         if (hooks.abandoned()) return undefined
       }

@@ -16,7 +16,16 @@ import {
   type WorkerDailyQuota,
   type WorkerRateLimit,
 } from './pacing.js'
-import { duplicateForBlocking, isCluster, quit, type RedisClient, type RedisInput, resolveRedis } from './redis.js'
+import {
+  bounded,
+  commandTimeoutSchema,
+  duplicateForBlocking,
+  isCluster,
+  quit,
+  type RedisClient,
+  type RedisInput,
+  resolveRedis,
+} from './redis.js'
 import { defineScripts, runScript } from './scripts.js'
 import type { EmailMessage, RenderedEmail, SendResult, TemplateRendererLike, Transport } from './transport.js'
 
@@ -175,7 +184,7 @@ const optionsSchema = z.strictObject({
   visibilityTimeoutMs: z.number().int().min(100).default(60_000),
   maxDeliveries: z.number().int().min(1).max(1000).default(5),
   sendTimeoutMs: z.number().int().min(10).optional(),
-  commandTimeoutMs: z.number().int().min(10).max(600_000).default(5000),
+  commandTimeoutMs: commandTimeoutSchema,
   blockMs: z.number().int().min(10).max(60_000).default(1000),
   schedulerIntervalMs: z.number().int().min(10).max(60_000).default(1000),
   backoff: z
@@ -305,18 +314,6 @@ function sendTimeout(visibilityTimeoutMs: number, sendTimeoutMs: number | undefi
   return sendTimeoutMs
 }
 
-/** Rejects with `E_TIMEOUT` when `promise` has not settled after `ms`. */
-function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new MailstreamError('E_TIMEOUT', `${what}: Redis did not answer within ${ms} ms`)),
-      ms,
-    )
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
 export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   const parsed = parseOptions(optionsSchema, options, 'createEmailWorker')
   const config = { ...parsed, sendTimeoutMs: sendTimeout(parsed.visibilityTimeoutMs, parsed.sendTimeoutMs) }
@@ -410,9 +407,13 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     groupsReady = true
   }
 
-  function noteRedisError(error: unknown, what: string): void {
+  /**
+   * Each loop reports the first failure of a run of failures, not every retry: one `error` event
+   * per loop and outage, however long it lasts.
+   */
+  function noteRedisError(error: unknown, what: string, failures = 1): void {
     if (String((error as Error)?.message).includes('NOGROUP')) groupsReady = false
-    emit('error', toMailstreamError(error, what))
+    if (failures === 1) emit('error', toMailstreamError(error, what))
   }
 
   // ---- fetching -------------------------------------------------------------------------
@@ -597,7 +598,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         for (const [index, item] of batch.entries()) item.resolve(applied[index] === true)
       } catch (error) {
         failures++
-        noteRedisError(error, 'recording send results failed, retrying')
+        noteRedisError(error, 'recording send results failed, retrying', failures)
         await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)))
       }
     }
@@ -1066,7 +1067,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
         if (!running) break
         failures++
         lostReplies = true
-        noteRedisError(error, 'fetching jobs failed, retrying')
+        noteRedisError(error, 'fetching jobs failed, retrying', failures)
         await dispatcherWake.wait(Math.min(5000, 100 * 2 ** Math.min(failures, 6)))
       }
     }
@@ -1107,7 +1108,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       } catch (error) {
         if (!running) break
         failures++
-        noteRedisError(error, 'promoting scheduled jobs failed, retrying')
+        noteRedisError(error, 'promoting scheduled jobs failed, retrying', failures)
         wait = Math.min(5000, 100 * 2 ** Math.min(failures, 6))
       }
       if (running) await schedulerWake.wait(wait)
@@ -1120,6 +1121,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
    */
   async function keepHeld(): Promise<void> {
     const everyMs = Math.max(10, Math.floor(config.visibilityTimeoutMs / 3))
+    let failures = 0
     // Also while stop() waits for the last outcomes to be written.
     while (running || (inFlight > 0 && !abandoned)) {
       await keepWake.wait(everyMs)
@@ -1135,8 +1137,9 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       try {
         await timed(runScript<number>(redis(), 'keep', keys.streams, args), 'keeping held entries')
         for (const hold of kept) hold.keptAt = now
+        failures = 0
       } catch (error) {
-        noteRedisError(error, 'keeping held entries failed, retrying')
+        noteRedisError(error, 'keeping held entries failed, retrying', ++failures)
       }
     }
   }
@@ -1283,9 +1286,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           // QUIT only to a Redis that answered the loops, within what is left of timeoutMs; else cut.
           const owned = client
           const remainingMs = deadline - Date.now()
-          if (clean && loopsEnded && remainingMs > 0) {
-            await bounded(quit(owned), remainingMs, 'closing').catch(() => owned.disconnect())
-          } else owned.disconnect()
+          if (clean && loopsEnded && remainingMs > 0) await quit(owned, remainingMs)
+          else owned.disconnect()
         }
         client = undefined
         keepWake.wake() // the keeper sees the stop and ends (within one bounded call)

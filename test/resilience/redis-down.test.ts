@@ -55,6 +55,17 @@ describe('Redis refusing connections', () => {
       expect(await timeOf(w.stop({ timeoutMs: 1000 }))).toBeLessThan(2000)
     },
   )
+
+  test('a long outage is reported once per loop, not once per retry', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`
+    const errors: MailstreamError[] = []
+    const w = worker(url, errors, { rateLimit: { perSecond: 10 }, dailyQuota: 1000 })
+    await w.start()
+    await new Promise((resolve) => setTimeout(resolve, 4000)) // a dozen retries of each loop
+    // The fetch loop, the scheduler and the rate limiter each said it once.
+    expect(errors.length).toBeGreaterThan(0)
+    expect(errors.length).toBeLessThanOrEqual(4)
+  })
 })
 
 describe('a frozen Redis (SIGSTOP: connections accepted, nothing answered)', () => {
