@@ -18,6 +18,7 @@ import {
 } from './pacing.js'
 import {
   bounded,
+  boundedClient,
   commandTimeoutSchema,
   duplicateForBlocking,
   isCluster,
@@ -326,6 +327,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   let client: RedisClient | undefined
   let ownsClient = false
   let blocking: RedisClient | undefined
+  /** The command client as pacing sees it: every call bounded by commandTimeoutMs. */
+  let pacingClient: RedisClient | undefined
   let blockingId: number | undefined
   const blockingName = `mailstream:${consumer}`.replace(/\s/g, '_')
   let blockingRead = false
@@ -360,7 +363,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   let flushing: Promise<void> | undefined
   let quotaPaused = false
   const pacing = createPacing(config.prefix, config.rateLimit, config.dailyQuota, config.visibilityTimeoutMs / 4, {
-    redis: () => redis(),
+    redis: () => pacingClient ?? redis(),
     abandoned: () => abandoned,
     onPace: (event) => emit('pace', event),
     onQuota(pausedByQuota, reason) {
@@ -1219,6 +1222,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       ownsClient = resolved.owned
       checkClusterPrefix(client, config.prefix, 'createEmailWorker')
       defineScripts(client)
+      pacingClient = boundedClient(client, config.commandTimeoutMs)
       blocking = duplicateForBlocking(client, blockingName)
       blocking.on('error', () => {
         // Reported through the loops' own failures as `error` events.
@@ -1290,6 +1294,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
           else owned.disconnect()
         }
         client = undefined
+        pacingClient = undefined
         keepWake.wake() // the keeper sees the stop and ends (within one bounded call)
         emit('stopped', { abandoned: clean ? 0 : left })
       })()
