@@ -27,7 +27,7 @@ export default defineConfig([
   {
     // The `mailstream` command: ESM only, no types.
     ...shared,
-    entry: { cli: 'src/bin.ts' },
+    entry: { cli: 'src/cli/bin.ts' },
     format: ['esm'],
     external: [...shared.external, 'tsx'],
   },

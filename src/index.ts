@@ -1,4 +1,3 @@
-export type { BatchProgress, BatchState, ProgressSubscription } from './batch.js'
 export {
   createDashboard,
   type Dashboard,
@@ -8,13 +7,6 @@ export {
   type RetryingJob,
   type Throughput,
 } from './dashboard/index.js'
-export {
-  type BatchOptions,
-  type BatchRecipient,
-  type BuildRecipient,
-  batchJobId,
-  type EnqueueBatchResult,
-} from './enqueue-batch.js'
 export {
   type ErrorCode,
   isMailstreamError,
@@ -37,14 +29,14 @@ export {
   type Priority,
   parseAddress,
 } from './job.js'
+export type { BatchProgress, BatchState, ProgressSubscription } from './queue/batches.js'
 export {
-  type ConsumeOptions,
-  createRateLimiter,
-  type RateLimiter,
-  type RateLimiterOptions,
-  type RateLimitResult,
-} from './limiter.js'
-export type { PaceEvent, WorkerDailyQuota, WorkerRateLimit } from './pacing.js'
+  type BatchOptions,
+  type BatchRecipient,
+  type BuildRecipient,
+  batchJobId,
+  type EnqueueBatchResult,
+} from './queue/enqueue-batch.js'
 export {
   createEmailQueue,
   type DeadLetter,
@@ -56,9 +48,16 @@ export {
   type QueueStats,
   type StreamStats,
   type SuppressionEntry,
-} from './queue.js'
+} from './queue/index.js'
+export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals, JobDelivery } from './queue/stats.js'
+export {
+  type ConsumeOptions,
+  createRateLimiter,
+  type RateLimiter,
+  type RateLimiterOptions,
+  type RateLimitResult,
+} from './rate-limiter.js'
 export type { RedisClient, RedisInput } from './redis.js'
-export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals, JobDelivery } from './stats.js'
 export {
   BUILTIN_TEMPLATE_NAMES,
   type BuiltInTemplateName,
@@ -125,4 +124,5 @@ export {
   type SuppressedEvent,
   type WorkerEventName,
   type WorkerEvents,
-} from './worker.js'
+} from './worker/index.js'
+export type { PaceEvent, WorkerDailyQuota, WorkerRateLimit } from './worker/pacing.js'

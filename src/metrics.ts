@@ -1,4 +1,4 @@
-import { EVENT_TOTALS, type QueueStats, WORKER_TOTALS } from './stats.js'
+import { EVENT_TOTALS, type QueueStats, WORKER_TOTALS } from './queue/stats.js'
 
 /**
  * Histograms the workers record into `P:metrics` (a hash of integer counters), shared by every

@@ -3,8 +3,9 @@ import { z } from 'zod'
 import { MailstreamError, RateLimitError } from './errors.js'
 import { addressKey, type EmailJobInput } from './job.js'
 import { inboxLimitKey, ipLimitKey } from './limit-keys.js'
+import { defineScripts, runScript } from './lua/index.js'
 import { parseOptions, redisInputSchema } from './options.js'
-import type { EmailQueue } from './queue.js'
+import type { EmailQueue } from './queue/index.js'
 import {
   boundedClient,
   commandTimeoutSchema,
@@ -17,7 +18,6 @@ import {
   resolveRedis,
   toRedisError,
 } from './redis.js'
-import { defineScripts, runScript } from './scripts.js'
 
 export interface VerificationLimit {
   /** Codes per window. */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
-import { type BatchProgress, sealBatch } from '../src/batch.js'
 import type { EmailJobInput } from '../src/index.js'
+import { type BatchProgress, sealBatch } from '../src/queue/batches.js'
 import { harness } from './helpers/queue.js'
 import { connect, waitUntil } from './helpers/redis.js'
 

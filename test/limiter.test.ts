@@ -1,8 +1,8 @@
 import { ReplyError } from 'ioredis'
 import { describe, expect, test } from 'vitest'
 import { createRateLimiter, MailstreamError } from '../src/index.js'
-import { rollingQuota } from '../src/limiter.js'
-import { defineScripts } from '../src/scripts.js'
+import { defineScripts } from '../src/lua/index.js'
+import { rollingQuota } from '../src/rate-limiter.js'
 import { connect, uniquePrefix } from './helpers/redis.js'
 
 const redis = connect()

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
-import { sealBatch } from '../src/batch.js'
 import { createSesWebhookHandler, type EmailJobInput, TransportError } from '../src/index.js'
+import { sealBatch } from '../src/queue/batches.js'
 import { harness } from './helpers/queue.js'
 import { connect } from './helpers/redis.js'
 import { post, type SesEventInput, snsFixture, TOPIC_ARN } from './helpers/sns.js'

@@ -1,6 +1,6 @@
 import type { Priority } from '../job.js'
 import type { QueueKeys } from '../keys.js'
-import type { DeadLetter, QueueStats } from '../queue.js'
+import type { DeadLetter, QueueStats } from '../queue/index.js'
 import { isCluster, type RedisClient } from '../redis.js'
 
 /** `GET api/stats`: `queue.stats()` and the sums the page shows. */

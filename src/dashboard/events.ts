@@ -1,5 +1,5 @@
-import type { BatchProgress, BatchState, ProgressSubscription } from '../batch.js'
 import { describeError } from '../errors.js'
+import type { BatchProgress, BatchState, ProgressSubscription } from '../queue/batches.js'
 import type { DashboardStats } from './data.js'
 
 /** What the live view reads. */

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
-import type { BatchState } from '../batch.js'
 import { describeError, MailstreamError } from '../errors.js'
 import { parseOptions } from '../options.js'
-import type { EmailQueue } from '../queue.js'
+import type { BatchState } from '../queue/batches.js'
+import type { EmailQueue } from '../queue/index.js'
 import {
   createThroughputMeter,
   type DashboardStats,

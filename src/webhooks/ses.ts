@@ -1,9 +1,9 @@
 import { z } from 'zod'
 import { describeError, MailstreamError } from '../errors.js'
 import { parseAddress } from '../job.js'
+import { runScript } from '../lua/index.js'
 import { parseOptions } from '../options.js'
-import type { EmailQueue } from '../queue.js'
-import { runScript } from '../scripts.js'
+import type { EmailQueue } from '../queue/index.js'
 import { decodeTagValue } from '../transport.js'
 import {
   confirmSubscription,

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { compile } from 'html-to-text'
 import { afterAll, describe, expect, test } from 'vitest'
 import {
   BUILTIN_TEMPLATE_NAMES,
@@ -9,6 +10,7 @@ import {
   type TemplateRendererOptions,
   verifyUnsubscribeToken,
 } from '../../src/index.js'
+import { TEXT_OPTIONS } from '../../src/templates/text.js'
 
 const SECRET = 'test-secret-0123456789abcdef'
 const HOSTILE_NAME = '<script>alert("x")</script>'
@@ -213,6 +215,26 @@ describe('Markdown', () => {
     expect(html).toMatch(/<a href="https:\/\/ok\.example\/a"[^>]*>ok<\/a>/)
     expect(html).toMatch(/<a href="https:\/\/ok\.example\/b"[^>]*>b<\/a>/)
     expect(html).toMatch(/<h1 style="[^"]+">hello<\/h1>/)
+  })
+
+  test('the plain-text part is the text of the whole HTML, though the Markdown in it is converted only once', async () => {
+    const pageText = compile(TEXT_OPTIONS)
+    const bodies = [
+      DATA['newsletter-issue']?.body as string,
+      hostile,
+      '# Title\n\npara one\n\n- a\n- b\n  - c\n\n> quote\n\n```js\nconst x = 1\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |',
+      `${'word '.repeat(60)}\n\n1. one\n2. two\n\n---\n\n### end [link](https://ok.example/x)`,
+      'only <script>alert(1)</script>',
+    ]
+    for (const locale of ['ko', 'en']) {
+      for (const body of bodies) {
+        for (const name of [undefined, 'Kim']) {
+          const data = { title: 'T', body, ...(name !== undefined && { name }) }
+          const rendered = await templates.render('newsletter-issue', data, { locale, job: job() })
+          expect(rendered.text).toBe(pageText(rendered.html as string).trim())
+        }
+      }
+    }
   })
 
   test('Markdown text is not re-read as Mustache', async () => {

@@ -1,7 +1,6 @@
 import * as nodeCrypto from 'node:crypto'
-import { sealBatch } from './batch.js'
-import { BATCH_DATA_FIELD } from './batch-data.js'
-import { MailstreamError } from './errors.js'
+import { BATCH_DATA_FIELD } from '../batch-data.js'
+import { MailstreamError } from '../errors.js'
 import {
   type Address,
   type AddressInput,
@@ -10,10 +9,11 @@ import {
   type Priority,
   parseAddress,
   validateJob,
-} from './job.js'
-import type { QueueKeys } from './keys.js'
-import type { EnqueueRecord } from './queue.js'
-import type { RedisClient } from './redis.js'
+} from '../job.js'
+import type { QueueKeys } from '../keys.js'
+import type { RedisClient } from '../redis.js'
+import { sealBatch } from './batches.js'
+import type { EnqueueRecord } from './index.js'
 
 /** What `build` returns for one recipient: the address, and what is particular to it. */
 export interface BatchRecipient {

@@ -4,11 +4,11 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { formatDuration, formatTime, pairs, table } from './cli/format.js'
-import { MailstreamError } from './errors.js'
-import { GROUP } from './keys.js'
-import { createEmailQueue, type EmailQueue } from './queue.js'
-import { createEmailWorker, type EmailWorkerOptions } from './worker.js'
+import { MailstreamError } from '../errors.js'
+import { GROUP } from '../keys.js'
+import { createEmailQueue, type EmailQueue } from '../queue/index.js'
+import { createEmailWorker, type EmailWorkerOptions } from '../worker/index.js'
+import { formatDuration, formatTime, pairs, table } from './format.js'
 
 const USAGE = `Usage: mailstream <command> [options]
 

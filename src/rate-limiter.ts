@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { MailstreamError } from './errors.js'
 import { issueField } from './job.js'
+import { defineScripts, runScript } from './lua/index.js'
 import { parseOptions, redisInputSchema } from './options.js'
 import {
   boundedClient,
@@ -14,7 +15,6 @@ import {
   type RedisInput,
   resolveRedis,
 } from './redis.js'
-import { defineScripts, runScript } from './scripts.js'
 
 export interface RateLimiterOptions {
   /** An ioredis client (never closed by the limiter), ioredis options or a redis:// URL. */

@@ -1,6 +1,6 @@
-import { PRIORITIES, type Priority } from './job.js'
-import { GROUP, type QueueKeys } from './keys.js'
-import type { RedisClient } from './redis.js'
+import { PRIORITIES, type Priority } from '../job.js'
+import { GROUP, type QueueKeys } from '../keys.js'
+import type { RedisClient } from '../redis.js'
 
 export interface StreamStats {
   /** Entries in the stream: waiting plus delivered-but-unacknowledged. */

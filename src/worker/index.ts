@@ -2,20 +2,13 @@ import { setMaxListeners } from 'node:events'
 import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
 import { z } from 'zod'
-import { BATCH_DATA_FIELD, createBatchDataCache } from './batch-data.js'
-import { describeError, MailstreamError, type RetryClass, TransportError } from './errors.js'
-import { type Address, type AddressInput, type EmailJob, parseAddress, parseJob } from './job.js'
-import { GROUP, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
-import { createMetricsRecorder } from './metrics.js'
-import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
-import {
-  createPacing,
-  dailyQuotaSchema,
-  type PaceEvent,
-  rateLimitSchema,
-  type WorkerDailyQuota,
-  type WorkerRateLimit,
-} from './pacing.js'
+import { BATCH_DATA_FIELD, createBatchDataCache } from '../batch-data.js'
+import { describeError, MailstreamError, type RetryClass, TransportError } from '../errors.js'
+import { type Address, type AddressInput, type EmailJob, parseAddress, parseJob } from '../job.js'
+import { GROUP, queueKeys, STATUS_TTL_SECONDS } from '../keys.js'
+import { defineScripts, runScript } from '../lua/index.js'
+import { createMetricsRecorder } from '../metrics.js'
+import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from '../options.js'
 import {
   bounded,
   boundedClient,
@@ -26,9 +19,16 @@ import {
   type RedisClient,
   type RedisInput,
   resolveRedis,
-} from './redis.js'
-import { defineScripts, runScript } from './scripts.js'
-import type { EmailMessage, RenderedEmail, SendResult, TemplateRendererLike, Transport } from './transport.js'
+} from '../redis.js'
+import type { EmailMessage, RenderedEmail, SendResult, TemplateRendererLike, Transport } from '../transport.js'
+import {
+  createPacing,
+  dailyQuotaSchema,
+  type PaceEvent,
+  rateLimitSchema,
+  type WorkerDailyQuota,
+  type WorkerRateLimit,
+} from './pacing.js'
 
 export interface EmailWorkerOptions {
   /** An ioredis client (never closed by the worker), ioredis options or a redis:// URL. */

@@ -1,7 +1,7 @@
-import { MailstreamError } from './errors.js'
-import { GROUP, type QueueKeys } from './keys.js'
-import { bounded, type OutageReporter, quit, type RedisClient } from './redis.js'
-import { addScript, runScript } from './scripts.js'
+import { MailstreamError } from '../errors.js'
+import { GROUP, type QueueKeys } from '../keys.js'
+import { addScript, runScript } from '../lua/index.js'
+import { bounded, type OutageReporter, quit, type RedisClient } from '../redis.js'
 
 /** Counters of one batch, as kept in `P:batch:<batchId>`. */
 export interface BatchCounters {

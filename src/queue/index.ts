@@ -1,14 +1,5 @@
 import { z } from 'zod'
-import {
-  type BatchProgress,
-  type BatchState,
-  cancelBatch,
-  createProgressListeners,
-  getBatch,
-  type ProgressSubscription,
-} from './batch.js'
-import { type BatchOptions, type BuildRecipient, type EnqueueBatchResult, enqueueBatch } from './enqueue-batch.js'
-import { MailstreamError } from './errors.js'
+import { MailstreamError } from '../errors.js'
 import {
   addressKey,
   type EmailJob,
@@ -18,10 +9,11 @@ import {
   recipientsOf,
   type ValidatedJob,
   validateJob,
-} from './job.js'
-import { GROUP, IDEMPOTENCY_TTL_SECONDS, type QueueKeys, queueKeys, STATUS_TTL_SECONDS } from './keys.js'
-import { renderMetrics } from './metrics.js'
-import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from './options.js'
+} from '../job.js'
+import { GROUP, IDEMPOTENCY_TTL_SECONDS, type QueueKeys, queueKeys, STATUS_TTL_SECONDS } from '../keys.js'
+import { addScript, defineScripts, runScript } from '../lua/index.js'
+import { renderMetrics } from '../metrics.js'
+import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from '../options.js'
 import {
   boundedClient,
   commandTimeoutSchema,
@@ -33,8 +25,16 @@ import {
   type RedisClient,
   type RedisInput,
   resolveRedis,
-} from './redis.js'
-import { addScript, defineScripts, runScript } from './scripts.js'
+} from '../redis.js'
+import {
+  type BatchProgress,
+  type BatchState,
+  cancelBatch,
+  createProgressListeners,
+  getBatch,
+  type ProgressSubscription,
+} from './batches.js'
+import { type BatchOptions, type BuildRecipient, type EnqueueBatchResult, enqueueBatch } from './enqueue-batch.js'
 import { type BatchStats, batchStats, type JobDelivery, jobDelivery, type QueueStats, queueStats } from './stats.js'
 
 export type { QueueStats, StreamStats } from './stats.js'

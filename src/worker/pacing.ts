@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { gcra, type QuotaReply, rollingQuota } from './limiter.js'
-import type { RedisClient } from './redis.js'
+import { gcra, type QuotaReply, rollingQuota } from '../rate-limiter.js'
+import type { RedisClient } from '../redis.js'
 
 /** The worker's `rateLimit` option. */
 export interface WorkerRateLimit {
