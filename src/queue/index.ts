@@ -35,6 +35,7 @@ import {
   type ProgressSubscription,
 } from './batches.js'
 import { type BatchOptions, type BuildRecipient, type EnqueueBatchResult, enqueueBatch } from './enqueue-batch.js'
+import { registerQueue } from './internals.js'
 import { type BatchStats, batchStats, type JobDelivery, jobDelivery, type QueueStats, queueStats } from './stats.js'
 
 export type { QueueStats, StreamStats } from './stats.js'
@@ -580,7 +581,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     },
   }
 
-  return {
+  const queue: EmailQueue = {
     prefix: config.prefix,
     keys,
     redis: client,
@@ -603,4 +604,6 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       unwatch()
     },
   }
+  registerQueue(queue, { redis: client, keys, prefix: config.prefix })
+  return queue
 }

@@ -1,0 +1,32 @@
+import type { QueueKeys } from '../keys.js'
+import type { RedisClient } from '../redis.js'
+
+/**
+ * What the webhook handler, the dashboard and the command line need of a queue beyond its public
+ * methods: its Redis client and its keys. Kept off the public `EmailQueue` object, so that users
+ * go through the queue's methods (bounded, validated) rather than write to its keys.
+ */
+export interface QueueInternals {
+  redis: RedisClient
+  keys: QueueKeys
+  prefix: string
+}
+
+const internals = new WeakMap<object, QueueInternals>()
+
+/** Called by `createEmailQueue` for each queue it makes. */
+export function registerQueue(queue: object, inner: QueueInternals): void {
+  internals.set(queue, inner)
+}
+
+/** True for a queue made by `createEmailQueue`: the one check every consumer of a queue uses. */
+export function isEmailQueue(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && internals.has(value)
+}
+
+/** The internals of a queue made by `createEmailQueue`; throws for anything else. */
+export function queueInternals(queue: object): QueueInternals {
+  const inner = internals.get(queue)
+  if (!inner) throw new TypeError('[mailstream] not a queue made by createEmailQueue')
+  return inner
+}
