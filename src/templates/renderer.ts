@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { resolve, sep } from 'node:path'
 import Mustache from 'mustache'
 import { z } from 'zod'
@@ -7,7 +8,8 @@ import { isValidEmail } from '../job.js'
 import { parseOptions } from '../options.js'
 import type { RenderContext, RenderedEmail, TemplateRendererLike } from '../transport.js'
 import { BUILTIN_LAYOUT, BUILTIN_TEMPLATES, LAYOUT_STRINGS, MARKDOWN_CSS, THEME_DEFAULTS } from './builtin/index.js'
-import { createLru, renderMarkdown } from './markdown.js'
+import { createLru, createMarkdownRenderer } from './markdown.js'
+import { createPageText, markdownPlaceholder, type RenderedMarkdown } from './text.js'
 import {
   createUnsubscribeToken,
   listUnsubscribeHeaders,
@@ -91,6 +93,12 @@ export interface TemplateRendererOptions {
   unsubscribe?: UnsubscribeOptions
   /** Offer the built-in templates. Default true. */
   builtins?: boolean
+  /**
+   * Time budget for rendering one Markdown text, in a worker thread off the event loop. A text that
+   * takes longer (or nests deeper than 100 elements) is `E_TEMPLATE`, remembered for that text.
+   * Default 5000.
+   */
+  renderTimeoutMs?: number
 }
 
 export interface RenderedTemplate extends RenderedEmail {
@@ -105,6 +113,8 @@ export interface RenderedTemplate extends RenderedEmail {
 export interface TemplateRenderer extends TemplateRendererLike {
   /** Renders a template; throws `MailstreamError` `E_TEMPLATE` (with `field`) when it cannot. */
   render(name: string, data?: Record<string, unknown>, context?: RenderContext): Promise<RenderedTemplate>
+  /** Ends the Markdown render thread, if one runs (it also ends by itself when idle). */
+  close(): Promise<void>
 }
 
 const TEMPLATE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/
@@ -172,6 +182,7 @@ const optionsSchema = z.strictObject({
     })
     .optional(),
   builtins: z.boolean().default(true),
+  renderTimeoutMs: z.number().int().min(10).max(600_000).default(5000),
 })
 
 interface Compiled {
@@ -194,33 +205,26 @@ const asIs = (value: unknown) => String(value)
 
 interface Engines {
   juice: typeof import('juice')
-  /** The plain-text part: links kept as `text [url]`, images, the header and the preheader left out. */
-  htmlToText(html: string): string
+  /** The plain-text part of a page, its Markdown variables given as placeholders (see `createPageText`). */
+  pageText(html: string, markdown: readonly RenderedMarkdown[]): string
 }
 let engines: Promise<Engines> | undefined
 
 /** juice and html-to-text are loaded with the first template compiled: importing mailstream stays light. */
 function loadEngines(): Promise<Engines> {
-  engines ??= Promise.all([import('juice'), import('html-to-text')]).then(([{ default: juice }, { compile }]) => ({
-    juice,
-    htmlToText: compile({
-      wordwrap: 100,
-      selectors: [
-        { selector: 'img', format: 'skip' },
-        { selector: '.preheader', format: 'skip' },
-        { selector: '.header', format: 'skip' },
-        { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
-        // Email layouts are tables for layout, not data: read them as blocks (faster, and no grid).
-        { selector: 'table', format: 'block' },
-        { selector: 'tbody', format: 'block' },
-        { selector: 'tr', format: 'block' },
-        { selector: 'td', format: 'block' },
-        { selector: 'th', format: 'block' },
-        ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({ selector, options: { uppercase: false } })),
-      ],
-    }),
-  }))
+  engines ??= Promise.all([
+    import('juice').then((module) => module.default, requireInstead('juice')),
+    import('html-to-text').catch(requireInstead('html-to-text')),
+  ]).then(([juice, { compile }]) => ({ juice, pageText: createPageText(compile) }))
   return engines
+}
+
+/** jest runs CommonJS in a VM where `import()` fails: there, the CommonJS build of the package is required. */
+function requireInstead(name: string) {
+  return (error: unknown) => {
+    if ((error as NodeJS.ErrnoException)?.code !== 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING') throw error
+    return createRequire(import.meta.url)(name)
+  }
 }
 
 function templateError(template: string, message: string, field?: string, cause?: unknown): MailstreamError {
@@ -229,6 +233,9 @@ function templateError(template: string, message: string, field?: string, cause?
     ...(cause !== undefined && { cause }),
   })
 }
+
+const isTemplateError = (error: unknown): error is MailstreamError =>
+  error instanceof MailstreamError && error.code === 'E_TEMPLATE'
 
 function lookup(view: Record<string, unknown>, path: string): unknown {
   let value: unknown = view
@@ -298,7 +305,9 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
   }
 
   const compiled = new Map<string, Promise<Compiled>>()
-  const markdownCache = createLru<Promise<string>>(50)
+  const markdown = createMarkdownRenderer({ css: markdownCss, timeoutMs: config.renderTimeoutMs })
+  // Failures are kept too: a batch with one hostile body pays the time budget once, not per recipient.
+  const markdownCache = createLru<Promise<RenderedMarkdown>>(50)
 
   function localeChain(locale: string | undefined): string[] {
     const chain: string[] = []
@@ -459,7 +468,12 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
     const key = `${name}\u0000${chain.join(',')}`
     let entry = compiled.get(key)
     if (!entry) {
-      entry = Promise.all([definitionOf(name, chain), loadEngines()]).then(([{ definition, builtin }, loaded]) =>
+      const found = definitionOf(name, chain).then((result) => {
+        // The render thread loads while the template compiles, not after.
+        if (result.definition.markdown?.length) markdown.start()
+        return result
+      })
+      entry = Promise.all([found, loadEngines()]).then(([{ definition, builtin }, loaded]) =>
         compile(name, definition, builtin, chain, loaded),
       )
       compiled.set(key, entry)
@@ -470,14 +484,23 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
   }
 
   /** Markdown is rendered once per distinct text: the promise is cached, so concurrent sends share it. */
-  function markdownHtml(value: string): Promise<string> {
-    let html = markdownCache.get(value)
-    if (html === undefined) {
-      html = renderMarkdown(value, markdownCss)
-      markdownCache.set(value, html)
-      html.catch(() => markdownCache.delete(value))
+  async function markdownOf(template: string, field: string, value: string): Promise<RenderedMarkdown> {
+    let rendered = markdownCache.get(value)
+    if (rendered === undefined) {
+      const entry = markdown.render(value)
+      rendered = entry
+      markdownCache.set(value, entry)
+      // Only a closed renderer or a thread that could not start is worth another try.
+      entry.catch((error) => {
+        if (!isTemplateError(error) && markdownCache.get(value) === entry) markdownCache.delete(value)
+      })
     }
-    return html
+    try {
+      return await rendered
+    } catch (cause) {
+      if (!isTemplateError(cause)) throw cause
+      throw templateError(template, `${field}: ${cause.message.replace(/^\[mailstream\] /, '')}`, field, cause)
+    }
   }
 
   function addUnsubscribe(
@@ -533,13 +556,19 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
           throw templateError(name, `${field} must be an http(s) URL`, field)
         }
       }
+      const parts: RenderedMarkdown[] = []
+      // The plain-text part is derived from the page with placeholders: the Markdown's text is ready.
+      const textView: Record<string, unknown> = { ...view }
       for (const field of template.markdown) {
         const value = view[field]
         if (isMissing(value)) continue
         if (typeof value !== 'string') throw templateError(name, `${field} must be Markdown text`, field)
-        view[field] = await markdownHtml(value)
+        const part = await markdownOf(name, field, value)
+        view[field] = part.html
+        textView[field] = markdownPlaceholder(parts.length)
+        parts.push(part)
       }
-      const { htmlToText } = await loadEngines()
+      const { pageText } = await loadEngines()
       try {
         const html =
           template.html !== undefined
@@ -551,7 +580,14 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
         const text =
           template.text !== undefined
             ? Mustache.render(template.text, view, partials, { escape: asIs })
-            : htmlToText(html ?? '').trim()
+            : html === undefined
+              ? ''
+              : pageText(
+                  parts.length > 0
+                    ? Mustache.render(template.html as string, textView, partials, { escape: escapeHtml })
+                    : html,
+                  parts,
+                ).trim()
         const rendered: RenderedTemplate = { subject, text, locale: template.locale }
         if (html !== undefined) rendered.html = html
         if (headers) rendered.headers = headers
@@ -560,5 +596,6 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
         throw templateError(name, `cannot render: ${(cause as Error).message}`, 'template', cause)
       }
     },
+    close: () => markdown.close(),
   }
 }

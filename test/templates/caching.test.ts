@@ -1,7 +1,8 @@
 import { expect, test, vi } from 'vitest'
 import { createTemplateRenderer } from '../../src/index.js'
 
-// Count the expensive steps: Markdown (marked + sanitize) and CSS inlining (juice).
+// Count the expensive steps: Markdown (marked, sanitize and juice, in the render thread) and the
+// CSS inlining of templates (juice, on the main thread).
 const counts = vi.hoisted(() => ({ juice: 0, markdown: 0 }))
 vi.mock('juice', async (importOriginal) => {
   const juice = ((await importOriginal()) as { default: (...args: unknown[]) => string }).default
@@ -16,40 +17,73 @@ vi.mock('../../src/templates/markdown.js', async (importOriginal) => {
   const original = (await importOriginal()) as typeof import('../../src/templates/markdown.js')
   return {
     ...original,
-    renderMarkdown: (markdown: string, css: string) => {
-      counts.markdown++
-      return original.renderMarkdown(markdown, css)
+    createMarkdownRenderer: (options: Parameters<typeof original.createMarkdownRenderer>[0]) => {
+      const renderer = original.createMarkdownRenderer(options)
+      return {
+        ...renderer,
+        render: (markdown: string) => {
+          counts.markdown++
+          return renderer.render(markdown)
+        },
+      }
     },
   }
 })
 
-test('Markdown is rendered once per issue and CSS inlined once per template, not per recipient', async () => {
-  const templates = createTemplateRenderer({
+const renderer = () =>
+  createTemplateRenderer({
     defaults: { brandName: 'Vality', frontendUrl: 'https://vality.kr' },
     unsubscribe: { secret: 'test-secret-0123456789abcdef' },
   })
+const reader = (i: number) => ({ id: `j${i}`, type: 'newsletter', to: [{ address: `reader${i}@example.com` }] })
+
+test('Markdown is rendered once per issue and CSS inlined once per template, not per recipient', async () => {
+  counts.juice = counts.markdown = 0
+  const templates = renderer()
   const issue = { title: 'Issue 7', body: '## News\n\nSomething **new**.' }
   const names = new Set<string>()
   for (let i = 0; i < 200; i++) {
     const rendered = await templates.render(
       'newsletter-issue',
       { ...issue, name: `Reader ${i}` },
-      { locale: 'ko', job: { id: `j${i}`, type: 'newsletter', to: [{ address: `reader${i}@example.com` }] } },
+      { locale: 'ko', job: reader(i) },
     )
     expect(rendered.html).toContain(`Reader ${i}님, 안녕하세요.`)
+    expect(rendered.text).toContain('Something new.')
     names.add(rendered.headers?.['List-Unsubscribe'] as string)
   }
   expect(names.size).toBe(200) // each recipient has its own signed link
   expect(counts.markdown).toBe(1)
-  // One juice call for the template, one for the issue's Markdown.
-  expect(counts.juice).toBe(2)
+  // One juice call on this thread, for the template; the issue's Markdown is inlined in the render thread.
+  expect(counts.juice).toBe(1)
 
   const issue8 = { title: 'Issue 8', body: 'Another *issue*', email: 'preview@example.com' }
   await templates.render('newsletter-issue', issue8, { locale: 'ko' })
-  expect(counts.markdown).toBe(2)
-  expect(counts.juice).toBe(3) // the new issue's Markdown; the template stays compiled
+  expect(counts).toEqual({ juice: 1, markdown: 2 }) // the new issue's Markdown; the template stays compiled
   await templates.render('newsletter-issue', issue8, { locale: 'en' })
-  expect(counts.juice).toBe(4) // the English template, compiled once
+  expect(counts.juice).toBe(2) // the English template, compiled once
   await templates.render('newsletter-issue', issue8, { locale: 'en' })
-  expect(counts).toEqual({ juice: 4, markdown: 2 })
+  expect(counts).toEqual({ juice: 2, markdown: 2 })
+  await templates.close()
+})
+
+test('a body that cannot be rendered is tried once per issue, not once per recipient', async () => {
+  counts.juice = counts.markdown = 0
+  const templates = renderer()
+  const issue = { title: 'Hostile', body: '>'.repeat(3000) }
+  const failures = await Promise.all(
+    Array.from({ length: 50 }, (_, i) =>
+      templates.render('newsletter-issue', { ...issue, name: `Reader ${i}` }, { job: reader(i) }).then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    ),
+  )
+  for (const error of failures) expect(error).toMatchObject({ code: 'E_TEMPLATE', field: 'body' })
+  // Recipients who come later (the next chunk of the batch) get the remembered failure too.
+  await expect(templates.render('newsletter-issue', issue, { job: reader(50) })).rejects.toMatchObject({
+    code: 'E_TEMPLATE',
+  })
+  expect(counts.markdown).toBe(1)
+  await templates.close()
 })
