@@ -1,0 +1,211 @@
+import { GROUP, type QueueKeys } from '../keys.js'
+import { runScript } from '../lua/index.js'
+import type { Connections } from './connections.js'
+import { entryFields, splitList } from './message.js'
+import type { Delivery, Work } from './types.js'
+
+/** Entry ids are unique per stream only: two priorities may hand out the same id. */
+export const heldKey = (streamIndex: number, entryId: string) => `${streamIndex} ${entryId}`
+
+export interface FetcherOptions {
+  connections: Connections
+  keys: QueueKeys
+  consumer: string
+  visibilityTimeoutMs: number
+  maxDeliveries: number
+  /** The entries this worker holds, by `heldKey`: never fetched, reclaimed or recovered again. */
+  held: ReadonlyMap<string, unknown>
+  /** An entry without a job was dead-lettered by the activate script. */
+  onPoison(jobId: string): void
+}
+
+/**
+ * Where work comes from: entries this consumer owns but lost track of, entries other consumers
+ * left pending past the visibility timeout, and new entries in strict priority order. Never
+ * hands out an entry this worker holds.
+ */
+export function createFetcher(options: FetcherOptions) {
+  const { connections, keys, consumer, held } = options
+  const { redis, timed } = connections
+  const reclaimCursors = ['-', '-', '-']
+  const reclaimEveryMs = Math.min(options.visibilityTimeoutMs / 2, 30_000)
+  let lastReclaimAt = 0
+  /**
+   * Set after a failed fetch (Redis may have delivered entries whose reply never arrived) and at
+   * start (a consumer name given again may own entries from an earlier life).
+   */
+  let lostReplies = true
+
+  /**
+   * New entries in strict priority order. Those with a job come back ready to send (their
+   * recipients already checked against the suppression list); the rest go through `activate`.
+   */
+  async function fetchStrict(count: number): Promise<{ ready: Work[]; check: Delivery[] }> {
+    const flat = await timed(
+      runScript<string[]>(redis(), 'fetch', [...keys.streams, keys.suppressed], [GROUP, consumer, count]),
+      'fetching jobs',
+    )
+    const ready: Work[] = []
+    const check: Delivery[] = []
+    for (let i = 0; i + 6 < flat.length; i += 7) {
+      const delivery: Delivery = {
+        streamIndex: Number(flat[i]),
+        entryId: flat[i + 1] as string,
+        jobId: flat[i + 2] as string,
+        payload: flat[i + 3] as string,
+        rcpt: flat[i + 5] as string,
+        deliveries: 1,
+      }
+      if (delivery.jobId === '' || delivery.payload === '') check.push(delivery)
+      else ready.push({ delivery, verdict: 'send', attempts: Number(flat[i + 4]), suppressed: splitList(flat[i + 6]) })
+    }
+    return { ready, check }
+  }
+
+  /** Entries other consumers left pending past the visibility timeout (the script skips this one's). */
+  async function reclaim(count: number): Promise<Delivery[]> {
+    const out: Delivery[] = []
+    for (let index = 0; index < 3 && out.length < count; index++) {
+      const flat = await timed(
+        runScript<string[]>(
+          redis(),
+          'reclaim',
+          [keys.streams[index] as string],
+          [GROUP, consumer, options.visibilityTimeoutMs, reclaimCursors[index] as string, count - out.length],
+        ),
+        'reclaiming stale entries',
+      )
+      reclaimCursors[index] = String(flat[0])
+      for (let i = 1; i + 4 < flat.length; i += 5) {
+        out.push({
+          streamIndex: index + 1,
+          entryId: flat[i] as string,
+          jobId: flat[i + 1] as string,
+          payload: flat[i + 2] as string,
+          rcpt: flat[i + 3] as string,
+          deliveries: Number(flat[i + 4]),
+        })
+      }
+    }
+    return out
+  }
+
+  /**
+   * Entries pending for this consumer in Redis that it does not hold in memory: a fetch whose
+   * reply was lost when the connection dropped. Taken back at once instead of after the
+   * visibility timeout.
+   */
+  async function recoverOwn(count: number): Promise<Delivery[]> {
+    const out: Delivery[] = []
+    for (let index = 0; index < 3 && out.length < count; index++) {
+      const stream = keys.streams[index] as string
+      const pending = (await timed(
+        redis().xpending(stream, GROUP, '-', '+', 1000, consumer),
+        'recovering entries',
+      )) as [string, string, number, number][]
+      const lost = pending.filter(([entryId]) => !held.has(heldKey(index + 1, entryId))).slice(0, count - out.length)
+      if (lost.length === 0) continue
+      const deliveries = new Map(lost.map(([entryId, , , times]) => [entryId, Number(times)]))
+      const claimed = (await timed(
+        redis().xclaim(stream, GROUP, consumer, 0, ...deliveries.keys()),
+        'recovering entries',
+      )) as ([string, string[]] | null)[]
+      for (const entry of claimed) {
+        if (!entry) continue
+        const [entryId, fields] = entry
+        out.push({
+          streamIndex: index + 1,
+          entryId,
+          ...entryFields(fields),
+          deliveries: (deliveries.get(entryId) ?? 0) + 1,
+        })
+      }
+    }
+    return out
+  }
+
+  /** Checks entries delivered again (or read by a blocking read) against their job's status. */
+  async function activate(deliveries: Delivery[]): Promise<Work[]> {
+    if (deliveries.length === 0) return []
+    const scriptKeys = [...keys.streams, keys.dead, keys.suppressed, ...deliveries.map((d) => keys.status(d.jobId))]
+    const args: (string | number)[] = [GROUP, Date.now(), options.maxDeliveries]
+    for (const delivery of deliveries) {
+      args.push(
+        delivery.streamIndex,
+        delivery.entryId,
+        delivery.jobId,
+        delivery.deliveries,
+        delivery.payload === '' ? '0' : '1',
+        delivery.rcpt,
+      )
+    }
+    const replies = await timed(
+      runScript<[string, number, string][]>(redis(), 'activate', scriptKeys, args),
+      'checking fetched jobs',
+    )
+    const work: Work[] = []
+    replies.forEach(([verdict, attempts, suppressed], index) => {
+      const delivery = deliveries[index] as Delivery
+      if (verdict === 'send' || verdict === 'over') {
+        work.push({ delivery, verdict, attempts: Number(attempts), suppressed: splitList(suppressed) })
+      } else if (verdict === 'poison') {
+        options.onPoison(delivery.jobId)
+      }
+    })
+    return work
+  }
+
+  return {
+    /** Up to `count` jobs to work on now: lost ones first, then stale ones, then new ones. */
+    async next(count: number): Promise<Work[]> {
+      try {
+        const check: Delivery[] = []
+        if (lostReplies) {
+          check.push(...(await recoverOwn(count)))
+          lostReplies = check.length === count // more may be left
+        }
+        if (check.length < count && Date.now() - lastReclaimAt >= reclaimEveryMs) {
+          lastReclaimAt = Date.now()
+          check.push(...(await reclaim(count - check.length)))
+        }
+        const work: Work[] = []
+        if (check.length < count) {
+          const fetched = await fetchStrict(count - check.length)
+          work.push(...fetched.ready)
+          check.push(...fetched.check)
+        }
+        return [...(await activate(check)), ...work]
+      } catch (error) {
+        lostReplies = true
+        throw error
+      }
+    },
+
+    /** Waits on Redis for new entries when there were none, at most `blockMs` (and no later than the next reclaim). */
+    async wait(count: number, blockMs: number): Promise<Work[]> {
+      try {
+        const untilReclaim = lastReclaimAt + reclaimEveryMs - Date.now()
+        const reply = await connections.readBlocking(count, Math.max(10, Math.min(blockMs, untilReclaim)))
+        if (!reply) return []
+        const out: Delivery[] = []
+        for (const [stream, entries] of reply) {
+          const streamIndex = keys.streams.indexOf(stream) + 1
+          for (const [entryId, fields] of entries)
+            out.push({ streamIndex, entryId, ...entryFields(fields), deliveries: 1 })
+        }
+        // Strict priority within what arrived together.
+        return await activate(out.sort((a, b) => a.streamIndex - b.streamIndex))
+      } catch (error) {
+        lostReplies = true
+        throw error
+      }
+    },
+
+    /** An entry of this worker's is pending without being held (a job failed unexpectedly): take it back. */
+    recoverLost(): void {
+      lostReplies = true
+    },
+  }
+}
+
+export type Fetcher = ReturnType<typeof createFetcher>

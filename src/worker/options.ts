@@ -1,0 +1,141 @@
+import { hostname } from 'node:os'
+import { z } from 'zod'
+import { MailstreamError } from '../errors.js'
+import { type Address, type AddressInput, parseAddress } from '../job.js'
+import { STATUS_TTL_SECONDS } from '../keys.js'
+import { parseOptions, prefixSchema, redisInputSchema } from '../options.js'
+import { commandTimeoutSchema, type RedisInput } from '../redis.js'
+import type { TemplateRendererLike, Transport } from '../transport.js'
+import { dailyQuotaSchema, rateLimitSchema, type WorkerDailyQuota, type WorkerRateLimit } from './pacing.js'
+
+export interface EmailWorkerOptions {
+  /** An ioredis client (never closed by the worker), ioredis options or a redis:// URL. */
+  redis: RedisInput
+  /** The queue's prefix. Default `email`. */
+  prefix?: string
+  transport: Transport
+  /** Renders jobs that name a template (see `createTemplateRenderer`). */
+  templates?: TemplateRendererLike
+  /** Sender for jobs that do not name one. */
+  from?: AddressInput
+  /** Sends in flight at once in this worker. Default 10. */
+  concurrency?: number
+  /** An entry pending longer than this is taken over by another worker. Default 60 000. */
+  visibilityTimeoutMs?: number
+  /** An entry delivered more often than this (crash loop) is dead-lettered. Default 5. */
+  maxDeliveries?: number
+  /**
+   * A send still running after this is aborted and retried later. Must be below
+   * `visibilityTimeoutMs`. Default 30 000, or half of `visibilityTimeoutMs` when that is lower.
+   */
+  sendTimeoutMs?: number
+  /**
+   * Longest wait for one Redis call of the worker (a fetch, an outcome write): a frozen Redis then
+   * surfaces as an `error` event and the call is retried, and `start()` returns after this at the
+   * latest. Default 5000.
+   */
+  commandTimeoutMs?: number
+  /** How long an idle worker waits on Redis for new jobs per call. Default 1000. */
+  blockMs?: number
+  /** Longest wait between checks for due scheduled jobs. Default 1000. */
+  schedulerIntervalMs?: number
+  /** Retry delay after a transient failure: `baseMs * 2^attempt`, at most `maxMs`, with ±20 % jitter. */
+  backoff?: { baseMs?: number; maxMs?: number }
+  /** Delay before a throttled send is tried again when the transport gives no retryAfterMs. Default 1000. */
+  throttleDelayMs?: number
+  /** How long a final status is kept. Default 86400 (24 h). */
+  statusTtlSeconds?: number
+  /** Consumer name in the group. Default `<host>:<pid>:<random>`. */
+  consumer?: string
+  /**
+   * Recipients per second (to + cc + bcc), charged right before each send and shared by every
+   * worker on the same prefix (GCRA in Redis). `{}` means 14 per second (SES MaxSendRate).
+   * Default: no limit.
+   */
+  rateLimit?: WorkerRateLimit
+  /** Recipients per rolling 24 h (or `windowMs`): sending pauses while the window is full. */
+  dailyQuota?: WorkerDailyQuota
+}
+
+const optionsSchema = z.strictObject({
+  redis: redisInputSchema,
+  prefix: prefixSchema,
+  transport: z.custom<Transport>(
+    (value) =>
+      typeof value === 'object' &&
+      value !== null &&
+      typeof (value as Transport).send === 'function' &&
+      typeof (value as Transport).name === 'string',
+    {
+      message: 'must be a transport: an object with a name and a send(message) method',
+    },
+  ),
+  templates: z
+    .custom<TemplateRendererLike>(
+      (value) =>
+        typeof value === 'object' && value !== null && typeof (value as TemplateRendererLike).render === 'function',
+      { message: 'must have a render(name, data) method' },
+    )
+    .optional(),
+  from: z
+    .custom<AddressInput>((value) => parseAddress(value as AddressInput) !== null, {
+      message: 'must be an email address',
+    })
+    .optional(),
+  concurrency: z.number().int().min(1).max(10_000).default(10),
+  visibilityTimeoutMs: z.number().int().min(100).default(60_000),
+  maxDeliveries: z.number().int().min(1).max(1000).default(5),
+  sendTimeoutMs: z.number().int().min(10).optional(),
+  commandTimeoutMs: commandTimeoutSchema,
+  blockMs: z.number().int().min(10).max(60_000).default(1000),
+  schedulerIntervalMs: z.number().int().min(10).max(60_000).default(1000),
+  backoff: z
+    .strictObject({
+      baseMs: z.number().int().min(1).default(1000),
+      maxMs: z
+        .number()
+        .int()
+        .min(1)
+        .default(15 * 60_000),
+    })
+    .default({ baseMs: 1000, maxMs: 15 * 60_000 }),
+  throttleDelayMs: z.number().int().min(1).default(1000),
+  statusTtlSeconds: z.number().int().positive().default(STATUS_TTL_SECONDS),
+  consumer: z
+    .string()
+    .regex(/^[^\s]{1,200}$/)
+    .optional(),
+  rateLimit: rateLimitSchema,
+  dailyQuota: dailyQuotaSchema,
+})
+
+/** A send must end before another worker may take its entry over, or the job is sent twice. */
+function sendTimeout(visibilityTimeoutMs: number, sendTimeoutMs: number | undefined): number {
+  if (sendTimeoutMs === undefined) return Math.min(30_000, Math.floor(visibilityTimeoutMs / 2))
+  if (sendTimeoutMs >= visibilityTimeoutMs) {
+    throw new MailstreamError(
+      'E_CONFIG',
+      `createEmailWorker: sendTimeoutMs: must be below visibilityTimeoutMs (${visibilityTimeoutMs}), got ${sendTimeoutMs}: a send still running when its entry may be taken over would be sent twice`,
+      { field: 'sendTimeoutMs' },
+    )
+  }
+  return sendTimeoutMs
+}
+
+/** The worker's options once checked, with every default filled in. */
+export type WorkerConfig = Omit<z.output<typeof optionsSchema>, 'from' | 'consumer' | 'sendTimeoutMs'> & {
+  sendTimeoutMs: number
+  consumer: string
+  /** The sender for jobs that name none. */
+  from: Address | undefined
+}
+
+export function parseWorkerOptions(options: EmailWorkerOptions): WorkerConfig {
+  const parsed = parseOptions(optionsSchema, options, 'createEmailWorker')
+  return {
+    ...parsed,
+    sendTimeoutMs: sendTimeout(parsed.visibilityTimeoutMs, parsed.sendTimeoutMs),
+    consumer: parsed.consumer ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
+    from: parsed.from !== undefined ? (parseAddress(parsed.from) as Address) : undefined,
+  }
+}

@@ -1,0 +1,109 @@
+import { MailstreamError } from '../errors.js'
+import { type Address, type EmailJob, parseJob } from '../job.js'
+import type { createMetricsRecorder } from '../metrics.js'
+import type { EmailMessage, TemplateRendererLike } from '../transport.js'
+import { buildMessage, everyRecipientSuppressed, recipientCount, suppressedSet } from './message.js'
+import type { Pacing } from './pacing.js'
+import { decide, type RetryPolicy } from './retry.js'
+import type { Sender } from './sender.js'
+import type { Outcome, Processed, Work } from './types.js'
+
+/** What a job gives when the worker was stopped hard meanwhile: its entry stays pending. */
+export const ABANDONED = Symbol('abandoned')
+
+export interface ProcessOptions extends RetryPolicy {
+  maxDeliveries: number
+  from: Address | undefined
+  templates?: TemplateRendererLike | undefined
+  /** Data every job of a batch shares, read once per batch. */
+  batchData(batchId: string): Promise<Record<string, unknown> | undefined>
+  pacing: Pacing | undefined
+  sender: Sender
+  metrics: ReturnType<typeof createMetricsRecorder>
+  /** Aborted on a hard stop. */
+  signal(): AbortSignal
+}
+
+/**
+ * One job from its entry to its outcome: render, charge the rate limit, send, and decide what
+ * a failure means. Never writes to Redis and never emits: the caller records and reports.
+ */
+export function createProcess(options: ProcessOptions) {
+  const { pacing, sender, metrics } = options
+
+  /** A job that names a template: render it, then build the message from what it gives. */
+  async function renderMessage(job: EmailJob, suppressed: ReadonlySet<string>): Promise<EmailMessage> {
+    if (!options.templates) {
+      throw new MailstreamError(
+        'E_CONFIG',
+        `job ${job.id} names template '${job.template}' but the worker has no templates`,
+        {
+          field: 'templates',
+        },
+      )
+    }
+    const shared = job.batchId !== undefined ? await options.batchData(job.batchId) : undefined
+    const data = shared ? { ...shared, ...job.data } : (job.data ?? {})
+    const rendered = await options.templates.render(job.template as string, data, {
+      ...(job.locale !== undefined && { locale: job.locale }),
+      job: { id: job.id, type: job.type, to: job.to, ...(job.batchId !== undefined && { batchId: job.batchId }) },
+    })
+    return buildMessage(job, suppressed, options.from, rendered)
+  }
+
+  /** One try: the message, its charge against the rate limit, its send. Throws what failed. */
+  async function attempt(work: Work, job: EmailJob, attempts: number): Promise<Outcome | typeof ABANDONED> {
+    const suppressed = suppressedSet(work)
+    const message =
+      job.template === undefined ? buildMessage(job, suppressed, options.from) : await renderMessage(job, suppressed)
+    // Charged per recipient left after the suppression check, right before the send.
+    const waitStartedAt = performance.now()
+    const charged = pacing ? await pacing.charge(work, recipientCount(message)) : undefined
+    const waitedMs = performance.now() - waitStartedAt
+    if (pacing && waitedMs >= 1) metrics.observe('rate_limit_wait', waitedMs)
+    if (charged?.kind === 'abandoned') return ABANDONED
+    // A full daily quota (or a long wait for units) re-delays the job without using an attempt.
+    if (charged?.kind === 'delay')
+      return { kind: 'throttle', dueAt: Date.now() + charged.retryAfterMs, error: charged.reason }
+    const sendStartedAt = performance.now()
+    try {
+      const { messageId, rejected } = await sender.send(message, attempts)
+      metrics.observe('delivery_latency', Date.now() - job.createdAt)
+      return { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
+    } finally {
+      metrics.observe('send_duration', performance.now() - sendStartedAt)
+    }
+  }
+
+  return async function process(work: Work): Promise<Processed | typeof ABANDONED> {
+    const job = parseJob(work.delivery.payload)
+    const done = (outcome: Outcome, attempts = work.attempts): Processed => ({ work, job, attempts, outcome })
+    if (!job) return done({ kind: 'dead', error: 'job payload is not readable JSON' })
+    if (work.verdict === 'over') {
+      const error = `delivered ${work.delivery.deliveries} times without finishing (maxDeliveries ${options.maxDeliveries})`
+      return done({ kind: 'dead', error })
+    }
+    if (everyRecipientSuppressed(job, suppressedSet(work))) {
+      return done({ kind: 'suppressed', reason: `suppressed: ${work.suppressed.join(', ')}` })
+    }
+    // Every try counts, a failed render as much as a failed send: nothing is retried without end.
+    const attempts = work.attempts + 1
+    try {
+      const outcome = await attempt(work, job, attempts)
+      if (outcome === ABANDONED) return ABANDONED
+      // A throttle does not use an attempt.
+      return done(outcome, outcome.kind === 'throttle' ? work.attempts : attempts)
+    } catch (error) {
+      if (options.signal().aborted) return ABANDONED // stopped hard: the entry stays pending for another worker
+      const decision = decide(error, attempts, job.maxAttempts, options)
+      if (decision.outcome.kind === 'throttle') pacing?.throttled()
+      return {
+        ...done(decision.outcome, decision.attempts),
+        failure: decision.failure,
+        ...(decision.pause !== undefined && { pauseReason: decision.pause }),
+      }
+    }
+  }
+}
+
+export type Process = ReturnType<typeof createProcess>

@@ -1,0 +1,80 @@
+import { describeError, MailstreamError, type RetryClass, TransportError } from '../errors.js'
+import type { Failure, Outcome } from './types.js'
+
+export interface RetryPolicy {
+  backoff: { baseMs: number; maxMs: number }
+  /** Delay after a throttle when the transport gives no `retryAfterMs`. */
+  throttleDelayMs: number
+}
+
+interface Classified {
+  retry: RetryClass
+  retryAfterMs?: number
+  pause: boolean
+}
+
+const PERMANENT_CODES = ['E_TEMPLATE', 'E_CONFIG', 'E_VALIDATION']
+
+/** How a failure is handled: the transport's own class, else by what failed. Never throws. */
+export function classify(error: unknown): Classified {
+  try {
+    if (error instanceof TransportError) {
+      return {
+        retry: error.retry,
+        pause: error.pause,
+        ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }),
+      }
+    }
+    if (error instanceof MailstreamError && PERMANENT_CODES.includes(error.code))
+      return { retry: 'never', pause: false }
+    // A stack overflow (deeply nested input) fails the same way every time.
+    if (error instanceof RangeError) return { retry: 'never', pause: false }
+  } catch {
+    // a hostile thrown value (a throwing Proxy): retried, counted
+  }
+  // Unknown errors (network, bugs in a custom transport) are retried: losing mail is worse.
+  return { retry: 'later', pause: false }
+}
+
+const jitter = (ms: number) => Math.round(ms * (0.8 + Math.random() * 0.4))
+
+export interface Decision {
+  outcome: Outcome
+  /** Attempts used so far, this try included unless it was a throttle. */
+  attempts: number
+  failure: Failure
+  /** The transport asked the worker to pause; the text says why. */
+  pause?: string
+}
+
+/**
+ * What happens after a failed try (`attempts` counts it already): a throttle re-delays without
+ * using an attempt, a transient failure is retried after `baseMs * 2^attempts` (±20 %) until
+ * `maxAttempts`, anything else is dead.
+ */
+export function decide(
+  error: unknown,
+  attempts: number,
+  maxAttempts: number,
+  policy: RetryPolicy,
+  now = Date.now(),
+): Decision {
+  const { retry, retryAfterMs, pause } = classify(error)
+  const reason = describeError(error)
+  const failure: Failure = { error: error instanceof Error ? error : new Error(reason), retry }
+  const decision = (outcome: Outcome, used = attempts): Decision => ({
+    outcome,
+    attempts: used,
+    failure,
+    ...(pause && { pause: reason }),
+  })
+  if (retry === 'throttle') {
+    const delay = Math.max(retryAfterMs ?? 0, jitter(policy.throttleDelayMs))
+    return decision({ kind: 'throttle', dueAt: now + delay, error: reason }, attempts - 1)
+  }
+  if (retry === 'later' && attempts < maxAttempts) {
+    const backoff = Math.min(policy.backoff.maxMs, policy.backoff.baseMs * 2 ** attempts)
+    return decision({ kind: 'retry', dueAt: now + Math.max(retryAfterMs ?? 0, jitter(backoff)), error: reason })
+  }
+  return decision({ kind: 'dead', error: reason })
+}

@@ -1,0 +1,68 @@
+import type { QueueKeys } from '../keys.js'
+import { runScript } from '../lua/index.js'
+import type { Connections } from './connections.js'
+import { failureBackoffMs, wakeable } from './wake.js'
+
+/** Moves due jobs (delays, retries, throttles) from the delayed set back into their streams. */
+export function createScheduler(options: {
+  connections: Connections
+  keys: QueueKeys
+  intervalMs: number
+  running(): boolean
+  onError(error: unknown, what: string, failures: number): void
+}) {
+  const { connections, keys } = options
+  const { timed } = connections
+  const wake = wakeable()
+  let nextDueAt = Number.POSITIVE_INFINITY
+
+  async function promoteDue(): Promise<void> {
+    const client = connections.redis()
+    for (;;) {
+      const now = Date.now()
+      const ids = await timed(client.zrangebyscore(keys.delayed, '-inf', now, 'LIMIT', 0, 500), 'promoting due jobs')
+      if (ids.length === 0) break
+      await timed(
+        runScript<number>(
+          client,
+          'promote',
+          [keys.delayed, ...keys.streams, keys.dead, ...ids.map((id) => keys.status(id))],
+          [now, ...ids],
+        ),
+        'promoting due jobs',
+      )
+      if (ids.length < 500) break
+    }
+    const next = await timed(client.zrange(keys.delayed, 0, 0, 'WITHSCORES'), 'promoting due jobs')
+    nextDueAt = next[1] !== undefined ? Number(next[1]) : Number.POSITIVE_INFINITY
+  }
+
+  return {
+    async run(): Promise<void> {
+      let failures = 0
+      while (options.running()) {
+        let wait = options.intervalMs
+        try {
+          await promoteDue()
+          failures = 0
+          wait = Math.max(0, Math.min(options.intervalMs, nextDueAt - Date.now()))
+        } catch (error) {
+          if (!options.running()) break
+          failures++
+          options.onError(error, 'promoting scheduled jobs failed, retrying', failures)
+          wait = failureBackoffMs(failures)
+        }
+        if (options.running()) await wake.wait(wait)
+      }
+    },
+
+    /** A job was re-delayed until `dueAt`: look again then, not at the next interval. */
+    dueAt(dueAt: number): void {
+      if (dueAt >= nextDueAt) return
+      nextDueAt = dueAt
+      wake.wake()
+    },
+
+    wake: wake.wake,
+  }
+}

@@ -1,0 +1,125 @@
+import type { MailstreamError, RetryClass } from '../errors.js'
+import type { EmailJob } from '../job.js'
+import type { PaceEvent } from './pacing.js'
+
+export interface SentEvent {
+  id: string
+  job: EmailJob
+  messageId: string
+  attempts: number
+  /** Recipients the provider refused while it accepted the message for the others (SMTP). */
+  rejected?: string[]
+}
+export interface RetryingEvent {
+  id: string
+  job: EmailJob
+  attempts: number
+  error: string
+  /** Epoch ms of the next try. */
+  retryAt: number
+  /** True for a throttle (rate exceeded): no attempt was used. */
+  throttled: boolean
+}
+export interface FailedEvent {
+  id: string
+  job: EmailJob | null
+  attempts: number
+  error: Error
+  retry: RetryClass
+  /** True when the job goes to the dead letters now. */
+  final: boolean
+}
+export interface DeadEvent {
+  id: string
+  job: EmailJob | null
+  attempts: number
+  error: string
+}
+export interface SuppressedEvent {
+  id: string
+  job: EmailJob
+  addresses: string[]
+}
+export interface WorkerEvents {
+  sent: SentEvent
+  retrying: RetryingEvent
+  failed: FailedEvent
+  dead: DeadEvent
+  suppressed: SuppressedEvent
+  error: MailstreamError
+  /** Nothing waiting and nothing in flight, after at least one job since the last `drained`. */
+  drained: { processed: number }
+  paused: { reason: string }
+  resumed: { reason?: string }
+  stopped: { abandoned: number }
+  /** This worker's pace changed: lowered after a throttle, raised step by step back to `perSecond`. */
+  pace: PaceEvent
+}
+export type WorkerEventName = keyof WorkerEvents
+
+export interface EmailWorker {
+  readonly running: boolean
+  /** True while paused by `pause()`, by the transport, or by a full daily quota. */
+  readonly paused: boolean
+  /** Recipients per second this worker allows itself (below `rateLimit.perSecond` after a throttle). */
+  readonly pace: number | undefined
+  /** Jobs taken from Redis and not yet recorded as finished. */
+  readonly inFlight: number
+  readonly consumer: string
+  /** Connects, creates the consumer groups and starts fetching. Never rejects on a Redis outage. */
+  start(): Promise<void>
+  /**
+   * Stops fetching and waits for in-flight sends to finish. Whatever is still running after
+   * `timeoutMs` is aborted and stays pending in Redis, to be taken over by another worker.
+   */
+  stop(options?: { timeoutMs?: number }): Promise<void>
+  /** Stops taking new jobs until `resume()`; in-flight sends finish. */
+  pause(reason?: string): void
+  resume(): void
+  on<E extends WorkerEventName>(event: E, listener: (payload: WorkerEvents[E]) => void): () => void
+}
+
+/** One entry read from a send stream, before its job is looked at. */
+export interface Delivery {
+  streamIndex: number
+  entryId: string
+  jobId: string
+  /** The job as JSON ('' when the entry has none). */
+  payload: string
+  /** Recipients, lower-case and ','-joined, as stored with the entry for the suppression check. */
+  rcpt: string
+  deliveries: number
+}
+
+/** An entry checked against its job's status and taken on by this worker. */
+export interface Work {
+  delivery: Delivery
+  verdict: 'send' | 'over'
+  attempts: number
+  /** Recipients on the suppression list, left out of the send. */
+  suppressed: string[]
+}
+
+/** What happened to a job, as the finish script records it. */
+export type Outcome =
+  | { kind: 'sent'; messageId: string; rejected?: string[] }
+  | { kind: 'retry' | 'throttle'; dueAt: number; error: string }
+  | { kind: 'dead'; error: string }
+  | { kind: 'suppressed'; reason: string }
+
+/** A try that failed, for the `failed` event. */
+export interface Failure {
+  error: Error
+  retry: RetryClass
+}
+
+/** One job after processing: the outcome to record, and what the events need to say. */
+export interface Processed {
+  work: Work
+  job: EmailJob | null
+  attempts: number
+  outcome: Outcome
+  failure?: Failure
+  /** Set when the transport asked the worker to pause. */
+  pauseReason?: string
+}
