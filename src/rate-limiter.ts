@@ -1,7 +1,8 @@
 import { z } from 'zod'
 import { MailstreamError } from './errors.js'
 import { issueField } from './job.js'
-import { defineScripts, runScript } from './lua/index.js'
+import { gcra } from './lua/gcra.js'
+import { defineScripts } from './lua/index.js'
 import { parseOptions, redisInputSchema } from './options.js'
 import {
   boundedClient,
@@ -11,7 +12,6 @@ import {
   guardMethods,
   onErrorSchema,
   quit,
-  type RedisClient,
   type RedisInput,
   resolveRedis,
 } from './redis.js'
@@ -106,67 +106,9 @@ function invalid(error: z.ZodError, fallback: string): MailstreamError {
   })
 }
 
-/** The parameters of one GCRA call, already validated. */
-export interface GcraParams {
-  /** ms per unit. */
-  intervalMs: number
-  burst: number
-  cost: number
-  mode: 'take' | 'reserve'
-  lookaheadMs?: number
-}
-
-export interface GcraReply extends RateLimitResult {
-  /** `reserve`: how long until the reserved units may be used. */
-  waitMs: number
-  /** Whole units free within the lookahead. */
-  soon: number
-}
-
-/** Runs `lua/gcra.lua` on one key (cluster-safe: one key per call). */
-export async function gcra(client: RedisClient, key: string, params: GcraParams): Promise<GcraReply> {
-  const [allowed, remaining, retryAfterMs, resetAfterMs, waitMs, soon] = await runScript<number[]>(
-    client,
-    'gcra',
-    [key],
-    [String(params.intervalMs), params.burst, params.cost, params.mode, params.lookaheadMs ?? 0],
-  )
-  return {
-    allowed: allowed === 1,
-    remaining: Number(remaining),
-    retryAfterMs: Number(retryAfterMs),
-    resetAfterMs: Number(resetAfterMs),
-    waitMs: Number(waitMs),
-    soon: Number(soon),
-  }
-}
-
-export interface QuotaReply {
-  allowed: boolean
-  remaining: number
-  retryAfterMs: number
-  used: number
-}
-
-/** Runs `lua/quota.lua`: an exact rolling-window quota on one key. */
-export async function rollingQuota(
-  client: RedisClient,
-  key: string,
-  params: { max: number; windowMs: number; bucketMs: number; cost: number },
-): Promise<QuotaReply> {
-  const [allowed, remaining, retryAfterMs, used] = await runScript<number[]>(
-    client,
-    'quota',
-    [key],
-    [params.max, params.windowMs, params.bucketMs, params.cost],
-  )
-  return {
-    allowed: allowed === 1,
-    remaining: Number(remaining),
-    retryAfterMs: Number(retryAfterMs),
-    used: Number(used),
-  }
-}
+// The worker's pacing imports these from here until it imports them from lua/ itself.
+export { type GcraParams, type GcraReply, gcra } from './lua/gcra.js'
+export { type QuotaReply, rollingQuota } from './lua/quota.js'
 
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const config = parseOptions(optionsSchema, options, 'createRateLimiter')

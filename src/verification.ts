@@ -3,9 +3,13 @@ import { z } from 'zod'
 import { MailstreamError, RateLimitError } from './errors.js'
 import { addressKey, type EmailJobInput } from './job.js'
 import { inboxLimitKey, ipLimitKey } from './limit-keys.js'
-import { defineScripts, runScript } from './lua/index.js'
+import { defineScripts } from './lua/index.js'
+import { slidingWindow } from './lua/sliding-window.js'
+import { verifyAttempt } from './lua/verify-attempt.js'
+import { verifyUse } from './lua/verify-use.js'
 import { parseOptions, redisInputSchema } from './options.js'
 import type { EmailQueue } from './queue/index.js'
+import { isEmailQueue, queueInternals } from './queue/internals.js'
 import {
   boundedClient,
   commandTimeoutSchema,
@@ -155,7 +159,8 @@ const normaliseEmail = (email: unknown): string => addressKey(email, 'email')
 
 export function createVerificationCodes(options: VerificationCodesOptions): VerificationCodes {
   const config = parseOptions(optionsSchema, options, 'createVerificationCodes')
-  const redisInput = config.redis ?? config.queue.redis
+  const redisInput =
+    config.redis ?? (isEmailQueue(config.queue) ? queueInternals(config.queue).redis : config.queue.redis)
   if (redisInput === undefined) {
     throw new MailstreamError('E_CONFIG', 'createVerificationCodes: redis: give a client, or a queue that has one', {
       field: 'redis',
@@ -190,17 +195,16 @@ export function createVerificationCodes(options: VerificationCodesOptions): Veri
   /** Records one issue in an exact sliding window; resolves the member to undo it, or throws. */
   async function take(key: string, limit: VerificationLimit, what: 'email' | 'ip'): Promise<string> {
     const member = `${Date.now()}:${randomBytes(6).toString('hex')}`
-    const [allowed, , retryAfterMs] = await runScript<number[]>(
-      client,
-      'slidingWindow',
-      [key],
-      [limit.max, limit.windowSeconds * 1000, member],
-    )
-    if (allowed !== 1) {
-      const seconds = Math.ceil(Number(retryAfterMs) / 1000)
+    const { allowed, retryAfterMs } = await slidingWindow(client, key, {
+      max: limit.max,
+      windowMs: limit.windowSeconds * 1000,
+      member,
+    })
+    if (!allowed) {
+      const seconds = Math.ceil(retryAfterMs / 1000)
       throw new RateLimitError(
         `too many verification codes for this ${what === 'email' ? 'address' : 'IP address'}; try again in ${seconds} s`,
-        Number(retryAfterMs),
+        retryAfterMs,
         { field: what },
       )
     }
@@ -272,24 +276,19 @@ export function createVerificationCodes(options: VerificationCodesOptions): Veri
         throw new MailstreamError('E_VALIDATION', 'code: must be a string', { field: 'code' })
       }
       const key = keys.code(address)
-      const [state, storedHash, attempts] = await runScript<[string, string, number]>(
-        client,
-        'verifyAttempt',
-        [key],
-        [config.maxAttempts],
-      )
-      if (state === 'missing' || state === 'expired') return { ok: false, reason: 'expired' }
-      if (state === 'locked') return { ok: false, reason: 'too_many_attempts' }
-      if (state !== 'ok') return { ok: false, reason: 'invalid' }
-      const expected = Buffer.from(storedHash, 'hex')
+      const attempt = await verifyAttempt(client, key, { maxAttempts: config.maxAttempts })
+      if (attempt.state === 'missing' || attempt.state === 'expired') return { ok: false, reason: 'expired' }
+      if (attempt.state === 'locked') return { ok: false, reason: 'too_many_attempts' }
+      if (attempt.state !== 'ok') return { ok: false, reason: 'invalid' }
+      const expected = Buffer.from(attempt.hash, 'hex')
       const given = digest(address, code.trim())
       if (expected.length === given.length && timingSafeEqual(expected, given)) {
         // Of concurrent verifications with the right code, exactly one uses it.
-        const used = await runScript<number>(client, 'verifyUse', [key], [storedHash])
-        return used === 1 ? { ok: true } : { ok: false, reason: 'invalid' }
+        const used = await verifyUse(client, key, { hash: attempt.hash })
+        return used ? { ok: true } : { ok: false, reason: 'invalid' }
       }
       // The try that reaches the limit says so: the right code will not work any more either.
-      return { ok: false, reason: Number(attempts) >= config.maxAttempts ? 'too_many_attempts' : 'invalid' }
+      return { ok: false, reason: attempt.attempts >= config.maxAttempts ? 'too_many_attempts' : 'invalid' }
     },
   }
 

@@ -10,7 +10,9 @@ ARGV[4] the batch id the caller read for this job ('' for none)
 ARGV[5] consumer group
 ARGV[6] progress channel of the batch ('' for none)
 Reply: { status before, cancelled (1/0) }. Queued, scheduled, retrying and throttled jobs can
-be cancelled; a queued job already delivered to a worker ('active') and final ones cannot. A batch mismatch replies { 'moved', 0 }.
+be cancelled; final ones cannot. Status before is '' for an unknown job, 'active' for a queued
+job already delivered to a worker (too late to cancel), and 'moved' when the job's batch is not
+ARGV[4] (the caller reads it again): each with 0.
 ]]
 local state = redis.call('HMGET', KEYS[1], 'status', 'priority', 'entry', 'batch')
 local status = state[1]

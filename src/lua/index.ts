@@ -63,7 +63,15 @@ function runner(target: RedisClient | ChainableCommander, name: ScriptName): Run
   return run
 }
 
-/** Runs a script defined by `defineScripts`. */
+/** The Lua source of a script as it is registered (with the batch functions where it uses them). */
+export function scriptSource(name: ScriptName): string {
+  return SOURCES[name]
+}
+
+/**
+ * Runs a script defined by `defineScripts`. Only the typed wrappers beside the scripts
+ * (`src/lua/<name>.ts`) call this: they are the one place that packs a script's KEYS/ARGV.
+ */
 export function runScript<T>(
   client: RedisClient,
   name: ScriptName,
@@ -73,7 +81,7 @@ export function runScript<T>(
   return runner(client, name).call(client, keys.length, ...keys, ...args) as Promise<T>
 }
 
-/** Adds a script call to a pipeline (its reply comes with the pipeline's `exec`). */
+/** Adds a script call to a pipeline (its reply comes with the pipeline's `exec`). Wrappers only, as `runScript`. */
 export function addScript(
   pipeline: ChainableCommander,
   name: ScriptName,

@@ -1,9 +1,10 @@
 import { z } from 'zod'
 import { describeError, MailstreamError } from '../errors.js'
 import { parseAddress } from '../job.js'
-import { runScript } from '../lua/index.js'
+import { sesEvent } from '../lua/ses-event.js'
 import { parseOptions } from '../options.js'
 import type { EmailQueue } from '../queue/index.js'
+import { isEmailQueue, queueInternals } from '../queue/internals.js'
 import { decodeTagValue } from '../transport.js'
 import {
   confirmSubscription,
@@ -128,14 +129,7 @@ const TOPICS_REQUIRED =
 const fn = <T>(message = 'must be a function') => z.custom<T>((value) => typeof value === 'function', { message })
 
 const optionsSchema = z.strictObject({
-  queue: z.custom<EmailQueue>(
-    (value) =>
-      typeof value === 'object' &&
-      value !== null &&
-      typeof (value as EmailQueue).keys === 'object' &&
-      typeof (value as EmailQueue).redis === 'object',
-    { message: 'must be a queue from createEmailQueue' },
-  ),
+  queue: z.custom<EmailQueue>(isEmailQueue, { message: 'must be a queue from createEmailQueue' }),
   verifySignature: z.boolean().default(true),
   allowedTopicArns: z.union(
     [
@@ -323,8 +317,7 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
       { field: 'confirmSubscriptions' },
     )
   }
-  const { queue } = config
-  const keys = queue.keys
+  const { redis, keys } = queueInternals(config.queue)
   const fetchImpl: typeof fetch = config.fetch ?? ((...args) => globalThis.fetch(...args))
   const verifier = createSnsVerifier({
     fetchCertificate: config.fetchCertificate ?? defaultFetchCertificate(fetchImpl, config.timeoutMs),
@@ -350,7 +343,7 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
     const jobIds = candidates(event.jobTag)
     const batchIds = candidates(event.batchTag)
     if (jobIds.length === 0 && batchIds.length === 0) return { found: false }
-    const pipeline = queue.redis.pipeline()
+    const pipeline = redis.pipeline()
     for (const id of jobIds) pipeline.hmget(keys.status(id), 'status', 'batch')
     for (const id of batchIds) pipeline.exists(keys.batch(id))
     const replies = (await pipeline.exec()) ?? []
@@ -369,7 +362,7 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
     return out
   }
 
-  function suppressionsOf(event: ParsedEvent, now: number): string[] {
+  function suppressionsOf(event: ParsedEvent, now: number): [address: string, entry: string][] {
     let reason: string | undefined
     if (event.type === 'bounce' && event.bounceType === 'Permanent') {
       reason = `bounce (Permanent${event.bounceSubType ? `/${event.bounceSubType}` : ''})`
@@ -378,7 +371,7 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
     }
     if (!reason) return []
     const entry = JSON.stringify({ reason, at: now })
-    return event.recipients.flatMap((address) => [address, entry])
+    return event.recipients.map((address) => [address, entry])
   }
 
   async function runHook(event: SesEvent): Promise<SesWebhookResponse | undefined> {
@@ -389,7 +382,7 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
       // The dedupe key stays at 'hook': SNS's redelivery calls onEvent again without counting twice.
       return failed(`onEvent failed: ${describeError(error)}`, error)
     }
-    await queue.redis.set(keys.sns(event.id), 'done', 'KEEPTTL', 'XX')
+    await redis.set(keys.sns(event.id), 'done', 'KEEPTTL', 'XX')
     return undefined
   }
 
@@ -402,34 +395,25 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
     if (!parsed) return respond(200, 'ignored', 'ignored: not an SES event')
     const { jobId, batchId, found } = await locate(parsed)
     const suppressions = suppressionsOf(parsed, now)
-    const scriptKeys = [
-      keys.sns(message.MessageId),
-      keys.stats,
-      keys.suppressed,
-      keys.ses(parsed.messageId),
-      found && jobId !== undefined ? keys.status(jobId) : keys.sns(message.MessageId),
-      batchId !== undefined ? keys.batch(batchId) : keys.sns(message.MessageId),
-    ]
-    const [state, previous] = await runScript<[string, string | number, number, number]>(
-      queue.redis,
-      'sesEvent',
-      scriptKeys,
-      [
-        config.dedupeTtlSeconds,
-        config.trackingTtlSeconds,
-        config.onEvent ? 'hook' : 'done',
-        parsed.type,
-        parsed.bounceType ?? '',
-        parsed.timestamp,
-        ...suppressions,
-      ],
-    )
+    const applied = await sesEvent(redis, keys, {
+      snsMessageId: message.MessageId,
+      sesMessageId: parsed.messageId,
+      jobId: found ? jobId : undefined,
+      batchId,
+      dedupeTtlSeconds: config.dedupeTtlSeconds,
+      trackingTtlSeconds: config.trackingTtlSeconds,
+      hookPending: config.onEvent !== undefined,
+      kind: parsed.type,
+      bounceType: parsed.bounceType,
+      at: parsed.timestamp,
+      suppress: suppressions,
+    })
     const event: SesEvent = {
       type: parsed.type,
       id: message.MessageId,
       messageId: parsed.messageId,
       recipients: parsed.recipients,
-      suppressed: suppressions.filter((_, index) => index % 2 === 0),
+      suppressed: suppressions.map(([address]) => address),
       timestamp: parsed.timestamp,
       raw: parsed.raw,
     }
@@ -438,9 +422,9 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
     if (parsed.bounceType) event.bounceType = parsed.bounceType
     if (parsed.bounceSubType) event.bounceSubType = parsed.bounceSubType
     if (parsed.link) event.link = parsed.link
-    if (state === 'duplicate') {
+    if (applied.state === 'duplicate') {
       // Applied before; its onEvent had not succeeded yet, so give the host another go.
-      if (previous === 'hook') return (await runHook(event)) ?? respond(200, 'duplicate', 'duplicate')
+      if (applied.previous === 'hook') return (await runHook(event)) ?? respond(200, 'duplicate', 'duplicate')
       return respond(200, 'duplicate', 'duplicate')
     }
     return (await runHook(event)) ?? respond(200, 'processed', 'ok')
