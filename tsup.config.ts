@@ -18,6 +18,7 @@ export default defineConfig([
       ses: 'src/transports/ses.ts',
       smtp: 'src/transports/smtp.ts',
       preview: 'src/transports/preview.ts',
+      dashboard: 'src/dashboard/index.ts',
     },
     format: ['esm', 'cjs'],
     dts: true,

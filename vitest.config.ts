@@ -19,6 +19,7 @@ export default defineConfig({
     // As tsconfig's paths do for tsc and tsx: the examples import the package by name and get the sources.
     alias: [
       { find: /^mailstream$/, replacement: `${src}index.ts` },
+      { find: /^mailstream\/dashboard$/, replacement: `${src}dashboard/index.ts` },
       { find: /^mailstream\/(.+)$/, replacement: `${src}transports/$1.ts` },
     ],
   },

@@ -1,13 +1,4 @@
 export {
-  createDashboard,
-  type Dashboard,
-  type DashboardOptions,
-  type DashboardStats,
-  type DeadLetterSummary,
-  type RetryingJob,
-  type Throughput,
-} from './dashboard/index.js'
-export {
   type ErrorCode,
   isMailstreamError,
   MailstreamError,

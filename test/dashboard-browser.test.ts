@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
-import { createDashboard, type Dashboard } from '../src/index.js'
+import { createDashboard, type Dashboard } from '../src/dashboard/index.js'
+import { queueInternals } from '../src/queue/internals.js'
 import { serve } from './helpers/http.js'
 import { harness } from './helpers/queue.js'
 import { connect } from './helpers/redis.js'
@@ -108,7 +109,16 @@ describe('dashboard in Chromium', () => {
     ])
     await h.queue.suppression.add('gone@ex.com', 'bounce')
     // A worker that took two entries and died: they stay in flight until reclaimed.
-    await redis.xreadgroup('GROUP', 'workers', 'crashed', 'COUNT', 2, 'STREAMS', h.queue.keys.stream('normal'), '>')
+    await redis.xreadgroup(
+      'GROUP',
+      'workers',
+      'crashed',
+      'COUNT',
+      2,
+      'STREAMS',
+      queueInternals(h.queue).keys.stream('normal'),
+      '>',
+    )
 
     const page = await open(createDashboard({ queue: h.queue }))
     await expect.poll(() => text(page, '[data-stat="dead"]')).toBe('3')
@@ -139,7 +149,7 @@ describe('dashboard in Chromium', () => {
   test('hard-bounce and complaint rates are marked at the levels where SES reviews or pauses an account', async () => {
     const h = harness(redis)
     // Counters as the workers and the SES webhook handler keep them.
-    await redis.hset(h.queue.keys.stats, {
+    await redis.hset(queueInternals(h.queue).keys.stats, {
       sent: 1000,
       bounced: 80,
       bouncedPermanent: 60,

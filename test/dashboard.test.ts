@@ -1,7 +1,10 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
 import { Hono } from 'hono'
 import { describe, expect, test } from 'vitest'
-import { createDashboard, type Dashboard, type DashboardStats, MailstreamError } from '../src/index.js'
+import { createDashboard, type Dashboard, type DashboardStats } from '../src/dashboard/index.js'
+import * as main from '../src/index.js'
+import { MailstreamError } from '../src/index.js'
+import { queueInternals } from '../src/queue/internals.js'
 import { openEventStream, serve } from './helpers/http.js'
 import { harness } from './helpers/queue.js'
 import { connect, waitUntil } from './helpers/redis.js'
@@ -72,6 +75,8 @@ describe('createDashboard: options', () => {
     }
     expect(field({})).toBe('queue')
     expect(field({ queue: {} })).toBe('queue')
+    // An object with every method and property of a queue is still not one.
+    expect(field({ queue: { ...queue } })).toBe('queue')
     expect(field({ queue, recentBatches: -1 })).toBe('recentBatches')
     expect(field({ queue, batches: ['ok', 'not ok'] })).toBe('batches.1')
     expect(field({ queue, basePath: 'ops' })).toBe('basePath')
@@ -81,6 +86,10 @@ describe('createDashboard: options', () => {
   })
 })
 
+test('the dashboard is its own subpath: the main entry exports none of it', () => {
+  expect(Object.keys(main).filter((name) => /dashboard/i.test(name))).toEqual([])
+})
+
 describe('createDashboard: JSON API', () => {
   test('api/stats is queue.stats() with waiting and in-flight sums', async () => {
     const h = harness(redis)
@@ -88,7 +97,16 @@ describe('createDashboard: JSON API', () => {
     await h.queue.enqueueMany([job(10, { priority: 'high' }), job(11), job(12), job(13), job(14, { priority: 'low' })])
     await h.queue.enqueue(job(15, { delayMs: 60_000 }))
     // A worker that took two entries and crashed: they stay pending (in flight).
-    await redis.xreadgroup('GROUP', 'workers', 'crashed', 'COUNT', 2, 'STREAMS', h.queue.keys.stream('normal'), '>')
+    await redis.xreadgroup(
+      'GROUP',
+      'workers',
+      'crashed',
+      'COUNT',
+      2,
+      'STREAMS',
+      queueInternals(h.queue).keys.stream('normal'),
+      '>',
+    )
     const dashboard = createDashboard({ queue: h.queue })
 
     const response = await get(dashboard, '/api/stats')
@@ -452,7 +470,7 @@ describe('createDashboard: live events', () => {
     expect(stream.of<{ items: { batchId: string; state: string }[] }>('batches')[0]?.items).toMatchObject([
       { batchId: 'live-1', state: 'sending', total: 20, completed: 0 },
     ])
-    const channel = h.queue.keys.progress('live-1')
+    const channel = queueInternals(h.queue).keys.progress('live-1')
     await waitUntil(async () => ((await redis.pubsub('NUMSUB', channel)) as [string, number])[1] === 1)
 
     const worker = h.worker({ rateLimit: { perSecond: 40, burst: 1 } })
@@ -477,7 +495,7 @@ describe('createDashboard: live events', () => {
     await h.queue.enqueueBatch('away-1', ['a@example.com', 'b@example.com'], undefined, { subject: 'N', text: 'T' })
     const dashboard = createDashboard({ queue: h.queue })
     const { url } = await serve(dashboard)
-    const channel = h.queue.keys.progress('away-1')
+    const channel = queueInternals(h.queue).keys.progress('away-1')
     const numsub = async () => ((await redis.pubsub('NUMSUB', channel)) as [string, number])[1]
 
     const first = await openEventStream(`${url}/api/events`)

@@ -44,6 +44,7 @@ test.each([
   ['smtp', ['nodemailer'], ['@aws-sdk', 'ioredis']],
   ['preview', [], ['nodemailer', '@aws-sdk', 'ioredis']],
   ['memory', [], ['nodemailer', '@aws-sdk', 'ioredis']],
+  ['dashboard', [], ['nodemailer', '@aws-sdk']],
 ])('mailstream/%s loads %j and not %j', (entry, expected, unexpected) => {
   const script = `
     require(${JSON.stringify(join(outDir, `${entry}.cjs`))});

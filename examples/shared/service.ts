@@ -4,14 +4,12 @@
  */
 import type { Redis } from 'ioredis'
 import {
-  createDashboard,
   createEmailQueue,
   createEmailWorker,
   createRateLimiter,
   createSesWebhookHandler,
   createTemplateRenderer,
   createVerificationCodes,
-  type Dashboard,
   type EmailQueue,
   type EmailWorker,
   type EmailWorkerOptions,
@@ -23,6 +21,7 @@ import {
   type Transport,
   type VerificationCodes,
 } from 'mailstream'
+import { createDashboard, type Dashboard } from 'mailstream/dashboard'
 import type { Config } from './config.js'
 
 /** The list named in newsletter unsubscribe tokens. */
