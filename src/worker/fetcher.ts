@@ -1,7 +1,9 @@
 import { GROUP, type QueueKeys } from '../keys.js'
-import { runScript } from '../lua/index.js'
+import { activate } from '../lua/activate.js'
+import { parseEntryFields } from '../lua/entry.js'
+import { fetch } from '../lua/fetch.js'
+import { reclaim } from '../lua/reclaim.js'
 import type { Connections } from './connections.js'
-import { entryFields, splitList } from './message.js'
 import type { Delivery, Work } from './types.js'
 
 /** Entry ids are unique per stream only: two priorities may hand out the same id. */
@@ -41,51 +43,32 @@ export function createFetcher(options: FetcherOptions) {
    * recipients already checked against the suppression list); the rest go through `activate`.
    */
   async function fetchStrict(count: number): Promise<{ ready: Work[]; check: Delivery[] }> {
-    const flat = await timed(
-      runScript<string[]>(redis(), 'fetch', [...keys.streams, keys.suppressed], [GROUP, consumer, count]),
-      'fetching jobs',
-    )
+    const entries = await timed(fetch(redis(), keys, { group: GROUP, consumer, count }), 'fetching jobs')
     const ready: Work[] = []
     const check: Delivery[] = []
-    for (let i = 0; i + 6 < flat.length; i += 7) {
-      const delivery: Delivery = {
-        streamIndex: Number(flat[i]),
-        entryId: flat[i + 1] as string,
-        jobId: flat[i + 2] as string,
-        payload: flat[i + 3] as string,
-        rcpt: flat[i + 5] as string,
-        deliveries: 1,
-      }
+    for (const { attempts, suppressed, ...entry } of entries) {
+      const delivery: Delivery = { ...entry, deliveries: 1 }
       if (delivery.jobId === '' || delivery.payload === '') check.push(delivery)
-      else ready.push({ delivery, verdict: 'send', attempts: Number(flat[i + 4]), suppressed: splitList(flat[i + 6]) })
+      else ready.push({ delivery, verdict: 'send', attempts, suppressed })
     }
     return { ready, check }
   }
 
   /** Entries other consumers left pending past the visibility timeout (the script skips this one's). */
-  async function reclaim(count: number): Promise<Delivery[]> {
+  async function reclaimStale(count: number): Promise<Delivery[]> {
     const out: Delivery[] = []
     for (let index = 0; index < 3 && out.length < count; index++) {
-      const flat = await timed(
-        runScript<string[]>(
-          redis(),
-          'reclaim',
-          [keys.streams[index] as string],
-          [GROUP, consumer, options.visibilityTimeoutMs, reclaimCursors[index] as string, count - out.length],
-        ),
-        'reclaiming stale entries',
-      )
-      reclaimCursors[index] = String(flat[0])
-      for (let i = 1; i + 4 < flat.length; i += 5) {
-        out.push({
-          streamIndex: index + 1,
-          entryId: flat[i] as string,
-          jobId: flat[i + 1] as string,
-          payload: flat[i + 2] as string,
-          rcpt: flat[i + 3] as string,
-          deliveries: Number(flat[i + 4]),
-        })
+      const call = {
+        stream: keys.streams[index] as string,
+        group: GROUP,
+        consumer,
+        minIdleMs: options.visibilityTimeoutMs,
+        cursor: reclaimCursors[index] as string,
+        count: count - out.length,
       }
+      const { cursor, entries } = await timed(reclaim(redis(), call), 'reclaiming stale entries')
+      reclaimCursors[index] = cursor
+      for (const entry of entries) out.push({ streamIndex: index + 1, ...entry })
     }
     return out
   }
@@ -116,7 +99,7 @@ export function createFetcher(options: FetcherOptions) {
         out.push({
           streamIndex: index + 1,
           entryId,
-          ...entryFields(fields),
+          ...parseEntryFields(fields),
           deliveries: (deliveries.get(entryId) ?? 0) + 1,
         })
       }
@@ -125,29 +108,15 @@ export function createFetcher(options: FetcherOptions) {
   }
 
   /** Checks entries delivered again (or read by a blocking read) against their job's status. */
-  async function activate(deliveries: Delivery[]): Promise<Work[]> {
+  async function checkAll(deliveries: Delivery[]): Promise<Work[]> {
     if (deliveries.length === 0) return []
-    const scriptKeys = [...keys.streams, keys.dead, keys.suppressed, ...deliveries.map((d) => keys.status(d.jobId))]
-    const args: (string | number)[] = [GROUP, Date.now(), options.maxDeliveries]
-    for (const delivery of deliveries) {
-      args.push(
-        delivery.streamIndex,
-        delivery.entryId,
-        delivery.jobId,
-        delivery.deliveries,
-        delivery.payload === '' ? '0' : '1',
-        delivery.rcpt,
-      )
-    }
-    const replies = await timed(
-      runScript<[string, number, string][]>(redis(), 'activate', scriptKeys, args),
-      'checking fetched jobs',
-    )
+    const call = { group: GROUP, now: Date.now(), maxDeliveries: options.maxDeliveries, entries: deliveries }
+    const verdicts = await timed(activate(redis(), keys, call), 'checking fetched jobs')
     const work: Work[] = []
-    replies.forEach(([verdict, attempts, suppressed], index) => {
+    verdicts.forEach(({ verdict, attempts, suppressed }, index) => {
       const delivery = deliveries[index] as Delivery
       if (verdict === 'send' || verdict === 'over') {
-        work.push({ delivery, verdict, attempts: Number(attempts), suppressed: splitList(suppressed) })
+        work.push({ delivery, verdict, attempts, suppressed })
       } else if (verdict === 'poison') {
         options.onPoison(delivery.jobId)
       }
@@ -166,7 +135,7 @@ export function createFetcher(options: FetcherOptions) {
         }
         if (check.length < count && Date.now() - lastReclaimAt >= reclaimEveryMs) {
           lastReclaimAt = Date.now()
-          check.push(...(await reclaim(count - check.length)))
+          check.push(...(await reclaimStale(count - check.length)))
         }
         const work: Work[] = []
         if (check.length < count) {
@@ -174,7 +143,7 @@ export function createFetcher(options: FetcherOptions) {
           work.push(...fetched.ready)
           check.push(...fetched.check)
         }
-        return [...(await activate(check)), ...work]
+        return [...(await checkAll(check)), ...work]
       } catch (error) {
         lostReplies = true
         throw error
@@ -191,10 +160,10 @@ export function createFetcher(options: FetcherOptions) {
         for (const [stream, entries] of reply) {
           const streamIndex = keys.streams.indexOf(stream) + 1
           for (const [entryId, fields] of entries)
-            out.push({ streamIndex, entryId, ...entryFields(fields), deliveries: 1 })
+            out.push({ streamIndex, entryId, ...parseEntryFields(fields), deliveries: 1 })
         }
         // Strict priority within what arrived together.
-        return await activate(out.sort((a, b) => a.streamIndex - b.streamIndex))
+        return await checkAll(out.sort((a, b) => a.streamIndex - b.streamIndex))
       } catch (error) {
         lostReplies = true
         throw error

@@ -1,5 +1,5 @@
 import { GROUP, type QueueKeys } from '../keys.js'
-import { runScript } from '../lua/index.js'
+import { keep } from '../lua/keep.js'
 import type { Connections } from './connections.js'
 import { wakeable } from './wake.js'
 
@@ -28,19 +28,11 @@ export function createKeeper(options: {
   const everyMs = Math.max(10, Math.floor(options.visibilityTimeoutMs / 3))
   const wake = wakeable()
 
-  async function keep(now: number): Promise<void> {
-    const args: (string | number)[] = [GROUP, options.consumer]
-    const kept: Hold[] = []
-    for (const hold of held.values()) {
-      if (now - hold.keptAt < everyMs) continue
-      args.push(hold.streamIndex, hold.entryId)
-      kept.push(hold)
-    }
+  async function refresh(now: number): Promise<void> {
+    const kept = [...held.values()].filter((hold) => now - hold.keptAt >= everyMs)
     if (kept.length === 0) return
-    await connections.timed(
-      runScript<number>(connections.redis(), 'keep', options.keys.streams, args),
-      'keeping held entries',
-    )
+    const call = { group: GROUP, consumer: options.consumer, entries: kept }
+    await connections.timed(keep(connections.redis(), options.keys, call), 'keeping held entries')
     for (const hold of kept) hold.keptAt = now
   }
 
@@ -51,7 +43,7 @@ export function createKeeper(options: {
         await wake.wait(everyMs)
         if (!options.active()) break
         try {
-          await keep(Date.now())
+          await refresh(Date.now())
           failures = 0
         } catch (error) {
           options.onError(error, 'keeping held entries failed, retrying', ++failures)

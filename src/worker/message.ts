@@ -1,26 +1,10 @@
 import { MailstreamError } from '../errors.js'
 import type { Address, EmailJob } from '../job.js'
+import { splitList } from '../lua/entry.js'
 import type { EmailMessage, RenderedEmail } from '../transport.js'
 import type { Work } from './types.js'
 
 const NOTHING_SUPPRESSED: ReadonlySet<string> = new Set()
-
-const splitList = (list: string | undefined): string[] => (list ? list.split(',') : [])
-
-/** The `id`, `job` and `r` fields of a send-stream entry. */
-export function entryFields(fields: string[] | null | undefined): { jobId: string; payload: string; rcpt: string } {
-  let jobId = ''
-  let payload = ''
-  let rcpt = ''
-  for (let i = 0; fields && i + 1 < fields.length; i += 2) {
-    if (fields[i] === 'id') jobId = fields[i + 1] as string
-    else if (fields[i] === 'job') payload = fields[i + 1] as string
-    else if (fields[i] === 'r') rcpt = fields[i + 1] as string
-  }
-  return { jobId, payload, rcpt }
-}
-
-export { splitList }
 
 /** Recipients a fetched job will be charged for, before its message is built. */
 export const expectedRecipients = (work: Work): number =>

@@ -1,6 +1,6 @@
 import { MailstreamError } from '../errors.js'
 import { GROUP, type QueueKeys } from '../keys.js'
-import { runScript } from '../lua/index.js'
+import { finish } from '../lua/finish.js'
 import type { createMetricsRecorder } from '../metrics.js'
 import type { Connections } from './connections.js'
 import type { Processed } from './types.js'
@@ -50,58 +50,22 @@ export function createOutcomes(options: {
     flushing = undefined
   }
 
-  /**
-   * Records outcomes with one script call: statuses, acknowledgements, counters, batch progress,
-   * and the histogram increments since the last call (lost, never repeated, if that call fails).
-   */
-  async function writeOutcomes(batch: Processed[]): Promise<boolean[]> {
-    const statusKeys: string[] = []
-    const batchKeys = new Map<string, number>()
-    const args: (string | number)[] = [GROUP, Date.now(), options.statusTtlSeconds, batch.length, 0]
-    for (const { work, job, attempts, outcome } of batch) {
-      const { delivery } = work
-      statusKeys.push(keys.status(delivery.jobId))
-      let batchIndex = 0
-      if (job?.batchId !== undefined) {
-        batchIndex = batchKeys.get(job.batchId) ?? batchKeys.size + 1
-        batchKeys.set(job.batchId, batchIndex)
-      }
-      args.push(outcome.kind, delivery.streamIndex, delivery.entryId, delivery.jobId, attempts, batchIndex)
-      // The payload goes back into Redis only when the job lives on (retry) or is kept (dead letter).
-      switch (outcome.kind) {
-        case 'sent':
-          args.push(outcome.messageId)
-          break
-        case 'suppressed':
-          args.push(outcome.reason)
-          break
-        case 'dead':
-          args.push(outcome.error, delivery.payload)
-          break
-        case 'retry':
-        case 'throttle':
-          args.push(outcome.dueAt, outcome.error, delivery.payload, delivery.rcpt)
-          break
-      }
+  /** One call of the finish script for the batch (histogram increments ride along; lost, never repeated, if it fails). */
+  function writeOutcomes(batch: Processed[]): Promise<boolean[]> {
+    const jobs = batch.map(({ work: { delivery }, job, attempts, outcome }) => ({
+      ...delivery,
+      attempts,
+      batchId: job?.batchId,
+      outcome,
+    }))
+    const call = {
+      group: GROUP,
+      now: Date.now(),
+      statusTtlSeconds: options.statusTtlSeconds,
+      jobs,
+      metrics: options.metrics.take(),
     }
-    const batchIds = [...batchKeys.keys()]
-    args[4] = batchIds.length
-    for (const batchId of batchIds) args.push(batchId, keys.progress(batchId))
-    for (const [field, by] of options.metrics.take()) args.push(field, by)
-    const scriptKeys = [
-      ...keys.streams,
-      keys.delayed,
-      keys.dead,
-      keys.stats,
-      keys.metrics,
-      ...statusKeys,
-      ...batchIds.map((batchId) => keys.batch(batchId)),
-    ]
-    const applied = await connections.timed(
-      runScript<number[]>(connections.redis(), 'finish', scriptKeys, args),
-      'recording send results',
-    )
-    return applied.map((flag) => flag === 1)
+    return connections.timed(finish(connections.redis(), keys, call), 'recording send results')
   }
 
   return {

@@ -1,5 +1,5 @@
 import type { QueueKeys } from '../keys.js'
-import { runScript } from '../lua/index.js'
+import { promote } from '../lua/promote.js'
 import type { Connections } from './connections.js'
 import { failureBackoffMs, wakeable } from './wake.js'
 
@@ -22,15 +22,7 @@ export function createScheduler(options: {
       const now = Date.now()
       const ids = await timed(client.zrangebyscore(keys.delayed, '-inf', now, 'LIMIT', 0, 500), 'promoting due jobs')
       if (ids.length === 0) break
-      await timed(
-        runScript<number>(
-          client,
-          'promote',
-          [keys.delayed, ...keys.streams, keys.dead, ...ids.map((id) => keys.status(id))],
-          [now, ...ids],
-        ),
-        'promoting due jobs',
-      )
+      await timed(promote(client, keys, { now, ids }), 'promoting due jobs')
       if (ids.length < 500) break
     }
     const next = await timed(client.zrange(keys.delayed, 0, 0, 'WITHSCORES'), 'promoting due jobs')
