@@ -109,12 +109,18 @@ const HEADER_CONTROL_RE = /[\u0000-\u0008\u000a-\u001f\u007f]/
 const NON_ASCII_RE = /[^\u0000-\u007f]/
 /** A punycode label: checked by decoding it, since the label grammar alone lets any xn-- through. */
 const PUNYCODE_RE = /(?:^|[@.])xn--/i
-const ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/
+/** A job or batch id: 1-128 characters of A-Z a-z 0-9 _ . : - (safe in keys, tags and file names). */
+export const ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/
+/** A template name: 1-128 characters of A-Z a-z 0-9 . _ / -, starting with a letter or digit. */
+export const TEMPLATE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/
+/** A BCP 47-like language tag: `ko`, `en-US`. */
+export const LOCALE_RE = /^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$/
 /** The form of `batchJobId` (`<batchId>:<16 base64url characters>`): reserved, see enqueue-batch.ts. */
 const BATCH_JOB_ID_RE = /:[A-Za-z0-9_-]{16}$/
 const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 const HEADER_NAME_RE = /^[!-9;-~]{1,76}$/
-const TAG_RE = /^[A-Za-z0-9_-]{1,256}$/
+/** An SES message tag's name or value. */
+export const TAG_RE = /^[A-Za-z0-9_-]{1,256}$/
 /** Headers that the job's own fields set; giving them in `headers` would let input rewrite the envelope. */
 const RESERVED_HEADERS = new Set([
   'from',
@@ -429,17 +435,11 @@ const jobSchema = z
     from: addressSchema.optional(),
     replyTo: addressListSchema.optional(),
     subject: headerText().pipe(z.string().min(1).max(998)).optional(),
-    template: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, 'must be a template name')
-      .optional(),
+    template: z.string().regex(TEMPLATE_NAME_RE, 'must be a template name').optional(),
     html: z.string().optional(),
     text: z.string().optional(),
     data: z.record(z.string(), z.unknown()).optional(),
-    locale: z
-      .string()
-      .regex(/^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$/, 'must be a language tag like ko or en-US')
-      .optional(),
+    locale: z.string().regex(LOCALE_RE, 'must be a language tag like ko or en-US').optional(),
     priority: z.enum(PRIORITIES, { message: "must be 'high', 'normal' or 'low'" }).optional(),
     delayMs: z.number().int().min(0).max(MAX_DELAY_MS).optional(),
     sendAt: z

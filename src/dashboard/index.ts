@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
+import { ID_RE } from '../job.js'
 import { parseOptions } from '../options.js'
 import type { EmailQueue } from '../queue/index.js'
 import { isEmailQueue } from '../queue/internals.js'
@@ -9,7 +10,7 @@ import { createLiveHub } from './events.js'
 import { type Authorize, createRequestHandler } from './handler.js'
 import { EVENT_STREAM_HEADERS, problem } from './http.js'
 import { handleNodeRequest, type NextFunction } from './node.js'
-import { BATCH_ID_RE, createDashboardSource } from './source.js'
+import { createDashboardSource } from './source.js'
 
 export type { DashboardStats, DeadLetterSummary, RetryingJob, Throughput } from './data.js'
 export { CSRF_HEADER } from './handler.js'
@@ -70,7 +71,7 @@ const optionsSchema = z.strictObject({
   authorize: fn<Authorize>().optional(),
   batches: z
     .union([
-      z.array(z.string().regex(BATCH_ID_RE, 'must be batch ids')).max(100),
+      z.array(z.string().regex(ID_RE, 'must be batch ids')).max(100),
       fn<() => readonly string[] | Promise<readonly string[]>>(),
     ])
     .optional(),

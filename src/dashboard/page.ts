@@ -1,16 +1,7 @@
 // The dashboard page: plain HTML, one stylesheet and one script, served from the handler itself
 // (no build step, no CDN). The script renders every value with textContent or Text nodes, never
 // as HTML, and is served as its own file so that the page's CSP needs no 'unsafe-inline'.
-
-/** Escapes text for an HTML text node or a double-quoted attribute. */
-export function escapeHtml(value: string): string {
-  return value
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;')
-}
+import { escapeHtml } from '../html.js'
 
 export interface PageOptions {
   title: string

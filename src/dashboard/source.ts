@@ -1,3 +1,4 @@
+import { ID_RE } from '../job.js'
 import type { BatchState } from '../queue/batches.js'
 import type { EmailQueue } from '../queue/index.js'
 import { queueInternals } from '../queue/internals.js'
@@ -10,8 +11,6 @@ import {
   summariseDeadLetter,
 } from './data.js'
 import type { LiveSource } from './events.js'
-
-export const BATCH_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/
 
 /** The discovered batch list is read again at most this often (SCAN is not free). */
 const DISCOVERY_TTL_MS = 15_000
@@ -59,7 +58,7 @@ export function createDashboardSource(queue: EmailQueue, options: SourceOptions)
     if (Array.isArray(source)) return [...source]
     if (typeof source === 'function') {
       const ids = await source()
-      return [...new Set([...ids].filter((id) => typeof id === 'string' && BATCH_ID_RE.test(id)))].slice(0, 100)
+      return [...new Set([...ids].filter((id) => typeof id === 'string' && ID_RE.test(id)))].slice(0, 100)
     }
     if (options.recentBatches === 0) return []
     return discover()

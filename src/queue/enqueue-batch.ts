@@ -5,6 +5,7 @@ import {
   type Address,
   type AddressInput,
   type EmailJobInput,
+  LOCALE_RE,
   MAX_PAYLOAD_BYTES,
   type Priority,
   parseAddress,
@@ -78,7 +79,6 @@ export interface BatchWriter {
 const CHUNK = 1000
 const IN_FLIGHT = 3
 const BATCH_ID_RE = /^[A-Za-z0-9_.:-]{1,111}$/
-const LOCALE_RE = /^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$/
 const BATCH_OPTIONS = new Set([
   'type',
   'template',

@@ -4,6 +4,7 @@ import {
   addressKey,
   type EmailJob,
   type EmailJobInput,
+  ID_RE,
   type Priority,
   parseJob,
   recipientsOf,
@@ -189,7 +190,6 @@ const optionsSchema = z.strictObject({
 /** Calls that may make many round trips: bounded per reply, not as a whole. */
 const LONG_CALLS = ['enqueueMany', 'enqueueBatch', 'cancelBatch', 'deadLetters.retry']
 
-const ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/
 /** Jobs per enqueue script call, and per pipeline (bounds memory for big lists). */
 const JOBS_PER_CALL = 100
 const JOBS_PER_PIPELINE = 5000

@@ -4,7 +4,8 @@ import { resolve, sep } from 'node:path'
 import Mustache from 'mustache'
 import { z } from 'zod'
 import { MailstreamError } from '../errors.js'
-import { isValidEmail } from '../job.js'
+import { escapeHtml } from '../html.js'
+import { isValidEmail, LOCALE_RE, TEMPLATE_NAME_RE } from '../job.js'
 import { parseOptions } from '../options.js'
 import type { RenderContext, RenderedEmail, TemplateRendererLike } from '../transport.js'
 import { BUILTIN_LAYOUT, BUILTIN_TEMPLATES, LAYOUT_STRINGS, MARKDOWN_CSS, THEME_DEFAULTS } from './builtin/index.js'
@@ -117,8 +118,6 @@ export interface TemplateRenderer extends TemplateRendererLike {
   close(): Promise<void>
 }
 
-const TEMPLATE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/
-const LOCALE_RE = /^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$/
 const VARIABLE_RE = /^[A-Za-z_$][\w$-]*(?:\.[A-Za-z_$][\w$-]*)*$/
 const SAFE_URL_RE = /^https?:\/\/[^\s<>"'`]+$/i
 const PARTIAL_RE = /\{\{>\s*([\w./-]+)\s*\}\}/g
@@ -198,9 +197,6 @@ interface Compiled {
   unsubscribe: boolean | 'required'
 }
 
-const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
-/** Escapes text for HTML element content and quoted attributes (Mustache's default also mangles `/` and `=` in URLs). */
-const escapeHtml = (value: unknown) => String(value).replace(/[&<>"']/g, (char) => HTML_ESCAPES[char] as string)
 const asIs = (value: unknown) => String(value)
 
 interface Engines {

@@ -3,6 +3,7 @@ import * as nodeFs from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { z } from 'zod'
 import { MailstreamError, TransportError, type TransportErrorOptions } from '../errors.js'
+import { escapeHtml } from '../html.js'
 import { type Address, type AddressInput, formatAddress, parseAddress } from '../job.js'
 import { parseOptions } from '../options.js'
 import type { EmailMessage, SendContext, SendResult, Transport } from '../transport.js'
@@ -85,11 +86,6 @@ const SAFE_FILE_RE = /^[A-Za-z0-9_-]{1,200}\.(?:eml|html)$/
 const NEVER_CODES = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'ENAMETOOLONG'])
 /** Too many open files: slow down rather than use up attempts. */
 const THROTTLE_CODES = new Set(['EMFILE', 'ENFILE'])
-
-const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
-function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (char) => HTML_ESCAPES[char] as string)
-}
 
 /** `20260125-101112-345`: UTC, sorts by time. */
 function stamp(date: Date): string {

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-sesv2'
 import { z } from 'zod'
 import { MailstreamError, TransportError, type TransportErrorOptions } from '../errors.js'
-import { type Address, type AddressInput, formatAddress, parseAddress } from '../job.js'
+import { type Address, type AddressInput, formatAddress, parseAddress, TAG_RE } from '../job.js'
 import { parseOptions } from '../options.js'
 import {
   type EmailMessage,
@@ -62,7 +62,6 @@ export interface SesTransport extends Transport {
 /** Tag names mailstream sets itself: the webhook handler reads `job_id` and `batch_id` back from SES events. */
 export const SES_RESERVED_TAGS = ['job_id', 'batch_id', 'type'] as const
 const RESERVED = new Set<string>(SES_RESERVED_TAGS)
-const TAG_RE = /^[A-Za-z0-9_-]{1,256}$/
 
 const optionsSchema = z
   .strictObject({

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { describeError, MailstreamError } from '../errors.js'
-import { parseAddress } from '../job.js'
+import { ID_RE, parseAddress } from '../job.js'
 import { sesEvent } from '../lua/ses-event.js'
 import { parseOptions } from '../options.js'
 import type { EmailQueue } from '../queue/index.js'
@@ -182,7 +182,6 @@ const DETAIL: Record<SesEventType, string> = {
   deliveryDelay: 'deliveryDelay',
 }
 const BOUNCE_TYPES = ['Permanent', 'Transient', 'Undetermined'] as const
-const ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/
 const SES_MESSAGE_ID_RE = /^[^\s\u0000-\u001f]{1,256}$/
 const MAX_BODY_BYTES = 1024 * 1024
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' }
