@@ -1,0 +1,88 @@
+import { describeError } from '../errors.js'
+import { sesEvent } from '../lua/ses-event.js'
+import type { QueueInternals } from '../queue/internals.js'
+import { failed, reject, respond } from './http.js'
+import type { EventLocator } from './locate.js'
+import { parseSesEvent, suppressionsOf } from './ses-event.js'
+import type { SnsMessage } from './sns.js'
+import type { SesEvent, SesWebhookOptions, SesWebhookResponse } from './types.js'
+
+export interface NotificationOptions extends Pick<QueueInternals, 'redis' | 'keys'> {
+  locator: EventLocator
+  onEvent?: SesWebhookOptions['onEvent']
+  dedupeTtlSeconds: number
+  trackingTtlSeconds: number
+}
+
+export interface NotificationHandler {
+  /** Applies one verified SNS Notification at most once, then calls `onEvent` until it succeeds. */
+  handle(message: SnsMessage, now: number): Promise<SesWebhookResponse>
+}
+
+/** Applies SES events from SNS notifications to a queue's statuses, counters and suppression list. */
+export function createNotificationHandler({
+  redis,
+  keys,
+  locator,
+  onEvent,
+  dedupeTtlSeconds,
+  trackingTtlSeconds,
+}: NotificationOptions): NotificationHandler {
+  async function runHook(event: SesEvent): Promise<SesWebhookResponse | undefined> {
+    if (!onEvent) return undefined
+    try {
+      await onEvent(event)
+    } catch (error) {
+      // The dedupe key stays at 'hook': SNS's redelivery calls onEvent again without counting twice.
+      return failed(`onEvent failed: ${describeError(error)}`, error)
+    }
+    await redis.set(keys.sns(event.id), 'done', 'KEEPTTL', 'XX')
+    return undefined
+  }
+
+  return {
+    async handle(message, now) {
+      const sentAt = Date.parse(message.Timestamp)
+      if (!Number.isFinite(sentAt)) return reject(400, 'Timestamp is not a date', 'Timestamp')
+      // Older than the dedupe memory: a replay could count twice, and SNS stops retrying long before.
+      if (now - sentAt > dedupeTtlSeconds * 1000) return reject(403, 'notification is too old', 'Timestamp')
+      const parsed = parseSesEvent(message.Message, now)
+      if (!parsed) return respond(200, 'ignored', 'ignored: not an SES event')
+      const { jobId, batchId, found } = await locator.locate(parsed)
+      const suppressions = suppressionsOf(parsed, now)
+      const applied = await sesEvent(redis, keys, {
+        snsMessageId: message.MessageId,
+        sesMessageId: parsed.messageId,
+        jobId: found ? jobId : undefined,
+        batchId,
+        dedupeTtlSeconds,
+        trackingTtlSeconds,
+        hookPending: onEvent !== undefined,
+        kind: parsed.type,
+        bounceType: parsed.bounceType,
+        at: parsed.timestamp,
+        suppress: suppressions,
+      })
+      const event: SesEvent = {
+        type: parsed.type,
+        id: message.MessageId,
+        messageId: parsed.messageId,
+        recipients: parsed.recipients,
+        suppressed: suppressions.map(([address]) => address),
+        timestamp: parsed.timestamp,
+        raw: parsed.raw,
+      }
+      if (jobId !== undefined) event.jobId = jobId
+      if (batchId !== undefined) event.batchId = batchId
+      if (parsed.bounceType) event.bounceType = parsed.bounceType
+      if (parsed.bounceSubType) event.bounceSubType = parsed.bounceSubType
+      if (parsed.link) event.link = parsed.link
+      if (applied.state === 'duplicate') {
+        // Applied before; its onEvent had not succeeded yet, so give the host another go.
+        if (applied.previous === 'hook') return (await runHook(event)) ?? respond(200, 'duplicate', 'duplicate')
+        return respond(200, 'duplicate', 'duplicate')
+      }
+      return (await runHook(event)) ?? respond(200, 'processed', 'ok')
+    },
+  }
+}
