@@ -1,0 +1,127 @@
+import { z } from 'zod'
+import { type GcraReply, gcra } from '../lua/gcra.js'
+import type { RedisClient } from '../redis.js'
+import { createPace, type PaceEvent } from './pace.js'
+import type { ChargeStop, Waits } from './waits.js'
+
+/** The worker's `rateLimit` option. */
+export interface WorkerRateLimit {
+  /** Recipients per second, shared by every worker on the same key (SES MaxSendRate). Default 14. */
+  perSecond?: number
+  /** Recipients that may go at once after a quiet spell. Default 1 (evenly spaced sends). */
+  burst?: number
+  /** Limiter key, Redis key `rate:limit:<key>`. Default `<prefix>:send`: every worker on the prefix shares it. */
+  key?: string
+  /**
+   * After a `throttle` from the transport this worker's pace is multiplied by `decrease` (at most
+   * once per `intervalMs`), then raised by `increase * perSecond` every `intervalMs` without a
+   * throttle until it is back at `perSecond`. Defaults 0.5, 0.1, 1000; `minPerSecond` defaults to
+   * `perSecond / 20`.
+   */
+  aimd?: { decrease?: number; increase?: number; intervalMs?: number; minPerSecond?: number }
+}
+
+/** A limiter key of the worker's options (`rateLimit.key`, `dailyQuota.key`). */
+export const limiterKeySchema = z.string().regex(/^[^\s]{1,200}$/, 'must be 1-200 characters without spaces')
+
+export const rateLimitSchema = z
+  .strictObject({
+    perSecond: z.number().positive().max(1_000_000).default(14),
+    burst: z.number().int().min(1).max(1_000_000).default(1),
+    key: limiterKeySchema.optional(),
+    aimd: z
+      .strictObject({
+        decrease: z.number().gt(0).lt(1).default(0.5),
+        increase: z.number().gt(0).max(1).default(0.1),
+        intervalMs: z.number().int().min(10).max(3_600_000).default(1000),
+        minPerSecond: z.number().positive().optional(),
+      })
+      .prefault({}),
+  })
+  .optional()
+
+export interface RateHooks {
+  redis(): RedisClient
+  abandoned(): boolean
+  onPace(event: PaceEvent): void
+  /** Units were reserved: the dispatcher may look for more work. */
+  onCharged(): void
+}
+
+/**
+ * This worker's share of the send rate: the GCRA limiter shared through Redis, held to this
+ * worker's own AIMD pace. A job never waits longer than `maxWaitMs` for its units.
+ */
+export function createRate(
+  prefix: string,
+  rateLimit: NonNullable<z.output<typeof rateLimitSchema>>,
+  maxWaitMs: number,
+  hooks: RateHooks,
+  waits: Waits,
+) {
+  const key = `rate:limit:${rateLimit.key ?? `${prefix}:send`}`
+  const intervalMs = 1000 / rateLimit.perSecond
+  const { burst } = rateLimit
+  // Work is fetched when its units are free within one emission interval, so that a reservation is
+  // made before the bucket runs dry (no gaps), while a later high-priority job waits at most a few
+  // units behind what was fetched. Never further ahead than a job may wait.
+  const lookaheadMs = Math.min(Math.max(intervalMs, 2), maxWaitMs)
+  const pace = createPace(rateLimit.perSecond, rateLimit.aimd, hooks.onPace)
+  const reserve = (units: number) => () => gcra(hooks.redis(), key, { intervalMs, burst, cost: units, mode: 'reserve' })
+
+  return {
+    intervalMs,
+    get pace(): number {
+      return pace.pace
+    },
+
+    /** Looks at the shared limiter without taking anything. */
+    peek(client: RedisClient): Promise<GcraReply> {
+      return gcra(client, key, { intervalMs, burst, cost: 0, mode: 'take', lookaheadMs })
+    },
+
+    /** Units free soon by the shared limiter (`peek`'s reply) and this worker's pace; when to ask again if none. */
+    room(shared: GcraReply): { units: number; waitMs: number } {
+      const own = pace.room(lookaheadMs)
+      const waitMs = shared.soon <= 0 ? Math.max(0, shared.retryAfterMs - lookaheadMs) : 0
+      return { units: Math.min(shared.soon, own.units), waitMs: Math.max(waitMs, own.waitMs) }
+    },
+
+    /**
+     * Takes `cost` units and waits until they may go; undefined when they may. `settled` runs as
+     * soon as the work no longer needs counting as held (units reserved, or the charge given up).
+     */
+    async charge(cost: number, settled: () => void): Promise<ChargeStop | undefined> {
+      // This worker's own, lowered pace comes first, so that it holds no shared units while it waits.
+      const booked = pace.book(cost, maxWaitMs)
+      if (typeof booked !== 'number') {
+        settled()
+        return booked
+      }
+      if (booked > 0) {
+        await waits.sleep(booked)
+        if (hooks.abandoned()) {
+          settled()
+          return { kind: 'abandoned' }
+        }
+      }
+      const reply = await waits.retrying('charging the rate limiter failed, retrying', reserve(cost))
+      settled()
+      hooks.onCharged()
+      if (!reply) return { kind: 'abandoned' }
+      if (reply.waitMs > maxWaitMs) {
+        // Waiting this long would hold the stream entry near its visibility timeout: give the units back.
+        await waits.retrying('returning rate limiter units failed, retrying', reserve(-cost))
+        return { kind: 'delay', retryAfterMs: reply.waitMs, reason: `${cost} recipients wait for the rate limit` }
+      }
+      if (reply.waitMs > 0) {
+        await waits.sleep(reply.waitMs)
+        if (hooks.abandoned()) return { kind: 'abandoned' }
+      }
+      return undefined
+    },
+
+    record: pace.record,
+    throttled: pace.throttled,
+  }
+}
