@@ -1,23 +1,26 @@
 import { z } from 'zod'
-import { MailstreamError } from './errors.js'
+import { type ErrorCode, MailstreamError } from './errors.js'
 import { issueField, showValue } from './job.js'
 // Types only: transports use parseOptions, and must not load ioredis through redis.ts.
 import type { RedisClient, RedisInput } from './redis.js'
+
+/**
+ * The error for input zod refused: `field` names the first bad field (`fallback` when the issue
+ * has no path), and the message lists every issue as `field: message`, after `lead`.
+ */
+export function issuesError(code: ErrorCode, error: z.ZodError, fallback: string, lead = ''): MailstreamError {
+  const issues = error.issues.map((issue) => ({ field: issueField(issue, fallback), message: issue.message }))
+  return new MailstreamError(code, `${lead}${issues.map((issue) => `${issue.field}: ${issue.message}`).join('; ')}`, {
+    field: issues[0]?.field ?? fallback,
+    cause: error,
+  })
+}
 
 /** Validates factory options once, at the boundary; throws `E_CONFIG` naming the field. */
 export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, factory: string): z.output<S> {
   const result = schema.safeParse(input ?? {})
   if (result.success) return result.data
-  const issues = result.error.issues.map((issue) => ({
-    field: issueField(issue, 'options'),
-    message: issue.message,
-  }))
-  const first = issues[0] ?? { field: 'options', message: 'invalid' }
-  throw new MailstreamError(
-    'E_CONFIG',
-    `${factory}: ${issues.map((issue) => `${issue.field}: ${issue.message}`).join('; ')}`,
-    { field: first.field, cause: result.error },
-  )
+  throw issuesError('E_CONFIG', result.error, 'options', `${factory}: `)
 }
 
 export const redisInputSchema = z.custom<RedisInput>(
@@ -28,10 +31,16 @@ export const redisInputSchema = z.custom<RedisInput>(
   { message: 'give an ioredis client, ioredis options or a redis:// URL' },
 )
 
-export const prefixSchema = z
-  .string()
-  .regex(/^[^\s]{1,100}$/, 'must be 1-100 characters without spaces')
-  .default('email')
+/** A key prefix as every factory validates it, with that factory's default. */
+export function keyPrefixSchema(defaultPrefix: string) {
+  return z
+    .string()
+    .regex(/^[^\s]{1,100}$/, 'must be 1-100 characters without spaces')
+    .default(defaultPrefix)
+}
+
+/** The `prefix` of a queue and its worker. Default `email`. */
+export const prefixSchema = keyPrefixSchema('email')
 
 /**
  * The hash tag Redis Cluster hashes a key by, when the key starts with `prefix`: the text between

@@ -1,16 +1,14 @@
 import { z } from 'zod'
 import { MailstreamError } from './errors.js'
-import { issueField } from './job.js'
 import { gcra } from './lua/gcra.js'
 import { defineScripts } from './lua/index.js'
-import { parseOptions, redisInputSchema } from './options.js'
+import { issuesError, keyPrefixSchema, parseOptions, redisInputSchema } from './options.js'
 import {
   boundedClient,
-  commandTimeoutSchema,
+  connectionOptionsShape,
   createOutageReporter,
   type ErrorReport,
   guardMethods,
-  onErrorSchema,
   quit,
   type RedisInput,
   resolveRedis,
@@ -75,12 +73,8 @@ export interface RateLimiter {
 
 const optionsSchema = z.strictObject({
   redis: redisInputSchema,
-  prefix: z
-    .string()
-    .regex(/^[^\s]{1,100}$/, 'must be 1-100 characters without spaces')
-    .default('rate:limit'),
-  commandTimeoutMs: commandTimeoutSchema,
-  onError: onErrorSchema,
+  prefix: keyPrefixSchema('rate:limit'),
+  ...connectionOptionsShape,
 })
 
 const keySchema = z.string().regex(/^[^\s]{1,512}$/, 'must be 1-512 characters without spaces')
@@ -97,15 +91,6 @@ const consumeSchema = z.strictObject({
   cost: z.number().int().min(0).max(1e9).default(1),
 })
 
-function invalid(error: z.ZodError, fallback: string): MailstreamError {
-  const issues = error.issues.map((issue) => ({ field: issueField(issue, fallback), message: issue.message }))
-  const first = issues[0] ?? { field: fallback, message: 'is invalid' }
-  return new MailstreamError('E_VALIDATION', issues.map((issue) => `${issue.field}: ${issue.message}`).join('; '), {
-    field: first.field,
-    cause: error,
-  })
-}
-
 // The worker's pacing imports these from here until it imports them from lua/ itself.
 export { type GcraParams, type GcraReply, gcra } from './lua/gcra.js'
 export { type QuotaReply, rollingQuota } from './lua/quota.js'
@@ -121,7 +106,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
 
   function stateKey(key: unknown): string {
     const parsed = keySchema.safeParse(key)
-    if (!parsed.success) throw invalid(parsed.error, 'key')
+    if (!parsed.success) throw issuesError('E_VALIDATION', parsed.error, 'key')
     return `${config.prefix}:${parsed.data}`
   }
 
@@ -129,7 +114,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     if (closed) throw new MailstreamError('E_CLOSED', 'the rate limiter is closed')
     const redisKey = stateKey(key)
     const parsed = consumeSchema.safeParse(cost === undefined ? input : { ...(input as object), cost })
-    if (!parsed.success) throw invalid(parsed.error, 'options')
+    if (!parsed.success) throw issuesError('E_VALIDATION', parsed.error, 'options')
     const { rate, periodMs, burst, cost: units } = parsed.data
     const { allowed, remaining, retryAfterMs, resetAfterMs } = await gcra(client, redisKey, {
       intervalMs: periodMs / rate,

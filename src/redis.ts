@@ -26,6 +26,15 @@ export const onErrorSchema = z
   .custom<ErrorReport>((value) => typeof value === 'function', { message: 'must be a function (error) => void' })
   .optional()
 
+/**
+ * The Redis fields every factory that talks to Redis validates alike: `commandTimeoutMs` and
+ * `onError`. Spread into its `strictObject`; `redis` stays with each factory (some fall back to a queue's).
+ */
+export const connectionOptionsShape = {
+  commandTimeoutMs: commandTimeoutSchema,
+  onError: onErrorSchema,
+}
+
 export function isRedisClient(value: unknown): value is RedisClient {
   return (
     typeof value === 'object' &&

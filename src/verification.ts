@@ -7,16 +7,15 @@ import { defineScripts } from './lua/index.js'
 import { slidingWindow } from './lua/sliding-window.js'
 import { verifyAttempt } from './lua/verify-attempt.js'
 import { verifyUse } from './lua/verify-use.js'
-import { parseOptions, redisInputSchema } from './options.js'
+import { keyPrefixSchema, parseOptions, redisInputSchema } from './options.js'
 import type { EmailQueue } from './queue/index.js'
 import { isEmailQueue, queueInternals } from './queue/internals.js'
 import {
   boundedClient,
-  commandTimeoutSchema,
+  connectionOptionsShape,
   createOutageReporter,
   type ErrorReport,
   guardMethods,
-  onErrorSchema,
   quit,
   type RedisInput,
   resolveRedis,
@@ -45,7 +44,7 @@ export interface VerificationCodesOptions {
   /** Where codes are kept. Default: the queue's client. Never closed when given as a client. */
   redis?: RedisInput
   /** The queue the verification emails go through. */
-  queue: Pick<EmailQueue, 'enqueue'> & Partial<Pick<EmailQueue, 'redis'>>
+  queue: Pick<EmailQueue, 'enqueue'>
   /** HMAC-SHA256 key for the stored codes: at least 16 bytes, kept out of Redis. */
   secret: string | Uint8Array
   /** How long a code is valid. Default 600. */
@@ -142,17 +141,13 @@ const optionsSchema = z.strictObject({
   maxAttempts: z.number().int().min(1).max(100).default(5),
   perEmail: limitSchema.default({ max: 5, windowSeconds: 3600 }),
   perIp: limitSchema.optional(),
-  keyPrefix: z
-    .string()
-    .regex(/^[^\s]{1,100}$/, 'must be 1-100 characters without spaces')
-    .default('verification'),
+  keyPrefix: keyPrefixSchema('verification'),
   build: z
     .custom<NonNullable<VerificationCodesOptions['build']>>((value) => typeof value === 'function', {
       message: 'must be a function',
     })
     .optional(),
-  commandTimeoutMs: commandTimeoutSchema,
-  onError: onErrorSchema,
+  ...connectionOptionsShape,
 })
 
 const normaliseEmail = (email: unknown): string => addressKey(email, 'email')
@@ -160,7 +155,7 @@ const normaliseEmail = (email: unknown): string => addressKey(email, 'email')
 export function createVerificationCodes(options: VerificationCodesOptions): VerificationCodes {
   const config = parseOptions(optionsSchema, options, 'createVerificationCodes')
   const redisInput =
-    config.redis ?? (isEmailQueue(config.queue) ? queueInternals(config.queue).redis : config.queue.redis)
+    config.redis ?? (isEmailQueue(config.queue) ? queueInternals(config.queue).redis : undefined)
   if (redisInput === undefined) {
     throw new MailstreamError('E_CONFIG', 'createVerificationCodes: redis: give a client, or a queue that has one', {
       field: 'redis',
