@@ -154,8 +154,7 @@ const normaliseEmail = (email: unknown): string => addressKey(email, 'email')
 
 export function createVerificationCodes(options: VerificationCodesOptions): VerificationCodes {
   const config = parseOptions(optionsSchema, options, 'createVerificationCodes')
-  const redisInput =
-    config.redis ?? (isEmailQueue(config.queue) ? queueInternals(config.queue).redis : undefined)
+  const redisInput = config.redis ?? (isEmailQueue(config.queue) ? queueInternals(config.queue).redis : undefined)
   if (redisInput === undefined) {
     throw new MailstreamError('E_CONFIG', 'createVerificationCodes: redis: give a client, or a queue that has one', {
       field: 'redis',
