@@ -7,7 +7,8 @@ ARGV[1] consumer group
 ARGV[2] consumer name
 ARGV[3] how many entries at most
 Reply: flat list, per entry { streamIndex, entryId, jobId, payload, attempts, rcpt, suppressed }
-('' for a missing field; suppressed is the ','-joined list of suppressed recipients).
+('' for a missing field, '0' for missing attempts; suppressed is the ','-joined list of suppressed
+recipients). Entries read are pending for this consumer.
 ]]
 local out = {}
 local left = tonumber(ARGV[3])

@@ -5,7 +5,9 @@ KEYS[5] dead stream
 KEYS[5 + i] status hash of candidate i
 ARGV[1] now, epoch ms
 ARGV[1 + i] candidate job id i (read by the caller with ZRANGE BYSCORE; re-checked here)
-Reply: how many jobs were moved.
+Reply: how many jobs were moved. A due candidate whose job is final is only dropped from the set;
+one with no status hash or no payload is dead-lettered (without its payload; a status hash it has is
+left as it was).
 ]]
 local now = tonumber(ARGV[1])
 local index = { high = 2, normal = 3, low = 4 }

@@ -10,6 +10,8 @@ an outcome waiting for Redis to accept writes), and sending them again would sen
 own entries left from an earlier life are taken back by the worker's own-recovery instead.
 Reply: { nextCursor, then per claimed entry entryId, jobId, payload, rcpt, deliveries }; the
 delivery that XCLAIM counts now is included. Entries deleted from the stream leave the pending list.
+nextCursor is '-' once the pending list was read to its end; otherwise the last of the 2 x ARGV[5]
+entries looked at, so that others' entries looked at but past the count wait for the next pass from '-'.
 ]]
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local count = tonumber(ARGV[5])

@@ -4,6 +4,8 @@ ARGV[1] now, epoch ms
 ARGV[2] batch id
 ARGV[3] progress channel
 Reply: { total, sent, failed, suppressed, cancelled, finished (1/0) }
+A batch with no jobs at all (no hash yet) is finished by sealing. Sealing a finished batch again
+changes and publishes nothing.
 ]]
 redis.call('HSET', KEYS[1], 'sealed', '1')
 local c = batch_progress(KEYS[1], ARGV[3], ARGV[2], ARGV[1])

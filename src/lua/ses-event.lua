@@ -6,7 +6,8 @@ KEYS[4] tracking hash of the SES message (P:ses:<messageId>): which counters it 
 KEYS[5] status hash of the job (KEYS[1] again when the event names no job)
 KEYS[6] batch hash of the job (KEYS[1] again when none)
 ARGV[1] TTL of the dedupe key, seconds
-ARGV[2] TTL of the tracking hash, seconds (renewed by every event of the message)
+ARGV[2] TTL of the tracking hash, seconds (renewed by every event of the message that has a counter:
+        all kinds but send)
 ARGV[3] value of the dedupe key: 'hook' while the host's onEvent has not run, else 'done'
 ARGV[4] event kind: send, delivery, bounce, complaint, reject, open, click, renderingFailure, deliveryDelay
 ARGV[5] bounce type (Permanent, Transient, Undetermined) or ''
