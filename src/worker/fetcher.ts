@@ -2,8 +2,8 @@ import { GROUP, type QueueKeys } from '../keys.js'
 import { activate } from '../lua/activate.js'
 import { parseEntryFields } from '../lua/entry.js'
 import { fetch } from '../lua/fetch.js'
-import { reclaim } from '../lua/reclaim.js'
 import type { Connections } from './connections.js'
+import { createRecovery } from './recovery.js'
 import type { Delivery, Work } from './types.js'
 
 /** Entry ids are unique per stream only: two priorities may hand out the same id. */
@@ -29,9 +29,13 @@ export interface FetcherOptions {
 export function createFetcher(options: FetcherOptions) {
   const { connections, keys, consumer, held } = options
   const { redis, timed } = connections
-  const reclaimCursors = ['-', '-', '-']
-  const reclaimEveryMs = Math.min(options.visibilityTimeoutMs / 2, 30_000)
-  let lastReclaimAt = 0
+  const recovery = createRecovery({
+    connections,
+    keys,
+    consumer,
+    visibilityTimeoutMs: options.visibilityTimeoutMs,
+    isHeld: (streamIndex, entryId) => held.has(heldKey(streamIndex, entryId)),
+  })
   /**
    * Set after a failed fetch (Redis may have delivered entries whose reply never arrived) and at
    * start (a consumer name given again may own entries from an earlier life).
@@ -52,59 +56,6 @@ export function createFetcher(options: FetcherOptions) {
       else ready.push({ delivery, verdict: 'send', attempts, suppressed })
     }
     return { ready, check }
-  }
-
-  /** Entries other consumers left pending past the visibility timeout (the script skips this one's). */
-  async function reclaimStale(count: number): Promise<Delivery[]> {
-    const out: Delivery[] = []
-    for (let index = 0; index < 3 && out.length < count; index++) {
-      const call = {
-        stream: keys.streams[index] as string,
-        group: GROUP,
-        consumer,
-        minIdleMs: options.visibilityTimeoutMs,
-        cursor: reclaimCursors[index] as string,
-        count: count - out.length,
-      }
-      const { cursor, entries } = await timed(reclaim(redis(), call), 'reclaiming stale entries')
-      reclaimCursors[index] = cursor
-      for (const entry of entries) out.push({ streamIndex: index + 1, ...entry })
-    }
-    return out
-  }
-
-  /**
-   * Entries pending for this consumer in Redis that it does not hold in memory: a fetch whose
-   * reply was lost when the connection dropped. Taken back at once instead of after the
-   * visibility timeout.
-   */
-  async function recoverOwn(count: number): Promise<Delivery[]> {
-    const out: Delivery[] = []
-    for (let index = 0; index < 3 && out.length < count; index++) {
-      const stream = keys.streams[index] as string
-      const pending = (await timed(
-        redis().xpending(stream, GROUP, '-', '+', 1000, consumer),
-        'recovering entries',
-      )) as [string, string, number, number][]
-      const lost = pending.filter(([entryId]) => !held.has(heldKey(index + 1, entryId))).slice(0, count - out.length)
-      if (lost.length === 0) continue
-      const deliveries = new Map(lost.map(([entryId, , , times]) => [entryId, Number(times)]))
-      const claimed = (await timed(
-        redis().xclaim(stream, GROUP, consumer, 0, ...deliveries.keys()),
-        'recovering entries',
-      )) as ([string, string[]] | null)[]
-      for (const entry of claimed) {
-        if (!entry) continue
-        const [entryId, fields] = entry
-        out.push({
-          streamIndex: index + 1,
-          entryId,
-          ...parseEntryFields(fields),
-          deliveries: (deliveries.get(entryId) ?? 0) + 1,
-        })
-      }
-    }
-    return out
   }
 
   /** Checks entries delivered again (or read by a blocking read) against their job's status. */
@@ -130,13 +81,10 @@ export function createFetcher(options: FetcherOptions) {
       try {
         const check: Delivery[] = []
         if (lostReplies) {
-          check.push(...(await recoverOwn(count)))
+          check.push(...(await recovery.own(count)))
           lostReplies = check.length === count // more may be left
         }
-        if (check.length < count && Date.now() - lastReclaimAt >= reclaimEveryMs) {
-          lastReclaimAt = Date.now()
-          check.push(...(await reclaimStale(count - check.length)))
-        }
+        if (check.length < count) check.push(...(await recovery.stale(count - check.length)))
         const work: Work[] = []
         if (check.length < count) {
           const fetched = await fetchStrict(count - check.length)
@@ -153,8 +101,7 @@ export function createFetcher(options: FetcherOptions) {
     /** Waits on Redis for new entries when there were none, at most `blockMs` (and no later than the next reclaim). */
     async wait(count: number, blockMs: number): Promise<Work[]> {
       try {
-        const untilReclaim = lastReclaimAt + reclaimEveryMs - Date.now()
-        const reply = await connections.readBlocking(count, Math.max(10, Math.min(blockMs, untilReclaim)))
+        const reply = await connections.readBlocking(count, Math.max(10, Math.min(blockMs, recovery.untilReclaim())))
         if (!reply) return []
         const out: Delivery[] = []
         for (const [stream, entries] of reply) {
