@@ -34,13 +34,12 @@ export {
   type EmailQueue,
   type EmailQueueOptions,
   type EnqueueResult,
-  type JobState,
-  type JobStatusName,
   type QueueStats,
   type StreamStats,
   type SuppressionEntry,
 } from './queue/index.js'
-export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals, JobDelivery } from './queue/stats.js'
+export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals } from './queue/stats.js'
+export type { JobDelivery, JobState, JobStatusName } from './status.js'
 export {
   type ConsumeOptions,
   createRateLimiter,

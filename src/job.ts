@@ -294,6 +294,11 @@ export function recipientsOf(job: Pick<EmailJob, 'to' | 'cc' | 'bcc'>): Address[
   return [...job.to, ...(job.cc ?? []), ...(job.bcc ?? [])]
 }
 
+/** Recipients as the send stream stores them for the suppression check: lower-cased, ','-joined. */
+export function recipientList(job: Pick<EmailJob, 'to' | 'cc' | 'bcc'>): string {
+  return [...new Set(recipientsOf(job).map((address) => address.address.toLowerCase()))].join(',')
+}
+
 // Random bytes are drawn in blocks: one getrandom call per 409 ids instead of one per id.
 const RANDOM_BLOCK = 4096
 let randomPool = Buffer.alloc(0)

@@ -1,6 +1,8 @@
 import { describe, expect, test } from 'vitest'
 import type { EmailJobInput } from '../src/index.js'
-import { type BatchProgress, sealBatch } from '../src/queue/batches.js'
+import { sealBatch } from '../src/lua/seal-batch.js'
+import type { BatchProgress } from '../src/queue/batches.js'
+import { queueInternals } from '../src/queue/internals.js'
 import { harness } from './helpers/queue.js'
 import { connect, waitUntil } from './helpers/redis.js'
 
@@ -29,7 +31,7 @@ describe('batch counters and progress', () => {
     const total = 300
     transport.failNext('never', 2)
     await queue.enqueueMany(Array.from({ length: total }, (_, i) => job(i, 'issue-1')))
-    await sealBatch(redis, queue.keys, 'issue-1')
+    await sealBatch(redis, queueInternals(queue).keys, 'issue-1')
     await worker({ concurrency: 20 }).start()
     await waitUntil(() => progress.messages.some((message) => message.done), 10_000, 'the final progress')
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -71,7 +73,7 @@ describe('batch counters and progress', () => {
     await transport.waitForCount(2)
     await waitUntil(async () => (await redis.hget(`${prefix}:batch:b2`, 'sent')) === '2')
     expect(progress.messages.some((message) => message.done)).toBe(false)
-    const counters = await sealBatch(redis, queue.keys, 'b2')
+    const counters = await sealBatch(redis, queueInternals(queue).keys, 'b2')
     expect(counters).toMatchObject({ total: 2, sent: 2, finished: true })
     await waitUntil(() => progress.messages.some((message) => message.done))
     expect(progress.messages.filter((message) => message.done)).toHaveLength(1)
@@ -82,7 +84,7 @@ describe('batch counters and progress', () => {
     const { queue, prefix } = harness(redis)
     const progress = await subscribe(`${prefix}:progress:b3`)
     const { id } = await queue.enqueue({ ...job(1, 'b3'), delayMs: 60_000 })
-    await sealBatch(redis, queue.keys, 'b3')
+    await sealBatch(redis, queueInternals(queue).keys, 'b3')
     expect(await queue.cancel(id)).toBe(true)
     await waitUntil(() => progress.messages.some((message) => message.done))
     expect(progress.messages.map((message) => [message.completed, message.done])).toEqual([

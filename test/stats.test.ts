@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { createSesWebhookHandler, type EmailJobInput, TransportError } from '../src/index.js'
-import { sealBatch } from '../src/queue/batches.js'
+import { sealBatch } from '../src/lua/seal-batch.js'
+import { queueInternals } from '../src/queue/internals.js'
 import { harness } from './helpers/queue.js'
 import { connect } from './helpers/redis.js'
 import { post, type SesEventInput, snsFixture, TOPIC_ARN } from './helpers/sns.js'
@@ -80,7 +81,7 @@ describe('stats', () => {
       job('solo0'),
       job('solo1'),
     ])
-    await sealBatch(redis, queue.keys, 'issue-7')
+    await sealBatch(redis, queueInternals(queue).keys, 'issue-7')
     const w = worker()
     await w.start()
     const final = await Promise.all(enqueued.map(({ id }) => settled(id)))

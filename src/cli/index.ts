@@ -5,8 +5,9 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { MailstreamError } from '../errors.js'
-import { GROUP } from '../keys.js'
+import { GROUP, type QueueKeys } from '../keys.js'
 import { createEmailQueue, type EmailQueue } from '../queue/index.js'
+import { queueInternals } from '../queue/internals.js'
 import { createEmailWorker, type EmailWorkerOptions } from '../worker/index.js'
 import { formatDuration, formatTime, pairs, table } from './format.js'
 
@@ -37,6 +38,7 @@ class UsageError extends Error {}
 interface Context {
   queue: EmailQueue
   redis: Redis
+  keys: QueueKeys
   json: boolean
   values: Record<string, string | boolean | undefined>
   args: string[]
@@ -112,7 +114,7 @@ const commands: Record<string, (context: Context) => Promise<void>> = {
   async pending(context) {
     const limit = count(context.values.count, 50)
     const rows: { priority: string; entryId: string; consumer: string; idleMs: number; deliveries: number }[] = []
-    for (const [index, stream] of context.queue.keys.streams.entries()) {
+    for (const [index, stream] of context.keys.streams.entries()) {
       const entries = (await context.redis.xpending(stream, GROUP, '-', '+', limit).catch(() => [])) as [
         string,
         string,
@@ -176,7 +178,7 @@ const commands: Record<string, (context: Context) => Promise<void>> = {
   async batch(context) {
     const [batchId] = context.args
     if (!batchId) throw new UsageError('batch needs a batch id')
-    const hash = await context.redis.hgetall(context.queue.keys.batch(batchId))
+    const hash = await context.redis.hgetall(context.keys.batch(batchId))
     if (!hash.total) throw new MailstreamError('E_NOT_FOUND', `no batch ${batchId}`)
     const number = (field: string) => Number(hash[field] ?? 0)
     const completed = number('sent') + number('failed') + number('suppressed') + number('cancelled')
@@ -372,7 +374,7 @@ export async function main(argv: string[], print = (text: string) => console.log
       return 1
     }
     const queue = createEmailQueue({ redis, prefix })
-    await handler({ queue, redis, json: values.json === true, values, args, print })
+    await handler({ queue, redis, keys: queueInternals(queue).keys, json: values.json === true, values, args, print })
     return 0
   } catch (error) {
     return report(error)

@@ -1,18 +1,9 @@
 import { MailstreamError } from '../errors.js'
-import { GROUP, type QueueKeys } from '../keys.js'
-import { addScript, runScript } from '../lua/index.js'
+import type { QueueKeys } from '../keys.js'
+import { addCancel, parseCancelReply } from '../lua/cancel.js'
+import { type BatchCounters, countersFromReply, sealBatch } from '../lua/seal-batch.js'
 import { bounded, type OutageReporter, quit, type RedisClient } from '../redis.js'
-
-/** Counters of one batch, as kept in `P:batch:<batchId>`. */
-export interface BatchCounters {
-  total: number
-  sent: number
-  failed: number
-  suppressed: number
-  cancelled: number
-  /** Every job of the batch was enqueued and every one has finished. */
-  finished: boolean
-}
+import { STATUS } from '../status.js'
 
 /** What is published on `P:progress:<batchId>`. */
 export interface BatchProgress {
@@ -28,19 +19,6 @@ export interface BatchProgress {
   cancelled: number
   /** True on the one final message of a batch. */
   done: boolean
-}
-
-/** `{ total, sent, failed, suppressed, cancelled, finished }` as the Lua scripts reply it. */
-export function countersFromReply(reply: readonly (number | string)[]): BatchCounters {
-  const [total, sent, failed, suppressed, cancelled, finished] = reply.map(Number)
-  return {
-    total: total ?? 0,
-    sent: sent ?? 0,
-    failed: failed ?? 0,
-    suppressed: suppressed ?? 0,
-    cancelled: cancelled ?? 0,
-    finished: finished === 1,
-  }
 }
 
 export function toProgress(batchId: string, counters: BatchCounters): BatchProgress {
@@ -61,20 +39,6 @@ export function toProgress(batchId: string, counters: BatchCounters): BatchProgr
     cancelled: counters.cancelled,
     done: counters.finished,
   }
-}
-
-/**
- * Marks a batch as fully enqueued. If its jobs have all finished already, the final progress is
- * published now; otherwise the worker that finishes the last job publishes it.
- */
-export async function sealBatch(client: RedisClient, keys: QueueKeys, batchId: string): Promise<BatchCounters> {
-  const reply = await runScript<number[]>(
-    client,
-    'sealBatch',
-    [keys.batch(batchId)],
-    [Date.now(), batchId, keys.progress(batchId)],
-  )
-  return countersFromReply(reply)
 }
 
 /** `getBatch`: a batch's counters, progress and where it stands. */
@@ -160,17 +124,10 @@ export async function cancelBatch(
     if (ids.length === 0) return
     const now = Date.now()
     const pipeline = client.pipeline()
-    for (const id of ids) {
-      addScript(
-        pipeline,
-        'cancel',
-        [keys.status(id), keys.delayed, ...keys.streams, batchKey],
-        [id, now, statusTtlSeconds, batchId, GROUP, keys.progress(batchId)],
-      )
-    }
+    for (const id of ids) addCancel(pipeline, keys, { id, batchId, now, statusTtlSeconds })
     for (const [error, reply] of (await pipeline.exec()) ?? []) {
       if (error) throw new MailstreamError('E_REDIS', `cancelBatch failed: ${error.message}`, { cause: error })
-      if ((reply as [string, number])[1] === 1) cancelled++
+      if (parseCancelReply(reply).cancelled) cancelled++
     }
   }
 
@@ -204,7 +161,7 @@ export async function cancelBatch(
     }
     if (unsure.length > 0) {
       const pipeline = client.pipeline()
-      for (const id of unsure) pipeline.hget(keys.status(id), 'batch')
+      for (const id of unsure) pipeline.hget(keys.status(id), STATUS.batch)
       const replies = (await pipeline.exec()) ?? []
       unsure.forEach((id, index) => {
         if (replies[index]?.[1] === batchId) ids.push(id)

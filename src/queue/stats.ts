@@ -75,22 +75,6 @@ export interface BatchStats {
   rates: DeliveryRates
 }
 
-/** Delivery tracking of one job, written by the SES webhook handler (see `JobState.delivery`). */
-export interface JobDelivery {
-  /** The furthest state reached: delayed < delivered < bounced / rejected / failed < complained. */
-  state?: 'delayed' | 'delivered' | 'bounced' | 'rejected' | 'failed' | 'complained'
-  deliveredAt?: number
-  bouncedAt?: number
-  /** `Permanent`, `Transient` or `Undetermined` (a permanent bounce replaces an earlier other one). */
-  bounceType?: string
-  complainedAt?: number
-  /** Open events (every one, not unique). */
-  opens: number
-  clicks: number
-  openedAt?: number
-  clickedAt?: number
-}
-
 /** Counters the workers keep in `P:stats`, one per job outcome. */
 export const WORKER_TOTALS = ['sent', 'failed', 'suppressed', 'retried', 'throttled'] as const
 /** Counters the SES webhook handler keeps, in `P:stats` and in each batch hash. */
@@ -200,16 +184,4 @@ export async function batchStats(client: RedisClient, keys: QueueKeys, batchId: 
     totals,
     rates: ratesOf(totals),
   }
-}
-
-/** The delivery fields of a job's status hash, or undefined when no SES event reached it. */
-export function jobDelivery(hash: Record<string, string>): JobDelivery | undefined {
-  if (!['delivery', 'opens', 'clicks', 'bounceType'].some((field) => hash[field] !== undefined)) return undefined
-  const delivery: JobDelivery = { opens: count(hash.opens), clicks: count(hash.clicks) }
-  if (hash.delivery) delivery.state = hash.delivery as JobDelivery['state']
-  if (hash.bounceType) delivery.bounceType = hash.bounceType
-  for (const field of ['deliveredAt', 'bouncedAt', 'complainedAt', 'openedAt', 'clickedAt'] as const) {
-    if (hash[field] !== undefined) delivery[field] = count(hash[field])
-  }
-  return delivery
 }

@@ -1,0 +1,87 @@
+import { MailstreamError } from '../errors.js'
+import type { Priority } from '../job.js'
+import type { QueueKeys } from '../keys.js'
+import type { RedisClient } from '../redis.js'
+import { addScript } from './index.js'
+
+/** One job as the `enqueue` script takes it. */
+export interface EnqueueRecord {
+  id: string
+  payload: string
+  /** Epoch ms; 0 for now. */
+  dueAt: number
+  priority: Priority
+  type: string
+  maxAttempts: number
+  /** '' for none. */
+  batchId: string
+  /** Recipients, lower-case and ','-joined. */
+  rcpt: string
+  idempotencyKey?: string | undefined
+}
+
+/**
+ * What became of one record: `new` (written), `duplicate` (its id or idempotency key named a job
+ * already; `status` is '' when only the key was found) or `cancelled` (its batch was cancelled,
+ * nothing written).
+ */
+export interface EnqueueReply {
+  id: string
+  status: string
+  created: 'new' | 'duplicate' | 'cancelled'
+}
+
+export interface EnqueueCall {
+  /** Epoch ms. */
+  now: number
+  idempotencyTtlSeconds: number
+  records: readonly EnqueueRecord[]
+}
+
+/** Jobs per script call: many per call is what makes a big batch cheap, but a call blocks Redis. */
+const JOBS_PER_CALL = 100
+
+function pack(keys: QueueKeys, now: number, ttl: number, group: readonly EnqueueRecord[]) {
+  const scriptKeys: string[] = [keys.delayed, ...keys.streams]
+  const args: (string | number)[] = [now, ttl]
+  for (const record of group) {
+    const statusKey = keys.status(record.id)
+    const hasKey = record.idempotencyKey !== undefined
+    scriptKeys.push(
+      statusKey,
+      hasKey ? keys.idem(record.idempotencyKey as string) : statusKey,
+      record.batchId !== '' ? keys.batch(record.batchId) : statusKey,
+    )
+    args.push(
+      record.id,
+      record.payload,
+      `${record.dueAt} ${record.priority} ${record.type} ${record.maxAttempts} ${record.batchId} ${record.rcpt} ${hasKey ? '1' : '0'}`,
+    )
+  }
+  return { scriptKeys, args }
+}
+
+const CREATED = { 0: 'duplicate', 1: 'new', 2: 'cancelled' } as const
+
+/**
+ * `lua/enqueue.lua`: writes jobs to their send stream or the delayed set, JOBS_PER_CALL per
+ * script call, every call in one pipeline (one round trip). One reply per record, in order.
+ */
+export async function enqueue(client: RedisClient, keys: QueueKeys, call: EnqueueCall): Promise<EnqueueReply[]> {
+  const pipeline = client.pipeline()
+  for (let from = 0; from < call.records.length; from += JOBS_PER_CALL) {
+    const group = call.records.slice(from, from + JOBS_PER_CALL)
+    const { scriptKeys, args } = pack(keys, call.now, call.idempotencyTtlSeconds, group)
+    addScript(pipeline, 'enqueue', scriptKeys, args)
+  }
+  const replies: EnqueueReply[] = []
+  for (const [error, reply] of (await pipeline.exec()) ?? []) {
+    if (error) throw new MailstreamError('E_REDIS', `enqueue failed: ${error.message}`, { cause: error })
+    const flat = reply as (string | number)[]
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const created = CREATED[Number(flat[i + 2]) as keyof typeof CREATED] ?? 'duplicate'
+      replies.push({ id: String(flat[i]), status: String(flat[i + 1]), created })
+    }
+  }
+  return replies
+}

@@ -1,0 +1,258 @@
+// The input of `enqueueBatch`: its arguments checked, the part every job shares validated once,
+// and each recipient turned into an enqueue record with its payload joined as a string.
+import * as nodeCrypto from 'node:crypto'
+import { MailstreamError } from '../errors.js'
+import {
+  type Address,
+  type AddressInput,
+  type EmailJobInput,
+  LOCALE_RE,
+  MAX_PAYLOAD_BYTES,
+  type Priority,
+  parseAddress,
+  validateJob,
+} from '../job.js'
+import type { EnqueueRecord } from '../lua/enqueue.js'
+
+/** What `build` returns for one recipient: the address, and what is particular to it. */
+export interface BatchRecipient {
+  to: AddressInput
+  /** Merged over the batch's shared `data` when the job is rendered. */
+  data?: Record<string, unknown>
+  /** This recipient's language; default the batch's `locale`. */
+  locale?: string
+}
+
+export type BuildRecipient<R> = (
+  recipient: R,
+  index: number,
+) => BatchRecipient | AddressInput | Promise<BatchRecipient | AddressInput>
+
+/** What every job of a batch shares. */
+export interface BatchOptions {
+  /** Default `newsletter`. */
+  type?: string
+  template?: string
+  subject?: string
+  html?: string
+  text?: string
+  /** Data every job shares (an issue's title and Markdown body): stored once, not in each job. */
+  data?: Record<string, unknown>
+  locale?: string
+  from?: AddressInput
+  replyTo?: AddressInput | AddressInput[]
+  /** Default `low`, so that transactional mail (verification codes) never waits behind a newsletter. */
+  priority?: Priority
+  delayMs?: number
+  sendAt?: Date | number | string
+  maxAttempts?: number
+  headers?: Record<string, string>
+  tags?: Record<string, string>
+  /** Skip recipients whose address or data is invalid (counted in `invalid`) instead of throwing. Default false. */
+  skipInvalid?: boolean
+}
+
+export interface EnqueueBatchResult {
+  batchId: string
+  /** Recipients seen. */
+  total: number
+  /** New jobs written. */
+  enqueued: number
+  /** Recipients that already had a job in this batch (an earlier call, or the same address twice). */
+  duplicates: number
+  /** Recipients skipped as invalid (`skipInvalid`). */
+  invalid: number
+  /** The batch was cancelled (before or during the call): no more jobs were written. */
+  cancelled: boolean
+}
+
+const BATCH_ID_RE = /^[A-Za-z0-9_.:-]{1,111}$/
+const BATCH_OPTIONS = new Set([
+  'type',
+  'template',
+  'subject',
+  'html',
+  'text',
+  'data',
+  'locale',
+  'from',
+  'replyTo',
+  'priority',
+  'delayMs',
+  'sendAt',
+  'maxAttempts',
+  'headers',
+  'tags',
+  'skipInvalid',
+])
+
+const sha256 =
+  typeof (nodeCrypto as { hash?: unknown }).hash === 'function'
+    ? (value: string) => nodeCrypto.hash('sha256', value, 'base64url')
+    : (value: string) => nodeCrypto.createHash('sha256').update(value).digest('base64url')
+
+/**
+ * The job id of a recipient in a batch: `<batchId>:<16 base64url characters of SHA-256 of the
+ * lower-case address>` (96 bits). The enqueue script treats an existing id as a duplicate, so
+ * the same batch enqueued twice sends each address once, without an extra key per job.
+ * `enqueue` refuses a caller id of this form (BATCH_JOB_ID_RE in job.ts): keep the two in step.
+ */
+export function batchJobId(batchId: string, address: string): string {
+  // The stored form: an internationalised domain in punycode, as the job itself carries it.
+  const key = parseAddress(address.trim())?.address ?? address.trim()
+  return `${batchId}:${sha256(key.toLowerCase()).slice(0, 16)}`
+}
+
+function invalid(index: number, field: string, message: string): MailstreamError {
+  return new MailstreamError('E_VALIDATION', `recipients[${index}]: ${field}: ${message}`, {
+    field: `recipients.${index}.${field}`,
+  })
+}
+
+/** Throws `E_VALIDATION` naming the argument when a call to `enqueueBatch` is malformed. */
+export function checkBatchCall(batchId: unknown, recipients: unknown, build: unknown, options: unknown): void {
+  if (typeof batchId !== 'string' || !BATCH_ID_RE.test(batchId)) {
+    throw new MailstreamError('E_VALIDATION', 'batchId: must be 1-111 characters of A-Z a-z 0-9 _ . : -', {
+      field: 'batchId',
+    })
+  }
+  const iterable = recipients as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown } | null
+  if (
+    typeof iterable !== 'object' ||
+    iterable === null ||
+    (typeof iterable[Symbol.iterator] !== 'function' && typeof iterable[Symbol.asyncIterator] !== 'function')
+  ) {
+    throw new MailstreamError('E_VALIDATION', 'recipients: must be an array or an (async) iterable', {
+      field: 'recipients',
+    })
+  }
+  if (build !== undefined && typeof build !== 'function') {
+    throw new MailstreamError('E_VALIDATION', 'build: must be a function (recipient, index) => { to, data? }', {
+      field: 'build',
+    })
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new MailstreamError('E_VALIDATION', 'options: must be an object', { field: 'options' })
+  }
+  for (const key of Object.keys(options)) {
+    if (!BATCH_OPTIONS.has(key)) {
+      throw new MailstreamError(
+        'E_VALIDATION',
+        `options.${key}: not a batch option (per-recipient fields come from build)`,
+        {
+          field: `options.${key}`,
+        },
+      )
+    }
+  }
+}
+
+/** What every job of a batch shares, validated once as one full job would be. */
+export interface BatchTemplate {
+  batchId: string
+  /** The shared data as JSON; undefined for none. */
+  sharedJson: string | undefined
+  skipInvalid: boolean
+  /** Epoch ms: the batch's jobs are created at this time. */
+  startedAt: number
+  dueAt: number
+  /** The shared middle of every payload (JSON members without braces). */
+  middle: string
+  locale: string | undefined
+  priority: Priority
+  type: string
+  maxAttempts: number
+}
+
+export function batchTemplate(batchId: string, options: BatchOptions): BatchTemplate {
+  const { data: shared, skipInvalid = false, ...common } = options
+  const startedAt = Date.now()
+  const sample: EmailJobInput = {
+    type: 'newsletter',
+    priority: 'low',
+    ...common,
+    to: 'recipient@example.com',
+    batchId,
+  }
+  const { job: commonJob, dueAt } = validateJob(sample, startedAt)
+  let sharedJson: string | undefined
+  if (shared !== undefined) {
+    if (typeof shared !== 'object' || shared === null || Array.isArray(shared)) {
+      throw new MailstreamError('E_VALIDATION', 'data: must be an object', { field: 'data' })
+    }
+    try {
+      sharedJson = JSON.stringify(shared)
+    } catch (cause) {
+      throw new MailstreamError('E_VALIDATION', 'data: must be JSON-serialisable', { field: 'data', cause })
+    }
+    if (Buffer.byteLength(sharedJson) > MAX_PAYLOAD_BYTES) {
+      throw new MailstreamError('E_VALIDATION', `data: over the ${MAX_PAYLOAD_BYTES}-byte limit`, { field: 'data' })
+    }
+    if (sharedJson === '{}') sharedJson = undefined
+  }
+  const { id: _id, to: _to, createdAt: _createdAt, data: _data, locale: commonLocale, ...rest } = commonJob
+  // Each payload is this shared middle plus the few fields that vary, joined as strings.
+  const middle = JSON.stringify(rest).slice(1, -1)
+  const { priority, type, maxAttempts } = commonJob
+  return {
+    batchId,
+    sharedJson,
+    skipInvalid,
+    startedAt,
+    dueAt,
+    middle,
+    locale: commonLocale,
+    priority,
+    type,
+    maxAttempts,
+  }
+}
+
+/** The enqueue record of one built recipient (`build`'s result); throws `E_VALIDATION` naming it. */
+export function toBatchRecord(template: BatchTemplate, built: unknown, index: number): EnqueueRecord {
+  const { batchId, middle, startedAt, dueAt, priority, type, maxAttempts } = template
+  let to: unknown = built
+  let data: unknown
+  let locale: unknown
+  if (typeof built === 'object' && built !== null && 'to' in built) {
+    const fields = built as BatchRecipient
+    to = fields.to
+    data = fields.data
+    locale = fields.locale
+    for (const key in built) {
+      if (key !== 'to' && key !== 'data' && key !== 'locale') {
+        throw invalid(index, key, 'build may return only to, data and locale')
+      }
+    }
+  }
+  const address = parseAddress(to as AddressInput) as Address | null
+  if (!address) throw invalid(index, 'to', 'must be one email address like a@example.com, without line breaks')
+  const id = batchJobId(batchId, address.address)
+  let payload = `{"id":"${id}","to":[{${
+    address.name !== undefined ? `"name":${JSON.stringify(address.name)},` : ''
+  }"address":"${address.address}"}],${middle},"createdAt":${startedAt}`
+  if (data !== undefined) {
+    if (typeof data !== 'object' || data === null || Array.isArray(data))
+      throw invalid(index, 'data', 'must be an object')
+    let json: string
+    try {
+      json = JSON.stringify(data)
+    } catch {
+      throw invalid(index, 'data', 'must be JSON-serialisable')
+    }
+    payload += `,"data":${json}`
+  }
+  const jobLocale = locale ?? template.locale
+  if (jobLocale !== undefined) {
+    if (typeof jobLocale !== 'string' || !LOCALE_RE.test(jobLocale)) {
+      throw invalid(index, 'locale', 'must be a language tag like ko or en-US')
+    }
+    payload += `,"locale":"${jobLocale}"`
+  }
+  payload += '}'
+  // A UTF-8 byte is at most three UTF-16 units: count bytes only when it could matter.
+  if (payload.length * 3 > MAX_PAYLOAD_BYTES && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
+    throw invalid(index, 'data', `the job is over the ${MAX_PAYLOAD_BYTES}-byte limit`)
+  }
+  return { id, payload, dueAt, priority, type, maxAttempts, batchId, rcpt: address.address.toLowerCase() }
+}

@@ -1,0 +1,129 @@
+// The public shape of a queue, apart from its factory: the units in this folder implement parts of it.
+import type { MailstreamError } from '../errors.js'
+import type { EmailJob, EmailJobInput } from '../job.js'
+import type { QueueKeys } from '../keys.js'
+import type { RedisClient, RedisInput } from '../redis.js'
+import type { JobState, JobStatusName } from '../status.js'
+import type { BatchProgress, BatchState, ProgressSubscription } from './batches.js'
+import type { BatchOptions, BuildRecipient, EnqueueBatchResult } from './batch-input.js'
+import type { BatchStats, QueueStats } from './stats.js'
+
+export interface EmailQueueOptions {
+  /** An ioredis client (left open by `close()`), ioredis options or a redis:// URL. */
+  redis: RedisInput
+  /** Start of every key of this queue. Use a hash tag (`{email}`) on Redis Cluster. Default `email`. */
+  prefix?: string
+  /** How long a job's status is kept after it is final. Default 86400 (24 h). */
+  statusTtlSeconds?: number
+  /** How long an idempotency key keeps returning its job. Default 86400 (24 h). */
+  idempotencyTtlSeconds?: number
+  /**
+   * Longest wait for Redis, in ms (10 to 600 000). A call rejects with `E_TIMEOUT` when Redis has
+   * not answered within it: the whole call for most methods; each round trip for `enqueueMany`,
+   * `enqueueBatch`, `cancelBatch` and `deadLetters.retry`, which may make many. `close()` gives
+   * QUIT this long, then disconnects. A timed-out write may or may not have been made: retry it
+   * with the same `idempotencyKey` (or job id). Default 5000.
+   */
+  commandTimeoutMs?: number
+  /**
+   * Called with an `E_REDIS` error when a connection the queue created (from a URL or options,
+   * and its progress subscriber) fails: once per outage, not per reconnection attempt. Calls made
+   * meanwhile reject on their own. Default: none (nothing is printed).
+   */
+  onError?: (error: MailstreamError) => void
+}
+
+export interface EnqueueResult {
+  id: string
+  /** 'unknown' only for a duplicate whose job finished so long ago that its status expired. */
+  status: JobStatusName | 'unknown'
+  /** True when the id or idempotency key already named a job: nothing new was written. */
+  duplicate: boolean
+}
+
+export interface DeadLetter {
+  /** Id of the entry in the dead stream. */
+  entryId: string
+  id: string
+  /** The job as it was enqueued; null for a poison entry that had no readable job. */
+  job: EmailJob | null
+  error: string
+  attempts: number
+  /** Epoch ms. */
+  failedAt: number
+}
+
+export interface SuppressionEntry {
+  address: string
+  reason: string
+  /** Epoch ms. */
+  at: number
+}
+
+/** A type, not an interface: `guardMethods` walks it as a record of methods. */
+export type DeadLetters = {
+  /** Newest first. */
+  list(options?: { count?: number }): Promise<DeadLetter[]>
+  /** Sends dead jobs again with fresh attempts: one job id, or every letter. Resolves how many. */
+  retry(target: string | { all: true }): Promise<number>
+  /** Deletes letters (all, or those older than `before`). Resolves how many. */
+  purge(options?: { before?: Date | number }): Promise<number>
+}
+
+/** A type, not an interface, as `DeadLetters`. */
+export type SuppressionList = {
+  add(address: string, reason?: string): Promise<void>
+  remove(address: string): Promise<boolean>
+  has(address: string): Promise<boolean>
+  /** A page of the list; pass the returned cursor back for the next one ('0' when done). */
+  list(options?: { cursor?: string; count?: number }): Promise<{ items: SuppressionEntry[]; cursor: string }>
+}
+
+export interface EmailQueue {
+  readonly prefix: string
+  enqueue(job: EmailJobInput): Promise<EnqueueResult>
+  /** Validates every job first (one bad job writes nothing), then writes them pipelined. */
+  enqueueMany(jobs: readonly EmailJobInput[]): Promise<EnqueueResult[]>
+  /**
+   * Streams recipients (an array or an async iterable of any size) into the jobs of one batch,
+   * in pipelined chunks with bounded memory; one job per (batch, address), so enqueueing the same
+   * batch again adds nothing. `build` maps a recipient to `{ to, data?, locale? }` (default: the
+   * recipient as it is); `options` is what every job shares. Seals the batch at the end.
+   */
+  enqueueBatch<R>(
+    batchId: string,
+    recipients: Iterable<R> | AsyncIterable<R>,
+    build?: BuildRecipient<R>,
+    options?: BatchOptions,
+  ): Promise<EnqueueBatchResult>
+  /** Cancels every job of a batch that has not started sending. Resolves how many were cancelled. */
+  cancelBatch(batchId: string): Promise<number>
+  /** Counters, progress and state of a batch; null when unknown. */
+  getBatch(batchId: string): Promise<BatchState | null>
+  /** Calls `listener` with each progress message of a batch. Returns the unsubscribe function. */
+  onProgress(batchId: string, listener: (progress: BatchProgress) => void): ProgressSubscription
+  /** Cancels a queued or scheduled job. Resolves false when it is sending, final or unknown. */
+  cancel(id: string): Promise<boolean>
+  getStatus(id: string): Promise<JobState | null>
+  stats(): Promise<QueueStats>
+  /** Prometheus text exposition: depths, outcomes, SES events, send-duration and latency histograms. */
+  metrics(): Promise<string>
+  /** Totals and rates of one batch (sent, delivered, bounced, opened, ...); null for an unknown batch. */
+  batchStats(batchId: string): Promise<BatchStats | null>
+  deadLetters: DeadLetters
+  suppression: SuppressionList
+  close(): Promise<void>
+}
+
+/** What the units of a queue share: its clients, keys and settings. */
+export interface QueueContext {
+  /** Calls bounded as a whole (the queue's methods are guarded). */
+  client: RedisClient
+  /** The same client with each reply bounded: for calls that make many round trips. */
+  steps: RedisClient
+  keys: QueueKeys
+  statusTtlSeconds: number
+  idempotencyTtlSeconds: number
+  /** Throws `E_CLOSED` once the queue is closed. */
+  assertOpen(): void
+}
