@@ -39,7 +39,6 @@ export {
   type SuppressionEntry,
 } from './queue/index.js'
 export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals } from './queue/stats.js'
-export type { JobDelivery, JobState, JobStatusName } from './status.js'
 export {
   type ConsumeOptions,
   createRateLimiter,
@@ -48,6 +47,7 @@ export {
   type RateLimitResult,
 } from './rate-limiter.js'
 export type { RedisClient, RedisInput } from './redis.js'
+export type { JobDelivery, JobState, JobStatusName } from './status.js'
 export {
   BUILTIN_TEMPLATE_NAMES,
   type BuiltInTemplateName,

@@ -4,8 +4,8 @@ import type { EmailJob, EmailJobInput } from '../job.js'
 import type { QueueKeys } from '../keys.js'
 import type { RedisClient, RedisInput } from '../redis.js'
 import type { JobState, JobStatusName } from '../status.js'
-import type { BatchProgress, BatchState, ProgressSubscription } from './batches.js'
 import type { BatchOptions, BuildRecipient, EnqueueBatchResult } from './batch-input.js'
+import type { BatchProgress, BatchState, ProgressSubscription } from './batches.js'
 import type { BatchStats, QueueStats } from './stats.js'
 
 export interface EmailQueueOptions {
