@@ -22,7 +22,7 @@ const gcra = (key: string, burst: number, cost: number, mode: 'take' | 'reserve'
 /** `actual` is `expected` ms, less the few ms that passed since. */
 const about = (actual: number | undefined, expected: number) => {
   expect(actual).toBeLessThanOrEqual(expected)
-  expect(actual).toBeGreaterThan(expected - 200)
+  expect(actual).toBeGreaterThan(expected - 500)
 }
 
 describe('lua/gcra', () => {
@@ -50,9 +50,9 @@ describe('lua/gcra', () => {
     await gcra(key, 2, 2)
     const tat = Number(await redis.get(key))
     expect(tat).toBeGreaterThanOrEqual(before + 2000)
-    expect(tat).toBeLessThan(before + 2200)
+    expect(tat).toBeLessThan(before + 2500)
     const ttl = await redis.pttl(key)
-    expect(ttl).toBeGreaterThan(1800)
+    expect(ttl).toBeGreaterThan(1500)
     expect(ttl).toBeLessThanOrEqual(2001)
     expect((await gcra(key, 2, 1))[0]).toBe(0)
     expect(Number(await redis.get(key))).toBe(tat)

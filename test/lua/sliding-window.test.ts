@@ -19,20 +19,20 @@ describe('lua/sliding-window', () => {
     expect(await hit(key, 3, 'e3')).toEqual([1, 0, 0])
     const refused = await hit(key, 3, 'e4')
     expect(refused.slice(0, 2)).toEqual([0, 0])
-    expect(refused[2]).toBeGreaterThan(WINDOW - 200)
+    expect(refused[2]).toBeGreaterThan(WINDOW - 1000)
     expect(refused[2]).toBeLessThanOrEqual(WINDOW)
     const members = await redis.zrange(key, 0, -1, 'WITHSCORES')
     expect(members.filter((_, i) => i % 2 === 0)).toEqual(['e1', 'e2', 'e3'])
     const first = Number(members[1])
     expect(first).toBeGreaterThanOrEqual(Math.floor(before))
-    expect(first).toBeLessThan(before + 200)
+    expect(first).toBeLessThan(before + 1000)
   })
 
   test('the log expires one window after its last event', async () => {
     const key = uniquePrefix('sw')
     await hit(key, 3, 'e1')
     const ttl = await redis.pttl(key)
-    expect(ttl).toBeGreaterThan(WINDOW - 200)
+    expect(ttl).toBeGreaterThan(WINDOW - 1000)
     expect(ttl).toBeLessThanOrEqual(WINDOW + 1)
   })
 
@@ -44,7 +44,7 @@ describe('lua/sliding-window', () => {
     expect(await redis.zrange(key, 0, -1)).toEqual(['old', 'recent', 'new'])
     const refused = await hit(key, 3, 'more')
     expect(refused[0]).toBe(0)
-    expect(refused[2]).toBeGreaterThan(40_000 - 200)
+    expect(refused[2]).toBeGreaterThan(40_000 - 1000)
     expect(refused[2]).toBeLessThanOrEqual(40_000)
   })
 
