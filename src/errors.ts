@@ -1,3 +1,5 @@
+import type { z } from 'zod'
+
 export type ErrorCode =
   | 'E_VALIDATION'
   | 'E_CONFIG'
@@ -79,6 +81,24 @@ export class TransportError extends MailstreamError {
     if (options.statusCode !== undefined) this.statusCode = options.statusCode
     this.pause = options.pause ?? false
   }
+}
+
+/** Dotted path of a zod issue; for unknown keys, the first unknown key. */
+export function issueField(issue: z.core.$ZodIssue, fallback: string): string {
+  const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0] ?? ''] : issue.path
+  return path.map((part) => String(part)).join('.') || fallback
+}
+
+/**
+ * The error for input zod refused: `field` names the first bad field (`fallback` when the issue
+ * has no path), and the message lists every issue as `field: message`, after `lead`.
+ */
+export function issuesError(code: ErrorCode, error: z.ZodError, fallback: string, lead = ''): MailstreamError {
+  const issues = error.issues.map((issue) => ({ field: issueField(issue, fallback), message: issue.message }))
+  return new MailstreamError(code, `${lead}${issues.map((issue) => `${issue.field}: ${issue.message}`).join('; ')}`, {
+    field: issues[0]?.field ?? fallback,
+    cause: error,
+  })
 }
 
 export function isMailstreamError(value: unknown): value is MailstreamError {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { domainToASCII } from 'node:url'
 import { z } from 'zod'
-import { MailstreamError } from './errors.js'
+import { issuesError, MailstreamError } from './errors.js'
 
 export const PRIORITIES = ['high', 'normal', 'low'] as const
 export type Priority = (typeof PRIORITIES)[number]
@@ -509,12 +509,6 @@ const jobSchema = z
     }
   })
 
-/** Dotted path of a zod issue; for unknown keys, the first unknown key. */
-export function issueField(issue: z.core.$ZodIssue, fallback: string): string {
-  const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0] ?? ''] : issue.path
-  return path.map((part) => String(part)).join('.') || fallback
-}
-
 export interface ValidatedJob {
   job: EmailJob
   payload: string
@@ -529,16 +523,7 @@ export interface ValidatedJob {
 export function validateJob(input: unknown, now = Date.now()): ValidatedJob {
   const result = jobSchema.safeParse(input)
   if (!result.success) {
-    const issues = result.error.issues.map((issue) => ({
-      field: issueField(issue, 'job'),
-      message: issue.message,
-    }))
-    const first = issues[0] ?? { field: 'job', message: 'is invalid' }
-    const summary = issues.map((issue) => `${issue.field}: ${issue.message}`).join('; ')
-    throw new MailstreamError('E_VALIDATION', `invalid job: ${summary}`, {
-      field: first.field,
-      cause: result.error,
-    })
+    throw issuesError('E_VALIDATION', result.error, 'job', 'invalid job: ')
   }
   const input_ = result.data
   const job: EmailJob = {

@@ -1,20 +1,8 @@
 import { z } from 'zod'
-import { type ErrorCode, MailstreamError } from './errors.js'
-import { issueField, showValue } from './job.js'
+import { issuesError, MailstreamError } from './errors.js'
+import { showValue } from './job.js'
 // Types only: transports use parseOptions, and must not load ioredis through redis.ts.
 import type { RedisClient, RedisInput } from './redis.js'
-
-/**
- * The error for input zod refused: `field` names the first bad field (`fallback` when the issue
- * has no path), and the message lists every issue as `field: message`, after `lead`.
- */
-export function issuesError(code: ErrorCode, error: z.ZodError, fallback: string, lead = ''): MailstreamError {
-  const issues = error.issues.map((issue) => ({ field: issueField(issue, fallback), message: issue.message }))
-  return new MailstreamError(code, `${lead}${issues.map((issue) => `${issue.field}: ${issue.message}`).join('; ')}`, {
-    field: issues[0]?.field ?? fallback,
-    cause: error,
-  })
-}
 
 /** Validates factory options once, at the boundary; throws `E_CONFIG` naming the field. */
 export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, factory: string): z.output<S> {

@@ -1,8 +1,8 @@
 import { z } from 'zod'
-import { MailstreamError } from './errors.js'
+import { issuesError, MailstreamError } from './errors.js'
 import { gcra } from './lua/gcra.js'
 import { defineScripts } from './lua/index.js'
-import { issuesError, keyPrefixSchema, parseOptions, redisInputSchema } from './options.js'
+import { keyPrefixSchema, parseOptions, redisInputSchema } from './options.js'
 import {
   boundedClient,
   connectionOptionsShape,
