@@ -3,16 +3,7 @@ import { issuesError, MailstreamError } from './errors.js'
 import { gcra } from './lua/gcra.js'
 import { defineScripts } from './lua/index.js'
 import { keyPrefixSchema, parseOptions, redisInputSchema } from './options.js'
-import {
-  boundedClient,
-  connectionOptionsShape,
-  createOutageReporter,
-  type ErrorReport,
-  guardMethods,
-  quit,
-  type RedisInput,
-  resolveRedis,
-} from './redis.js'
+import { connectionOptionsShape, createProducerConnection, guardMethods, type RedisInput } from './redis.js'
 
 export interface RateLimiterOptions {
   /** An ioredis client (never closed by the limiter), ioredis options or a redis:// URL. */
@@ -97,11 +88,10 @@ export { type QuotaReply, rollingQuota } from './lua/quota.js'
 
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const config = parseOptions(optionsSchema, options, 'createRateLimiter')
-  const { client: given, owned } = resolveRedis(config.redis)
-  defineScripts(given)
-  const client = boundedClient(given, config.commandTimeoutMs)
-  const reporter = createOutageReporter(config.onError as ErrorReport | undefined, 'rate limiter: Redis')
-  const unwatch = owned ? reporter.watch(given) : () => {}
+  const connection = createProducerConnection(config, 'rate limiter')
+  const { client } = connection
+  // Defined through the bounded view: the commands land on the client itself.
+  defineScripts(client)
   let closed = false
 
   function stateKey(key: unknown): string {
@@ -136,11 +126,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
 
   return {
     ...guardMethods(methods, config.commandTimeoutMs),
-    async close() {
-      if (closed) return
+    close() {
       closed = true
-      if (owned) await quit(given, config.commandTimeoutMs)
-      unwatch()
+      return connection.close()
     },
   }
 }

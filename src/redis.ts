@@ -270,3 +270,40 @@ export function createOutageReporter(report: ErrorReport | undefined, what = 'Re
 export function watchClient(client: RedisClient, report: ErrorReport, what?: string): () => void {
   return createOutageReporter(report, what).watch(client)
 }
+
+export interface ProducerConnectionConfig {
+  /** A client (used as it is, never closed), or the options or URL to create one from. */
+  redis: RedisInput
+  /** Bound on every reply, and on QUIT at `close()`. */
+  commandTimeoutMs: number
+  /** Told of outages of a client created here, once per outage. */
+  onError?: ErrorReport | undefined
+}
+
+export interface ProducerConnection {
+  /** The client, seen through `boundedClient`. */
+  client: RedisClient
+  /** QUITs the client when it was created here (within `commandTimeoutMs`) and stops reporting it. Never rejects. */
+  close(): Promise<void>
+}
+
+/**
+ * The one connection of a factory that only sends commands (the rate limiter, verification
+ * codes): resolved from `config.redis`, its replies bounded, its outages reported as
+ * `<label>: Redis`. Calls after the first to `close()` do nothing.
+ */
+export function createProducerConnection(config: ProducerConnectionConfig, label: string): ProducerConnection {
+  const { client: given, owned } = resolveRedis(config.redis)
+  const client = boundedClient(given, config.commandTimeoutMs)
+  const unwatch = owned ? createOutageReporter(config.onError, `${label}: Redis`).watch(given) : () => {}
+  let closed = false
+  return {
+    client,
+    async close() {
+      if (closed) return
+      closed = true
+      if (owned) await quit(given, config.commandTimeoutMs)
+      unwatch()
+    },
+  }
+}
