@@ -1,44 +1,16 @@
-import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto'
 import { z } from 'zod'
-import { MailstreamError, RateLimitError } from './errors.js'
+import { MailstreamError } from './errors.js'
 import { addressKey, type EmailJobInput } from './job.js'
-import { inboxLimitKey, ipLimitKey } from './limit-keys.js'
 import { defineScripts } from './lua/index.js'
-import { slidingWindow } from './lua/sliding-window.js'
-import { verifyAttempt } from './lua/verify-attempt.js'
-import { verifyUse } from './lua/verify-use.js'
 import { keyPrefixSchema, parseOptions, redisInputSchema } from './options.js'
 import type { EmailQueue } from './queue/index.js'
 import { isEmailQueue, queueInternals } from './queue/internals.js'
-import {
-  boundedClient,
-  connectionOptionsShape,
-  createOutageReporter,
-  type ErrorReport,
-  guardMethods,
-  quit,
-  type RedisInput,
-  resolveRedis,
-  toRedisError,
-} from './redis.js'
+import { connectionOptionsShape, createProducerConnection, guardMethods, type RedisInput } from './redis.js'
+import { createCodeStore, type VerifyResult } from './verification/codes.js'
+import { createIssueLimits, normaliseIp, type VerificationLimit } from './verification/limits.js'
+import { type VerificationContext, verificationJob } from './verification/message.js'
 
-export interface VerificationLimit {
-  /** Codes per window. */
-  max: number
-  windowSeconds: number
-}
-
-/** What `build` receives to shape the verification email. */
-export interface VerificationContext {
-  /** The address, trimmed and lower-cased. */
-  email: string
-  code: string
-  /** Epoch ms. */
-  expiresAt: number
-  expiresInMinutes: number
-  locale?: string
-  ip?: string
-}
+export type { VerificationContext, VerificationLimit, VerifyResult }
 
 export interface VerificationCodesOptions {
   /** Where codes are kept. Default: the queue's client. Never closed when given as a client. */
@@ -96,8 +68,6 @@ export interface IssueResult {
   id: string
 }
 
-export type VerifyResult = { ok: true } | { ok: false; reason: 'invalid' | 'expired' | 'too_many_attempts' }
-
 export interface VerificationCodes {
   /**
    * Issues a new code for `email` (replacing any earlier one) and enqueues the email that carries
@@ -154,111 +124,47 @@ const normaliseEmail = (email: unknown): string => addressKey(email, 'email')
 
 export function createVerificationCodes(options: VerificationCodesOptions): VerificationCodes {
   const config = parseOptions(optionsSchema, options, 'createVerificationCodes')
-  const redisInput = config.redis ?? (isEmailQueue(config.queue) ? queueInternals(config.queue).redis : undefined)
-  if (redisInput === undefined) {
+  const redis = config.redis ?? (isEmailQueue(config.queue) ? queueInternals(config.queue).redis : undefined)
+  if (redis === undefined) {
     throw new MailstreamError('E_CONFIG', 'createVerificationCodes: redis: give a client, or a queue that has one', {
       field: 'redis',
     })
   }
-  const { client: given, owned } = resolveRedis(redisInput)
-  defineScripts(given)
-  const client = boundedClient(given, config.commandTimeoutMs)
-  const reporter = createOutageReporter(config.onError as ErrorReport | undefined, 'verification codes: Redis')
-  const unwatch = owned ? reporter.watch(given) : () => {}
-  const secret = typeof config.secret === 'string' ? Buffer.from(config.secret, 'utf8') : Buffer.from(config.secret)
-  const keys = {
-    code: (email: string) => `${config.keyPrefix}:code:${email}`,
-    byEmail: (email: string) => `${config.keyPrefix}:issued:email:${inboxLimitKey(email)}`,
-    byIp: (ip: string) => `${config.keyPrefix}:issued:ip:${ipLimitKey(ip)}`,
-  }
+  const connection = createProducerConnection({ ...config, redis }, 'verification codes')
+  const { client } = connection
+  // Defined through the bounded view: the commands land on the client itself.
+  defineScripts(client)
+  const limits = createIssueLimits(client, config)
+  const codes = createCodeStore(client, {
+    keyPrefix: config.keyPrefix,
+    secret: typeof config.secret === 'string' ? Buffer.from(config.secret, 'utf8') : Buffer.from(config.secret),
+    length: config.length,
+    maxAttempts: config.maxAttempts,
+  })
   let closed = false
 
   function assertOpen(): void {
     if (closed) throw new MailstreamError('E_CLOSED', 'the verification codes helper is closed')
   }
 
-  /** The code is bound to its address, so a code for one address never verifies another. */
-  function digest(email: string, code: string): Buffer {
-    return createHmac('sha256', secret).update(`${email}\n${code}`).digest()
-  }
-
-  function newCode(): string {
-    return String(randomInt(0, 10 ** config.length)).padStart(config.length, '0')
-  }
-
-  /** Records one issue in an exact sliding window; resolves the member to undo it, or throws. */
-  async function take(key: string, limit: VerificationLimit, what: 'email' | 'ip'): Promise<string> {
-    const member = `${Date.now()}:${randomBytes(6).toString('hex')}`
-    const { allowed, retryAfterMs } = await slidingWindow(client, key, {
-      max: limit.max,
-      windowMs: limit.windowSeconds * 1000,
-      member,
-    })
-    if (!allowed) {
-      const seconds = Math.ceil(retryAfterMs / 1000)
-      throw new RateLimitError(
-        `too many verification codes for this ${what === 'email' ? 'address' : 'IP address'}; try again in ${seconds} s`,
-        retryAfterMs,
-        { field: what },
-      )
-    }
-    return member
-  }
-
   const methods: Pick<VerificationCodes, 'issue' | 'verify'> = {
     async issue(email, { ip: givenIp, locale } = {}) {
       assertOpen()
       const address = normaliseEmail(email)
-      const ip = typeof givenIp === 'string' ? givenIp.trim() : givenIp
-      if (ip !== undefined && (typeof ip !== 'string' || !/^[^\s]{1,100}$/.test(ip))) {
-        throw new MailstreamError('E_VALIDATION', 'ip: must be 1-100 characters without spaces', { field: 'ip' })
-      }
-      const emailMember = await take(keys.byEmail(address), config.perEmail, 'email')
-      if (config.perIp && ip !== undefined) {
-        try {
-          await take(keys.byIp(ip), config.perIp, 'ip')
-        } catch (error) {
-          // Refused by IP: this request does not count against the address either.
-          await client.zrem(keys.byEmail(address), emailMember)
-          throw error
-        }
-      }
-
-      const code = newCode()
+      const ip = normaliseIp(givenIp)
+      await limits.take(address, ip)
+      const code = codes.newCode()
       const expiresAt = Date.now() + config.ttlSeconds * 1000
-      const expiresInMinutes = Math.ceil(config.ttlSeconds / 60)
       const context: VerificationContext = {
         email: address,
         code,
         expiresAt,
-        expiresInMinutes,
+        expiresInMinutes: Math.ceil(config.ttlSeconds / 60),
         ...(locale !== undefined && { locale }),
         ...(ip !== undefined && { ip }),
       }
-      const job: EmailJobInput = {
-        type: 'verification-code',
-        to: address,
-        template: 'verification-code',
-        data: { code, expiresInMinutes },
-        priority: 'high',
-        ...(locale !== undefined && { locale }),
-      }
-      const overrides = config.build?.(context) ?? {}
-      Object.assign(job, overrides)
-      if (!('template' in overrides) && (overrides.html !== undefined || overrides.text !== undefined)) {
-        delete job.template
-      }
-
-      // Only the HMAC is stored; a new code replaces the old one and its attempts.
-      const key = keys.code(address)
-      const stored = await client
-        .multi()
-        .del(key)
-        .hset(key, 'hash', digest(address, code).toString('hex'), 'attempts', 0, 'expiresAt', expiresAt)
-        .pexpireat(key, expiresAt)
-        .exec()
-      const failed = stored?.find(([error]) => error)?.[0]
-      if (failed) throw toRedisError(failed, 'issue')
+      const job = verificationJob(context, config.build)
+      await codes.save(address, code, expiresAt)
       const { id } = await config.queue.enqueue(job)
       return { expiresAt, id }
     },
@@ -269,30 +175,15 @@ export function createVerificationCodes(options: VerificationCodesOptions): Veri
       if (typeof code !== 'string') {
         throw new MailstreamError('E_VALIDATION', 'code: must be a string', { field: 'code' })
       }
-      const key = keys.code(address)
-      const attempt = await verifyAttempt(client, key, { maxAttempts: config.maxAttempts })
-      if (attempt.state === 'missing' || attempt.state === 'expired') return { ok: false, reason: 'expired' }
-      if (attempt.state === 'locked') return { ok: false, reason: 'too_many_attempts' }
-      if (attempt.state !== 'ok') return { ok: false, reason: 'invalid' }
-      const expected = Buffer.from(attempt.hash, 'hex')
-      const given = digest(address, code.trim())
-      if (expected.length === given.length && timingSafeEqual(expected, given)) {
-        // Of concurrent verifications with the right code, exactly one uses it.
-        const used = await verifyUse(client, key, { hash: attempt.hash })
-        return used ? { ok: true } : { ok: false, reason: 'invalid' }
-      }
-      // The try that reaches the limit says so: the right code will not work any more either.
-      return { ok: false, reason: attempt.attempts >= config.maxAttempts ? 'too_many_attempts' : 'invalid' }
+      return codes.check(address, code)
     },
   }
 
   return {
     ...guardMethods(methods, config.commandTimeoutMs),
-    async close() {
-      if (closed) return
+    close() {
       closed = true
-      if (owned) await quit(given, config.commandTimeoutMs)
-      unwatch()
+      return connection.close()
     },
   }
 }
