@@ -5,8 +5,9 @@ import { createMetricsRecorder } from '../metrics.js'
 import { createConnections } from './connections.js'
 import { createDispatcher } from './dispatcher.js'
 import { createEvents, toEvents, toMailstreamError } from './events.js'
-import { createFetcher, heldKey } from './fetcher.js'
-import { createKeeper, type Hold } from './keeper.js'
+import { createFetcher } from './fetcher.js'
+import { createFlight, settlesWithin, waitUntil } from './flight.js'
+import { createKeeper } from './keeper.js'
 import { expectedRecipients } from './message.js'
 import { type EmailWorkerOptions, parseWorkerOptions } from './options.js'
 import { createOutcomes } from './outcomes.js'
@@ -15,6 +16,9 @@ import { ABANDONED, createProcess } from './process.js'
 import { createScheduler } from './scheduler.js'
 import { createSender } from './sender.js'
 import type { EmailWorker, Work } from './types.js'
+
+type Config = ReturnType<typeof parseWorkerOptions>
+type Emit = ReturnType<typeof createEvents>['emit']
 
 export type { EmailWorkerOptions } from './options.js'
 export type { PaceEvent, WorkerDailyQuota, WorkerRateLimit } from './pacing.js'
@@ -29,31 +33,26 @@ export type {
   WorkerEvents,
 } from './types.js'
 
-/**
- * A worker: the pipeline `Redis -> fetcher -> Work -> process -> Processed -> outcomes -> events`,
- * with a lifecycle (`idle -> running -> stopping -> stopped`) around it. The units hold their
- * own state; they meet in `run(work)`.
- */
-export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
-  const config = parseWorkerOptions(options)
+/** What the units read of the worker's lifecycle, and the lifecycle reads of them. */
+interface WorkerState {
+  running: boolean
+  paused: boolean
+  quotaPaused: boolean
+  /** Aborted on a hard stop: every wait and send in flight ends. */
+  hardStop: AbortController
+}
+
+/** The worker's units, wired to each other and to the lifecycle through `state` and `hooks`. */
+function createUnits(
+  config: Config,
+  state: WorkerState,
+  emit: Emit,
+  hooks: { start(work: Work): void; drained(): void },
+) {
   const keys = queueKeys(config.prefix)
-  const { consumer, transport } = config
-  const events = createEvents()
-  const { emit } = events
   const metrics = createMetricsRecorder()
   const connections = createConnections({ ...config, keys })
-
-  let running = false
-  let paused = false
-  let quotaPaused = false
-  let stopping: Promise<void> | undefined
-  let hardStop = new AbortController()
-  let inFlight = 0
-  let processedSinceDrain = 0
-  /** The jobs in flight here, by `heldKey`. */
-  const held = new Map<string, Hold>()
-  /** Jobs whose send is in progress: their slot is busy. Outcomes waiting to be written hold none. */
-  const sending = new Set<Work>()
+  const flight = createFlight(config.concurrency)
 
   /** Each loop reports the first failure of a run of failures: one `error` event per loop and outage. */
   function onRedisError(error: unknown, what: string, failures = 1): void {
@@ -63,17 +62,17 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
 
   const pacing = createPacing(config.prefix, config.rateLimit, config.dailyQuota, config.visibilityTimeoutMs / 4, {
     redis: () => connections.bounded(),
-    abandoned: () => hardStop.signal.aborted,
+    abandoned: () => state.hardStop.signal.aborted,
     onPace: (event) => emit('pace', event),
     onQuota(pausedByQuota, reason) {
-      quotaPaused = pausedByQuota
+      state.quotaPaused = pausedByQuota
       if (pausedByQuota) void connections.interrupt()
       emit(pausedByQuota ? 'paused' : 'resumed', { reason })
     },
     onCharged: () => dispatcher.wake(),
     onError: (error, what) => onRedisError(error, what),
   })
-  const sender = createSender(transport, config.sendTimeoutMs)
+  const sender = createSender(config.transport, config.sendTimeoutMs)
   const batchData = createBatchDataCache((batchId) =>
     connections.timed(connections.redis().hget(keys.batch(batchId), BATCH_DATA_FIELD), 'reading batch data'),
   )
@@ -83,29 +82,30 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     pacing,
     sender,
     metrics,
-    signal: () => hardStop.signal,
+    signal: () => state.hardStop.signal,
   })
+  const running = () => state.running
   const outcomes = createOutcomes({ ...config, connections, keys, metrics, onError: onRedisError })
   const fetcher = createFetcher({
     ...config,
     connections,
     keys,
-    held,
+    held: flight.held,
     onPoison: (id) => emit('dead', { id, job: null, attempts: 0, error: 'stream entry has no job data' }),
   })
   const scheduler = createScheduler({
     connections,
     keys,
     intervalMs: config.schedulerIntervalMs,
-    running: () => running,
+    running,
     onError: onRedisError,
   })
   const keeper = createKeeper({
     ...config,
     connections,
     keys,
-    held,
-    active: () => running || (inFlight > 0 && !hardStop.signal.aborted),
+    held: flight.held,
+    active: () => state.running || (flight.count > 0 && !state.hardStop.signal.aborted),
     onError: onRedisError,
   })
   const dispatcher = createDispatcher({
@@ -113,47 +113,58 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     connections,
     fetcher,
     pacing,
-    slots: {
-      // Outcomes waiting to be written hold no slot, but are capped at three more rounds so that
-      // a slow Redis slows fetching down.
-      free: () => Math.min(config.concurrency - sending.size, 4 * config.concurrency - inFlight),
-      sending: () => sending.size,
-    },
-    running: () => running,
-    paused: () => paused,
-    start,
-    onIdle: () => drained(),
+    slots: flight,
+    running,
+    paused: () => state.paused,
+    start: hooks.start,
+    onIdle: hooks.drained,
     onError: onRedisError,
   })
+  return {
+    connections,
+    flight,
+    pacing,
+    sender,
+    process,
+    outcomes,
+    fetcher,
+    scheduler,
+    keeper,
+    dispatcher,
+    onRedisError,
+  }
+}
+
+/**
+ * A worker: the pipeline `Redis -> fetcher -> Work -> process -> Processed -> outcomes -> events`,
+ * with a lifecycle (`idle -> running -> stopping -> stopped`) around it. The units hold their
+ * own state; they meet in `run(work)`.
+ */
+export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
+  const config = parseWorkerOptions(options)
+  const events = createEvents()
+  const { emit } = events
+  const state: WorkerState = { running: false, paused: false, quotaPaused: false, hardStop: new AbortController() }
+  const units = createUnits(config, state, emit, { start, drained })
+  const { connections, flight, pacing, sender, process, outcomes, fetcher, scheduler, keeper, dispatcher } = units
+  let stopping: Promise<void> | undefined
   let loops: Promise<unknown> = Promise.resolve()
 
   function drained(): void {
-    if (inFlight === 0 && processedSinceDrain > 0 && running && dispatcher.idle) {
-      emit('drained', { processed: processedSinceDrain })
-      processedSinceDrain = 0
-    }
-  }
-
-  function releaseSlot(work: Work): void {
-    if (sending.delete(work)) dispatcher.wake()
+    if (flight.count > 0 || !state.running || !dispatcher.idle) return
+    const processed = flight.drain()
+    if (processed > 0) emit('drained', { processed })
   }
 
   function start(work: Work): void {
-    const { streamIndex, entryId } = work.delivery
-    const key = heldKey(streamIndex, entryId)
-    // Never the same entry twice at once: the copy in flight finishes it.
-    if (held.has(key)) return
-    inFlight++
-    sending.add(work)
-    held.set(key, { streamIndex, entryId, keptAt: Date.now() })
+    const key = flight.take(work)
+    if (key === undefined) return // never the same entry twice at once
     if (pacing && work.verdict === 'send') pacing.hold(work, expectedRecipients(work))
     void run(work).finally(() => {
-      inFlight--
-      releaseSlot(work)
+      flight.finish(work, key)
       pacing?.release(work)
-      held.delete(key)
       dispatcher.wake()
-      if (!running && inFlight === 0) keeper.wake() // the keeper ends with the last job of a stop
+      if (!state.running && flight.count === 0) keeper.wake() // the keeper ends with the last job of a stop
       drained()
     })
   }
@@ -161,15 +172,15 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   /** One job: process it, free its slot, write its outcome, emit its events. */
   async function run(work: Work): Promise<void> {
     try {
-      if (hardStop.signal.aborted) return // stopped hard before it started: it stays pending
+      if (state.hardStop.signal.aborted) return // stopped hard before it started: it stays pending
       const processed = await process(work)
-      if (processed === ABANDONED || hardStop.signal.aborted) return
+      if (processed === ABANDONED || state.hardStop.signal.aborted) return
       if (processed.pauseReason !== undefined)
-        pauseWorker(`transport ${transport.name} asked to pause: ${processed.pauseReason}`)
-      releaseSlot(work)
+        pause(`transport ${config.transport.name} asked to pause: ${processed.pauseReason}`)
+      if (flight.releaseSlot(work)) dispatcher.wake()
       const applied = await outcomes.write(processed).catch(() => undefined)
       if (applied === undefined) return // stopped before the outcome could be written: the entry stays pending
-      processedSinceDrain++
+      flight.processed()
       const { outcome } = processed
       if (applied && (outcome.kind === 'retry' || outcome.kind === 'throttle')) scheduler.dueAt(outcome.dueAt)
       for (const [event, payload] of toEvents(processed, applied)) emit(event, payload as never)
@@ -180,44 +191,44 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     }
   }
 
-  function pauseWorker(reason: string): void {
-    if (paused) return
-    paused = true
+  function pause(reason: string): void {
+    if (state.paused) return
+    state.paused = true
     void connections.interrupt()
     emit('paused', { reason })
   }
 
   async function begin(): Promise<void> {
     connections.open()
-    running = true
+    state.running = true
     stopping = undefined
-    hardStop = new AbortController()
+    state.hardStop = new AbortController()
     outcomes.reset()
     // The host's boot never waits on an outage: with Redis unreachable the loops start at once and
     // create the groups when it is back; a frozen Redis costs at most commandTimeoutMs here.
     if (connections.reachable) {
       await connections.ensureGroups().catch((error: unknown) => {
-        onRedisError(error, 'creating consumer groups failed, retrying in the background')
+        units.onRedisError(error, 'creating consumer groups failed, retrying in the background')
       })
     }
-    if (!running) return // stopped meanwhile
+    if (!state.running) return // stopped meanwhile
     loops = Promise.all([dispatcher.run(), scheduler.run()])
     void keeper.run()
   }
 
   async function end(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
-    running = false
+    state.running = false
     dispatcher.wake()
     scheduler.wake()
     keeper.wake()
     // The dispatcher may be activating a last batch: wait for it, then for every job in flight.
     void connections.interrupt()
     const loopsEnded = await settlesWithin(loops, timeoutMs)
-    const clean = await waitUntil(() => inFlight === 0 && outcomes.idle, Math.max(0, deadline - Date.now()))
-    const left = inFlight
+    const clean = await waitUntil(() => flight.count === 0 && outcomes.idle, Math.max(0, deadline - Date.now()))
+    const left = flight.count
     if (!clean) {
-      hardStop.abort()
+      state.hardStop.abort()
       outcomes.abandon()
       pacing?.interrupt()
       sender.abortAll(new MailstreamError('E_CLOSED', 'worker stopped before the send finished'))
@@ -231,68 +242,40 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
 
   return {
     get running() {
-      return running
+      return state.running
     },
     get paused() {
-      return paused || quotaPaused
+      return state.paused || state.quotaPaused
     },
     get pace() {
       return pacing?.pace
     },
     get inFlight() {
-      return inFlight
+      return flight.count
     },
     get consumer() {
-      return consumer
+      return config.consumer
     },
     async start() {
-      if (running) return
+      if (state.running) return
       if (stopping) await stopping
       await begin()
     },
     stop({ timeoutMs = 30_000 } = {}) {
       if (stopping) return stopping
-      if (!running) return Promise.resolve()
+      if (!state.running) return Promise.resolve()
       stopping = end(timeoutMs)
       return stopping
     },
     pause(reason = 'paused by the host') {
-      pauseWorker(reason)
+      pause(reason)
     },
     resume() {
-      if (!paused) return
-      paused = false
+      if (!state.paused) return
+      state.paused = false
       dispatcher.wake()
       emit('resumed', {})
     },
     on: events.on,
   }
-}
-
-/** True when `promise` settles within `ms`. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const ended = await Promise.race([
-    promise.then(
-      () => true,
-      () => true,
-    ),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms)
-    }),
-  ])
-  clearTimeout(timer)
-  return ended
-}
-
-function waitUntil(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const deadline = Date.now() + timeoutMs
-    const check = () => {
-      if (predicate()) return resolve(true)
-      if (Date.now() >= deadline) return resolve(false)
-      setTimeout(check, 10)
-    }
-    check()
-  })
 }
