@@ -6,8 +6,8 @@ KEYS[5 + i] status hash of candidate i
 ARGV[1] now, epoch ms
 ARGV[1 + i] candidate job id i (read by the caller with ZRANGE BYSCORE; re-checked here)
 Reply: how many jobs were moved. A due candidate whose job is final is only dropped from the set;
-one with no status hash or no payload is dead-lettered (without its payload; a status hash it has is
-left as it was).
+one with no status hash or no payload is dead-lettered (without its payload, with the attempts its
+status records), and a status hash it has is marked dead.
 ]]
 local now = tonumber(ARGV[1])
 local index = { high = 2, normal = 3, low = 4 }
@@ -23,8 +23,13 @@ for i = 2, #ARGV do
     if state[1] and final[state[1]] then
       -- cancelled or finished meanwhile: nothing to send
     elseif not state[1] or not state[3] then
-      redis.call('XADD', KEYS[5], '*', 'id', id, 'error', 'scheduled job has no data', 'attempts', 0,
-        'time', ARGV[1])
+      redis.call('XADD', KEYS[5], '*', 'id', id, 'error', 'scheduled job has no data', 'attempts',
+        state[4] or 0, 'time', ARGV[1])
+      if state[1] then
+        -- As activate does for an entry without data: the status says dead, not due.
+        redis.call('HSET', statusKey, 'status', 'dead', 'error', 'job data missing', 'updatedAt', ARGV[1])
+        redis.call('HDEL', statusKey, 'dueAt', 'rcpt')
+      end
     else
       local entry = redis.call('XADD', KEYS[index[state[2]] or 3], '*', 'id', id, 'job', state[3],
         'a', state[4] or '0', 'r', state[5] or '')

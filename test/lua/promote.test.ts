@@ -98,13 +98,14 @@ describe('lua/promote', () => {
     expect((await entries(keys.dead))[0]?.fields).toMatchObject({ id: 'j1', error: 'scheduled job has no data' })
   })
 
-  // The job is in the dead stream, but its status hash still says 'retrying' (with a dueAt that
-  // nothing will act on), where activate marks a job without data 'dead'. See the report.
-  test.fails('a due job whose payload is gone is marked dead in its status hash', async () => {
+  test('a due job whose payload is gone is marked dead in its status hash', async () => {
     const keys = await queue()
     await delayed(keys, 'j1', NOW - 1)
     await redis.hdel(keys.status('j1'), 'job')
     await promote(keys, ['j1'])
     expect(await redis.hget(keys.status('j1'), 'status')).toBe('dead')
+    expect(await redis.hget(keys.status('j1'), 'dueAt')).toBeNull()
+    // The letter keeps the attempts the job had used.
+    expect((await entries(keys.dead))[0]?.fields).toMatchObject({ id: 'j1', attempts: '1' })
   })
 })
