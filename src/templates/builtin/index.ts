@@ -1,4 +1,4 @@
-import type { TemplateDefinition } from '../renderer.js'
+import type { TemplateDefinition } from '../types.js'
 import layout from './layout.html'
 import newsletterIssueEn from './newsletter-issue.en.html'
 import newsletterIssueKo from './newsletter-issue.ko.html'
