@@ -80,7 +80,6 @@ export type {
   TemplateRendererLike,
   Transport,
 } from './transport.js'
-export { decodeTagValue, encodeTagValue } from './transport.js'
 export {
   createVerificationCodes,
   type IssueOptions,

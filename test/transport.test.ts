@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto'
 import { expect, test } from 'vitest'
-import { decodeTagValue, encodeTagValue } from '../src/index.js'
+import { decodeTagValue, encodeTagValue } from '../src/transports/ses.js'
 
 const ID_ALPHABET = 'ABCXYZabcxyz0189_.:-'
 const SES_TAG_VALUE = /^[A-Za-z0-9_-]{1,256}$/

@@ -5,11 +5,11 @@ import {
   createEmailQueue,
   createSesWebhookHandler,
   type EmailQueue,
-  encodeTagValue,
   isSnsUrl,
   type SesEvent,
   type SesWebhookOptions,
 } from '../src/index.js'
+import { encodeTagValue } from '../src/transports/ses.js'
 import { isSnsCertificateUrl, isSnsSubscribeUrl } from '../src/webhooks/sns.js'
 import { harness } from './helpers/queue.js'
 import { connect, keysOf, redisUrl } from './helpers/redis.js'

@@ -10,15 +10,11 @@ import { z } from 'zod'
 import { MailstreamError, TransportError, type TransportErrorOptions } from '../errors.js'
 import { type Address, type AddressInput, formatAddress, parseAddress, TAG_RE } from '../job.js'
 import { parseOptions } from '../options.js'
-import {
-  type EmailMessage,
-  encodeTagValue,
-  type SendContext,
-  type SendResult,
-  senderOf,
-  type Transport,
-} from '../transport.js'
+import { encodeTagValue } from '../ses-tags.js'
+import { type EmailMessage, type SendContext, type SendResult, senderOf, type Transport } from '../transport.js'
 import { composeMime } from './mime.js'
+
+export { decodeTagValue, encodeTagValue } from '../ses-tags.js'
 
 export interface SesTransportOptions {
   /**

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
-import { decodeTagValue, type RetryingEvent } from '../../src/index.js'
-import { createSesTransport, type SesTransport } from '../../src/transports/ses.js'
+import type { RetryingEvent } from '../../src/index.js'
+import { createSesTransport, decodeTagValue, type SesTransport } from '../../src/transports/ses.js'
 import { harness, testJob } from '../helpers/queue.js'
 import { connect, waitUntil } from '../helpers/redis.js'
 import { SEND_ROUTE, SES_FAULTS, type SesLocal, startSesLocal } from '../helpers/ses-local.js'

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
-import { decodeTagValue, type EmailMessage, MailstreamError, TransportError } from '../../src/index.js'
-import { createSesTransport, type SesTransport } from '../../src/transports/ses.js'
+import { type EmailMessage, MailstreamError, TransportError } from '../../src/index.js'
+import { createSesTransport, decodeTagValue, type SesTransport } from '../../src/transports/ses.js'
 import {
   ACCOUNT_ROUTE,
   SES_FAULTS,
