@@ -53,7 +53,7 @@ export function toEvents({ work, job, attempts, outcome, failure }: Processed, a
   const id = work.delivery.jobId
   const out: Emitted[] = []
   if (failure) {
-    out.push(['failed', { id, job, attempts, ...failure, final: outcome.kind === 'dead' }])
+    out.push(['failed', { id, job, attempts, ...failure, final: applied && outcome.kind === 'dead' }])
   }
   if (!applied) return out
   switch (outcome.kind) {

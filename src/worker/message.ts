@@ -26,6 +26,18 @@ export function everyRecipientSuppressed(job: EmailJob, suppressed: ReadonlySet<
   )
 }
 
+/** The template's headers with the job's own over them; header names match in any case. */
+function mergeHeaders(
+  rendered: Record<string, string>,
+  own: Record<string, string> | undefined,
+): Record<string, string> {
+  if (!own) return rendered
+  const overridden = new Set(Object.keys(own).map((name) => name.toLowerCase()))
+  const merged: Record<string, string> = {}
+  for (const [name, value] of Object.entries(rendered)) if (!overridden.has(name.toLowerCase())) merged[name] = value
+  return Object.assign(merged, own)
+}
+
 /**
  * The message a transport gets for a job: its fields, what the template rendered (the job's own
  * subject and headers win), the default sender, and no suppressed recipient.
@@ -52,7 +64,7 @@ export function buildMessage(
   const bcc = keep(job.bcc)
   const html = rendered ? rendered.html : job.html
   const text = rendered ? rendered.text : job.text
-  const headers = rendered?.headers ? { ...rendered.headers, ...job.headers } : job.headers
+  const headers = rendered?.headers ? mergeHeaders(rendered.headers, job.headers) : job.headers
   if (from) message.from = from
   if (cc?.length) message.cc = cc
   if (bcc?.length) message.bcc = bcc

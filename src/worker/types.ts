@@ -26,7 +26,7 @@ export interface FailedEvent {
   attempts: number
   error: Error
   retry: RetryClass
-  /** True when the job goes to the dead letters now. */
+  /** True when the job goes to the dead letters now (a `dead` event follows). */
   final: boolean
 }
 export interface DeadEvent {
