@@ -37,7 +37,11 @@ export interface VerificationCodesOptions {
    * that is not an IP address as itself. Default: no limit.
    */
   perIp?: VerificationLimit
-  /** Start of every key: codes at `<keyPrefix>:code:<email>`. Default `verification`. */
+  /**
+   * Start of every key: codes at `<keyPrefix>:code:<email>`. Default `<prefix>:verification` for
+   * a queue made by `createEmailQueue` (so that one queue prefix per test run or tenant keeps the
+   * codes and their limits apart too), and `verification` for any other queue.
+   */
   keyPrefix?: string
   /** Overrides fields of the job (for example `subject` and `text` instead of the template). */
   build?: (context: VerificationContext) => Partial<EmailJobInput>
@@ -55,10 +59,13 @@ export interface VerificationCodesOptions {
 }
 
 export interface IssueOptions {
-  /** The client's IP address, for `perIp` (trimmed; at most 100 characters without spaces). */
-  ip?: string
-  /** Language of the email (`ko`, `en`). */
-  locale?: string
+  /**
+   * The client's IP address, for `perIp` (trimmed; at most 100 characters without spaces).
+   * Undefined is allowed, so that `req.ip` (which may be undefined) can be passed as it is.
+   */
+  ip?: string | undefined
+  /** Language of the email (`ko`, `en`); undefined for the renderer's default. */
+  locale?: string | undefined
 }
 
 export interface IssueResult {
@@ -111,7 +118,8 @@ const optionsSchema = z.strictObject({
   maxAttempts: z.number().int().min(1).max(100).default(5),
   perEmail: limitSchema.default({ max: 5, windowSeconds: 3600 }),
   perIp: limitSchema.optional(),
-  keyPrefix: keyPrefixSchema('verification'),
+  // No default here: it depends on the queue (defaultKeyPrefix).
+  keyPrefix: keyPrefixSchema('verification').unwrap().optional(),
   build: z
     .custom<NonNullable<VerificationCodesOptions['build']>>((value) => typeof value === 'function', {
       message: 'must be a function',
@@ -122,6 +130,11 @@ const optionsSchema = z.strictObject({
 
 const normaliseEmail = (email: unknown): string => addressKey(email, 'email')
 
+/** The keys follow the queue's prefix, so that two queues on one Redis share no codes or limits. */
+function defaultKeyPrefix(queue: object): string {
+  return isEmailQueue(queue) ? `${queueInternals(queue).prefix}:verification` : 'verification'
+}
+
 export function createVerificationCodes(options: VerificationCodesOptions): VerificationCodes {
   const config = parseOptions(optionsSchema, options, 'createVerificationCodes')
   const redis = config.redis ?? (isEmailQueue(config.queue) ? queueInternals(config.queue).redis : undefined)
@@ -130,13 +143,14 @@ export function createVerificationCodes(options: VerificationCodesOptions): Veri
       field: 'redis',
     })
   }
+  const keyPrefix = config.keyPrefix ?? defaultKeyPrefix(config.queue)
   const connection = createProducerConnection({ ...config, redis }, 'verification codes')
   const { client } = connection
   // Defined through the bounded view: the commands land on the client itself.
   defineScripts(client)
-  const limits = createIssueLimits(client, config)
+  const limits = createIssueLimits(client, { ...config, keyPrefix })
   const codes = createCodeStore(client, {
-    keyPrefix: config.keyPrefix,
+    keyPrefix,
     secret: typeof config.secret === 'string' ? Buffer.from(config.secret, 'utf8') : Buffer.from(config.secret),
     length: config.length,
     maxAttempts: config.maxAttempts,

@@ -257,6 +257,52 @@ describe('createVerificationCodes', () => {
     expect(await helper.verify('twice@example.com', second)).toEqual({ ok: true })
   })
 
+  test('by default the keys follow the queue prefix: two queues on one Redis share no codes and no limits', async () => {
+    const email = 'run@example.com'
+    const helperOn = (prefix: string) => {
+      const issued: string[] = []
+      const helper = createVerificationCodes({
+        queue: createEmailQueue({ redis, prefix }),
+        secret: SECRET,
+        build: ({ code }) => {
+          issued.push(code)
+          return { subject: 'Your code', text: `Your code is ${code}` }
+        },
+      })
+      return { helper, last: () => issued.at(-1) as string }
+    }
+    const [first, second] = [uniquePrefix('vq'), uniquePrefix('vq')]
+    const a = helperOn(first)
+    for (let i = 0; i < 5; i++) await a.helper.issue(email)
+    await expect(a.helper.issue(email)).rejects.toMatchObject({ code: 'E_RATE_LIMITED', field: 'email' })
+    // Another test run (another queue prefix) starts with its own budget and its own codes.
+    const b = helperOn(second)
+    await b.helper.issue(email)
+    expect(await b.helper.verify(email, a.last())).toMatchObject({ ok: false })
+    expect(await a.helper.verify(email, a.last())).toEqual({ ok: true })
+    expect(await b.helper.verify(email, b.last())).toEqual({ ok: true })
+
+    const keys = await keysOf(redis, `${first}:verification`)
+    expect(keys).toContain(`${first}:verification:code:${email}`)
+    expect(keys.some((key) => key.startsWith(`${first}:verification:issued:email:`))).toBe(true)
+    expect(await redis.exists(`verification:code:${email}`)).toBe(0)
+  })
+
+  test('an explicit keyPrefix wins; a queue not made by createEmailQueue keeps the prefix `verification`', async () => {
+    const email = `plain-${Date.now()}@example.com`
+    const queue = createEmailQueue({ redis, prefix: uniquePrefix('vq') })
+    const keyPrefix = uniquePrefix('explicit')
+    const explicit = createVerificationCodes({ queue, secret: SECRET, keyPrefix })
+    await explicit.issue(email)
+    expect(await redis.exists(`${keyPrefix}:code:${email}`)).toBe(1)
+    expect(await redis.exists(`${queue.prefix}:verification:code:${email}`)).toBe(0)
+
+    const plain = createVerificationCodes({ redis, queue: { enqueue: (job) => queue.enqueue(job) }, secret: SECRET })
+    await plain.issue(email)
+    expect(await redis.exists(`verification:code:${email}`)).toBe(1)
+    await redis.del(`verification:code:${email}`)
+  })
+
   test('bad addresses are E_VALIDATION; bad options are E_CONFIG naming the field', async () => {
     const { helper } = codes()
     await expect(helper.issue('not an address')).rejects.toMatchObject({ code: 'E_VALIDATION', field: 'email' })
