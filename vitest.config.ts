@@ -38,7 +38,12 @@ export default defineConfig({
         test: {
           name: 'cluster',
           globalSetup: ['test/setup/redis-cluster.ts'],
-          include: ['test/queue.test.ts', 'test/worker.test.ts', 'test/recovery.test.ts', 'test/batch.test.ts'],
+          include: [
+            'test/queue/queue.test.ts',
+            'test/worker/worker.test.ts',
+            'test/worker/recovery.test.ts',
+            'test/queue/batch-progress.test.ts',
+          ],
         },
       },
     ],

@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'vitest'
-import type { EmailJobInput } from '../src/index.js'
-import { sealBatch } from '../src/lua/seal-batch.js'
-import type { BatchProgress } from '../src/queue/batches.js'
-import { queueInternals } from '../src/queue/internals.js'
-import { harness } from './helpers/queue.js'
-import { connect, waitUntil } from './helpers/redis.js'
+import type { EmailJobInput } from '../../src/index.js'
+import { sealBatch } from '../../src/lua/seal-batch.js'
+import type { BatchProgress } from '../../src/queue/batches.js'
+import { queueInternals } from '../../src/queue/internals.js'
+import { harness } from '../helpers/queue.js'
+import { connect, waitUntil } from '../helpers/redis.js'
 
 const redis = connect()
 

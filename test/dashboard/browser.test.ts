@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
-import { createDashboard, type Dashboard } from '../src/dashboard/index.js'
-import { queueInternals } from '../src/queue/internals.js'
-import { serve } from './helpers/http.js'
-import { harness } from './helpers/queue.js'
-import { connect } from './helpers/redis.js'
+import { createDashboard, type Dashboard } from '../../src/dashboard/index.js'
+import { queueInternals } from '../../src/queue/internals.js'
+import { serve } from '../helpers/http.js'
+import { harness } from '../helpers/queue.js'
+import { connect } from '../helpers/redis.js'
 
 // The dashboard in a real browser: Debian's chromium, driven by playwright-core (which downloads
 // no browser of its own). A missing or broken chromium fails these tests; it never skips them.

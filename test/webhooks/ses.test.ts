@@ -8,12 +8,12 @@ import {
   isSnsUrl,
   type SesEvent,
   type SesWebhookOptions,
-} from '../src/index.js'
-import { encodeTagValue } from '../src/transports/ses.js'
-import { isSnsCertificateUrl, isSnsSubscribeUrl } from '../src/webhooks/sns.js'
-import { harness } from './helpers/queue.js'
-import { connect, keysOf, redisUrl } from './helpers/redis.js'
-import { CERT_URL, notification, post, sesEvent, snsFixture, TOPIC_ARN } from './helpers/sns.js'
+} from '../../src/index.js'
+import { encodeTagValue } from '../../src/transports/ses.js'
+import { isSnsCertificateUrl, isSnsSubscribeUrl } from '../../src/webhooks/sns.js'
+import { harness } from '../helpers/queue.js'
+import { connect, keysOf, redisUrl } from '../helpers/redis.js'
+import { CERT_URL, notification, post, sesEvent, snsFixture, TOPIC_ARN } from '../helpers/sns.js'
 
 const redis = connect()
 const sns = snsFixture()

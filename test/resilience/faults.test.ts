@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
-import type { EmailJobInput, MailstreamError } from '../src/index.js'
-import { harness, sendCounts, slowSends } from './helpers/queue.js'
-import { connect, persistentRedis, waitUntil } from './helpers/redis.js'
+import type { EmailJobInput, MailstreamError } from '../../src/index.js'
+import { harness, sendCounts, slowSends } from '../helpers/queue.js'
+import { connect, persistentRedis, waitUntil } from '../helpers/redis.js'
 
 const job = (i: number, overrides: Partial<EmailJobInput> = {}): EmailJobInput => ({
   type: 'newsletter',

@@ -1,13 +1,13 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
 import { Hono } from 'hono'
 import { describe, expect, test } from 'vitest'
-import { createDashboard, type Dashboard, type DashboardStats } from '../src/dashboard/index.js'
-import * as main from '../src/index.js'
-import { MailstreamError } from '../src/index.js'
-import { queueInternals } from '../src/queue/internals.js'
-import { openEventStream, serve } from './helpers/http.js'
-import { harness } from './helpers/queue.js'
-import { connect, waitUntil } from './helpers/redis.js'
+import { createDashboard, type Dashboard, type DashboardStats } from '../../src/dashboard/index.js'
+import * as main from '../../src/index.js'
+import { MailstreamError } from '../../src/index.js'
+import { queueInternals } from '../../src/queue/internals.js'
+import { openEventStream, serve } from '../helpers/http.js'
+import { harness } from '../helpers/queue.js'
+import { connect, waitUntil } from '../helpers/redis.js'
 
 const redis = connect()
 const CSRF = { 'x-mailstream-csrf': '1' }

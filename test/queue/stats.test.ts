@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'vitest'
-import { createSesWebhookHandler, type EmailJobInput, TransportError } from '../src/index.js'
-import { sealBatch } from '../src/lua/seal-batch.js'
-import { queueInternals } from '../src/queue/internals.js'
-import { harness } from './helpers/queue.js'
-import { connect } from './helpers/redis.js'
-import { post, type SesEventInput, snsFixture, TOPIC_ARN } from './helpers/sns.js'
+import { createSesWebhookHandler, type EmailJobInput, TransportError } from '../../src/index.js'
+import { sealBatch } from '../../src/lua/seal-batch.js'
+import { queueInternals } from '../../src/queue/internals.js'
+import { harness } from '../helpers/queue.js'
+import { connect } from '../helpers/redis.js'
+import { post, type SesEventInput, snsFixture, TOPIC_ARN } from '../helpers/sns.js'
 
 const redis = connect()
 const sns = snsFixture()

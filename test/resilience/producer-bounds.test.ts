@@ -8,12 +8,12 @@ import {
   createVerificationCodes,
   type EmailQueue,
   MailstreamError,
-} from '../src/index.js'
-import { testJob } from './helpers/queue.js'
-import { uniquePrefix, waitUntil } from './helpers/redis.js'
-import { freePort, type RedisServer, startRedisServer } from './helpers/redis-server.js'
+} from '../../src/index.js'
+import { testJob } from '../helpers/queue.js'
+import { uniquePrefix, waitUntil } from '../helpers/redis.js'
+import { freePort, type RedisServer, startRedisServer } from '../helpers/redis-server.js'
 
-const root = join(import.meta.dirname, '..')
+const root = join(import.meta.dirname, '..', '..')
 /** The bound the tests give; a call must settle within it plus a generous second. */
 const BOUND = 500
 const LIMIT = BOUND + 1000

@@ -2,10 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { createEmailQueue } from '../src/index.js'
-import { buildPackage } from './helpers/build.js'
-import { connect, redisUrl, uniquePrefix, waitUntil } from './helpers/redis.js'
-import { type SmtpLocal, startSmtpLocal } from './helpers/smtp-local.js'
+import { createEmailQueue } from '../../src/index.js'
+import { buildPackage } from '../helpers/build.js'
+import { connect, redisUrl, uniquePrefix, waitUntil } from '../helpers/redis.js'
+import { type SmtpLocal, startSmtpLocal } from '../helpers/smtp-local.js'
 
 // Workers in child processes, killed with SIGKILL while they drain to an SMTP sink.
 let dir: string

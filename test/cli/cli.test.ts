@@ -2,9 +2,9 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createEmailQueue } from '../src/index.js'
-import { buildPackage } from './helpers/build.js'
-import { connect, redisUrl, uniquePrefix, waitUntil } from './helpers/redis.js'
+import { createEmailQueue } from '../../src/index.js'
+import { buildPackage } from '../helpers/build.js'
+import { connect, redisUrl, uniquePrefix, waitUntil } from '../helpers/redis.js'
 
 // The command as users run it: a real process, against the run's Redis.
 let bin: string

@@ -2,10 +2,10 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, expect, test } from 'vitest'
-import { createEmailQueue } from '../src/index.js'
-import { connect, redisUrl, uniquePrefix } from './helpers/redis.js'
+import { createEmailQueue } from '../../src/index.js'
+import { connect, redisUrl, uniquePrefix } from '../helpers/redis.js'
 
-const root = join(import.meta.dirname, '..')
+const root = join(import.meta.dirname, '..', '..')
 const redis = connect()
 const children: ChildProcessWithoutNullStreams[] = []
 afterAll(() => {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
-import type { DeadEvent, RetryingEvent } from '../src/index.js'
-import { harness, sendCounts, testJob } from './helpers/queue.js'
-import { connect, waitUntil } from './helpers/redis.js'
+import type { DeadEvent, RetryingEvent } from '../../src/index.js'
+import { harness, sendCounts, testJob } from '../helpers/queue.js'
+import { connect, waitUntil } from '../helpers/redis.js'
 
 const redis = connect()
 

@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest'
-import { describeError } from '../src/errors.js'
-import type { TemplateRendererLike } from '../src/index.js'
-import { harness, testJob } from './helpers/queue.js'
-import { connect, waitUntil } from './helpers/redis.js'
+import { describeError } from '../../src/errors.js'
+import type { TemplateRendererLike } from '../../src/index.js'
+import { harness, testJob } from '../helpers/queue.js'
+import { connect, waitUntil } from '../helpers/redis.js'
 
 const templateJob = (overrides = {}) => testJob({ subject: undefined, text: undefined, template: 'news', ...overrides })
 

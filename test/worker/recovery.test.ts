@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
-import type { DeadEvent, MailstreamError } from '../src/index.js'
-import { harness, sendCounts, slowSends, testJob } from './helpers/queue.js'
-import { connect, persistentRedis, uniquePrefix, waitUntil } from './helpers/redis.js'
+import type { DeadEvent, MailstreamError } from '../../src/index.js'
+import { harness, sendCounts, slowSends, testJob } from '../helpers/queue.js'
+import { connect, persistentRedis, uniquePrefix, waitUntil } from '../helpers/redis.js'
 
 const redis = connect()
 

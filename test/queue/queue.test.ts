@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, test } from 'vitest'
-import { createEmailQueue, type EmailJobInput, MailstreamError } from '../src/index.js'
-import { MAX_PAYLOAD_BYTES } from '../src/job.js'
-import { testJob } from './helpers/queue.js'
-import { connect, keysOf, uniquePrefix } from './helpers/redis.js'
+import { createEmailQueue, type EmailJobInput, MailstreamError } from '../../src/index.js'
+import { MAX_PAYLOAD_BYTES } from '../../src/job.js'
+import { testJob } from '../helpers/queue.js'
+import { connect, keysOf, uniquePrefix } from '../helpers/redis.js'
 
 const redis = connect()
 const queues: { close(): Promise<void> }[] = []

@@ -7,9 +7,9 @@ import {
   type EmailQueue,
   MailstreamError,
   verifyUnsubscribeToken,
-} from '../src/index.js'
-import { harness, sendCounts } from './helpers/queue.js'
-import { connect, redisUrl, uniquePrefix, waitUntil } from './helpers/redis.js'
+} from '../../src/index.js'
+import { harness, sendCounts } from '../helpers/queue.js'
+import { connect, redisUrl, uniquePrefix, waitUntil } from '../helpers/redis.js'
 
 const redis = connect()
 const SECRET = 'test-secret-0123456789abcdef'

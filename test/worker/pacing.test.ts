@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
-import type { EmailJobInput, PaceEvent, RetryingEvent } from '../src/index.js'
-import { harness, sendCounts } from './helpers/queue.js'
-import { connect, waitUntil } from './helpers/redis.js'
+import type { EmailJobInput, PaceEvent, RetryingEvent } from '../../src/index.js'
+import { harness, sendCounts } from '../helpers/queue.js'
+import { connect, waitUntil } from '../helpers/redis.js'
 
 const redis = connect()
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
