@@ -38,7 +38,15 @@ export {
   type StreamStats,
   type SuppressionEntry,
 } from './queue/index.js'
+export {
+  type BatchProgressStream,
+  type BatchProgressStreamOptions,
+  batchProgressStream,
+  EVENT_STREAM_HEADERS,
+  type WatchesBatches,
+} from './queue/progress-stream.js'
 export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals } from './queue/stats.js'
+export type { WatchBatchOptions } from './queue/watch.js'
 export {
   type ConsumeOptions,
   createRateLimiter,

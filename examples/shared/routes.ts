@@ -353,15 +353,7 @@ export function createRoutes({
       if (!ISSUE_ID_RE.test(id) || !(await store.getIssue(id))) {
         return json(404, { error: { code: 'E_NOT_FOUND', message: `no issue ${id}` } })
       }
-      return {
-        status: 200,
-        headers: {
-          'content-type': 'text/event-stream; charset=utf-8',
-          'cache-control': 'no-cache, no-transform',
-          'x-accel-buffering': 'no',
-        },
-        body: service.progressEvents(issueBatchId(id)),
-      }
+      return { status: 200, ...service.progressEvents(issueBatchId(id)) }
     },
 
     /** POST /webhooks/ses: SES events through SNS (the body is JSON sent as text/plain). */

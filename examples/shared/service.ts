@@ -4,6 +4,8 @@
  */
 import type { Redis } from 'ioredis'
 import {
+  type BatchProgressStream,
+  batchProgressStream,
   createEmailQueue,
   createEmailWorker,
   createRateLimiter,
@@ -56,7 +58,7 @@ export interface MailService {
   /** For sign-ups: how many confirmation emails one address may be sent. */
   limiter: RateLimiter
   /** A batch's progress as server-sent events: the current state first, then each update, ending after `done`. */
-  progressEvents(batchId: string): ReadableStream<Uint8Array>
+  progressEvents(batchId: string): BatchProgressStream
   /** Progress streams open right now. */
   readonly openProgressStreams: number
   start(): Promise<void>
@@ -117,64 +119,13 @@ export function createMailService(options: MailServiceOptions): MailService {
     readOnly: config.dashboardPassword === undefined,
   })
 
-  const streams = new Set<() => void>()
+  // Open progress streams, so that closeStreams() can end them before the HTTP server closes.
+  const streams = new Set<AbortController>()
 
-  function progressEvents(batchId: string): ReadableStream<Uint8Array> {
-    const encoder = new TextEncoder()
-    let closed = false
-    let off: (() => void) | undefined
-    let keepAlive: NodeJS.Timeout | undefined
-    let controller: ReadableStreamDefaultController<Uint8Array>
-    let lastCompleted = -1
-
-    function finish() {
-      if (closed) return
-      closed = true
-      streams.delete(finish)
-      off?.()
-      clearInterval(keepAlive)
-      try {
-        controller.close()
-      } catch {
-        // Already closed or cancelled by the client.
-      }
-    }
-    function write(chunk: string) {
-      if (!closed) controller.enqueue(encoder.encode(chunk))
-    }
-    function deliver(progress: { completed: number; done: boolean }) {
-      // The state read at the start may be newer than a message published just before it.
-      if (!progress.done && progress.completed < lastCompleted) return
-      lastCompleted = progress.completed
-      write(`event: ${progress.done ? 'done' : 'progress'}\ndata: ${JSON.stringify(progress)}\n\n`)
-      if (progress.done) finish()
-    }
-
-    return new ReadableStream<Uint8Array>({
-      async start(streamController) {
-        controller = streamController
-        streams.add(finish)
-        write('retry: 5000\n\n')
-        try {
-          // Subscribe before reading the state, so that no update falls between the two.
-          const subscription = queue.onProgress(batchId, deliver)
-          off = subscription
-          if (closed) return subscription()
-          await subscription.ready
-          const current = await queue.getBatch(batchId)
-          if (current) deliver(current)
-        } catch (error) {
-          write(`event: error\ndata: ${JSON.stringify({ message: (error as Error).message })}\n\n`)
-          finish()
-          return
-        }
-        if (!closed) keepAlive = setInterval(() => write(': keep-alive\n\n'), 15_000)
-      },
-      cancel() {
-        // The client went away.
-        finish()
-      },
-    })
+  function progressEvents(batchId: string): BatchProgressStream {
+    const stop = new AbortController()
+    streams.add(stop)
+    return batchProgressStream(queue, batchId, { signal: stop.signal, onClose: () => streams.delete(stop) })
   }
 
   return {
@@ -198,7 +149,7 @@ export function createMailService(options: MailServiceOptions): MailService {
       if (!webhook) log('webhook: SNS_TOPIC_ARNS is not set, so /webhooks/ses answers 404')
     },
     async closeStreams() {
-      for (const finish of [...streams]) finish()
+      for (const stop of [...streams]) stop.abort()
       await dashboard.close()
     },
     async stop({ timeoutMs = 10_000 } = {}) {

@@ -6,6 +6,7 @@ import { defineScripts } from '../lua/index.js'
 import { renderMetrics } from '../metrics.js'
 import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from '../options.js'
 import {
+  bounded,
   boundedClient,
   commandTimeoutSchema,
   createOutageReporter,
@@ -24,6 +25,7 @@ import { createJobs } from './jobs.js'
 import { batchStats, queueStats } from './stats.js'
 import { createSuppressionList } from './suppression.js'
 import type { EmailQueue, EmailQueueOptions, QueueContext } from './types.js'
+import { createBatchWatchers } from './watch.js'
 
 export type { QueueStats, StreamStats } from './stats.js'
 export type { DeadLetter, EmailQueue, EmailQueueOptions, EnqueueResult, SuppressionEntry } from './types.js'
@@ -57,6 +59,10 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   const reporter = createOutageReporter(config.onError as ErrorReport | undefined, `queue ${config.prefix}: Redis`)
   const unwatch = owned ? reporter.watch(client) : () => {}
   const progress = createProgressListeners(client, keys, { timeoutMs, reporter })
+  const watchers = createBatchWatchers({
+    subscribe: progress.on,
+    snapshot: (batchId) => bounded(getBatch(client, keys, batchId), timeoutMs, 'watchBatch'),
+  })
   let closed = false
   const context: QueueContext = {
     client,
@@ -72,7 +78,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   }
   const { assertOpen, steps } = context
 
-  const methods: Omit<EmailQueue, 'prefix' | 'onProgress' | 'close'> = {
+  const methods: Omit<EmailQueue, 'prefix' | 'onProgress' | 'watchBatch' | 'close'> = {
     ...createEnqueue(context),
     ...createJobs(context, checkId),
 
@@ -124,9 +130,20 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       return progress.on(batchId, listener)
     },
 
+    watchBatch(batchId, watchOptions = {}) {
+      assertOpen()
+      checkId(batchId, 'batchId')
+      const { signal } = watchOptions
+      if (signal !== undefined && !(signal instanceof AbortSignal)) {
+        throw new MailstreamError('E_VALIDATION', 'signal: must be an AbortSignal', { field: 'signal' })
+      }
+      return watchers.watch(batchId, watchOptions)
+    },
+
     async close() {
       if (closed) return
       closed = true
+      watchers.close()
       // Both within timeoutMs, at once; neither waits on a frozen Redis.
       await Promise.all([progress.close(), owned ? quit(client, timeoutMs) : undefined])
       unwatch()

@@ -7,6 +7,7 @@ import type { JobState, JobStatusName } from '../status.js'
 import type { BatchOptions, BuildRecipient, EnqueueBatchResult } from './batch-input.js'
 import type { BatchProgress, BatchState, ProgressSubscription } from './batches.js'
 import type { BatchStats, QueueStats } from './stats.js'
+import type { WatchBatchOptions } from './watch.js'
 
 export interface EmailQueueOptions {
   /** An ioredis client (left open by `close()`), ioredis options or a redis:// URL. */
@@ -102,6 +103,15 @@ export interface EmailQueue {
   getBatch(batchId: string): Promise<BatchState | null>
   /** Calls `listener` with each progress message of a batch. Returns the unsubscribe function. */
   onProgress(batchId: string, listener: (progress: BatchProgress) => void): ProgressSubscription
+  /**
+   * A batch's progress as an async iterator: the current state first (when the batch exists),
+   * then each update, never going backwards; it ends after the item with `done: true`. Opened
+   * before the batch exists, it waits for the batch's first message. Ends without an error on
+   * `break`/`return()`, when `signal` aborts and when the queue closes; rejects when Redis does
+   * not confirm the subscription or answer the snapshot within `commandTimeoutMs`. A consumer
+   * slower than the updates gets the latest progress, not every message.
+   */
+  watchBatch(batchId: string, options?: WatchBatchOptions): AsyncIterableIterator<BatchProgress>
   /** Cancels a queued or scheduled job. Resolves false when it is sending, final or unknown. */
   cancel(id: string): Promise<boolean>
   getStatus(id: string): Promise<JobState | null>
