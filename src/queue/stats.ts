@@ -1,6 +1,6 @@
 import { PRIORITIES, type Priority } from '../job.js'
 import { GROUP, type QueueKeys } from '../keys.js'
-import type { RedisClient } from '../redis.js'
+import { isCluster, type RedisClient } from '../redis.js'
 
 export interface StreamStats {
   /** Entries in the stream: waiting plus delivered-but-unacknowledged. */
@@ -13,8 +13,25 @@ export interface StreamStats {
   lag: number
   /** How long the oldest waiting entry has waited, ms (0 when nothing waits). */
   oldestWaitingMs: number
+  /**
+   * Live consumers (workers) of the stream: those whose worker is connected to Redis (its blocking
+   * connection is named `mailstream:<consumer>`, found with CLIENT LIST, as BullMQ finds its
+   * workers), and those that hold entries. A worker that stopped cleanly leaves the group; one that
+   * crashed or was stopped hard stops counting once its connection is gone and it holds nothing.
+   * Where CLIENT LIST is not allowed, a consumer counts when it holds entries or received an
+   * entry within `LIVE_CONSUMER_IDLE_MS`.
+   */
   consumers: number
 }
+
+/**
+ * Without CLIENT LIST, a consumer that holds nothing counts while it received an entry within this
+ * long (2 min). Redis before 7.2 resets a consumer's idle time only when it receives entries.
+ */
+export const LIVE_CONSUMER_IDLE_MS = 120_000
+
+/** Start of the name of a worker's blocking connection, followed by its consumer name. */
+const WORKER_CONNECTION = 'mailstream:'
 
 /**
  * Totals since the queue began. The first five are written by workers (one per job outcome);
@@ -118,7 +135,12 @@ async function redisNow(client: RedisClient): Promise<number> {
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
 }
 
-async function streamStats(client: RedisClient, stream: string, now: number): Promise<StreamStats> {
+async function streamStats(
+  client: RedisClient,
+  stream: string,
+  now: number,
+  connected: ReadonlySet<string> | undefined,
+): Promise<StreamStats> {
   const length = await client.xlen(stream)
   let groups: unknown[] = []
   try {
@@ -138,14 +160,55 @@ async function streamStats(client: RedisClient, stream: string, now: number): Pr
     const [first] = await client.xrange(stream, start, '+', 'COUNT', 1)
     if (first) oldestWaitingMs = Math.max(0, now - Number(first[0].split('-')[0]))
   }
-  return { length, pending, waiting, lag: waiting, oldestWaitingMs, consumers: group ? count(group.consumers) : 0 }
+  const consumers = group && count(group.consumers) > 0 ? await liveConsumers(client, stream, connected) : 0
+  return { length, pending, waiting, lag: waiting, oldestWaitingMs, consumers }
+}
+
+/** Names of the workers connected to Redis now; undefined when CLIENT LIST is not allowed. */
+async function connectedWorkers(client: RedisClient): Promise<Set<string> | undefined> {
+  const nodes: { client(subcommand: 'LIST'): Promise<unknown> }[] = isCluster(client)
+    ? client.nodes('master')
+    : [client]
+  const names = new Set<string>()
+  try {
+    for (const node of nodes) {
+      for (const match of String(await node.client('LIST')).matchAll(/(?:^|\s)name=(\S+)/g)) {
+        const name = match[1] as string
+        if (name.startsWith(WORKER_CONNECTION)) names.add(name.slice(WORKER_CONNECTION.length))
+      }
+    }
+  } catch {
+    return undefined
+  }
+  return names
+}
+
+/** Consumers of the group that hold entries or whose worker is connected (see `StreamStats.consumers`). */
+async function liveConsumers(
+  client: RedisClient,
+  stream: string,
+  connected: ReadonlySet<string> | undefined,
+): Promise<number> {
+  let rows: unknown[] = []
+  try {
+    rows = (await client.xinfo('CONSUMERS', stream, GROUP)) as unknown[]
+  } catch {
+    // The stream or its group went away since XINFO GROUPS.
+  }
+  return rows
+    .map((raw) => toRecord(raw as unknown[]))
+    .filter(
+      (consumer) =>
+        count(consumer.pending) > 0 ||
+        (connected ? connected.has(consumer.name as string) : count(consumer.idle) < LIVE_CONSUMER_IDLE_MS),
+    ).length
 }
 
 /** `queue.stats()`: streams, delayed and dead jobs, the suppression list, totals and rates. */
 export async function queueStats(client: RedisClient, keys: QueueKeys): Promise<QueueStats> {
-  const now = await redisNow(client)
+  const [now, connected] = await Promise.all([redisNow(client), connectedWorkers(client)])
   const [streams, delayed, dead, suppressed, stored] = await Promise.all([
-    Promise.all(keys.streams.map((stream) => streamStats(client, stream, now))),
+    Promise.all(keys.streams.map((stream) => streamStats(client, stream, now, connected))),
     client.zcard(keys.delayed),
     client.xlen(keys.dead),
     client.hlen(keys.suppressed),

@@ -1,6 +1,7 @@
 import { MailstreamError } from '../errors.js'
 import { GROUP, type QueueKeys } from '../keys.js'
 import { defineScripts } from '../lua/index.js'
+import { leave } from '../lua/leave.js'
 import { checkClusterPrefix } from '../options.js'
 import { bounded, boundedClient, quit, type RedisClient, type RedisInput, resolveRedis } from '../redis.js'
 import { createBlockingRead } from './blocking.js'
@@ -77,6 +78,19 @@ export function createConnections(options: {
         await timed(redis().xgroup('CREATECONSUMER', stream, GROUP, consumer), 'creating consumer groups')
       }
       groupsReady = true
+    },
+
+    /**
+     * Removes this worker's consumer from the group on every stream, when it holds nothing there
+     * (entries it holds stay pending under its name, for another worker to reclaim). For a clean
+     * stop only, once the loops have ended. The blocking connection is cut first; should a read
+     * still waiting in Redis take an entry after all, it makes the consumer again with the entry
+     * pending, and the entry is reclaimed as any other. Resolves whether the consumer was removed;
+     * rejects with `E_TIMEOUT` after `ms`.
+     */
+    async leave(ms: number): Promise<boolean> {
+      blocking.close()
+      return bounded(leave(redis(), keys, { group: GROUP, consumer }), ms, 'removing the consumer')
     },
 
     /**

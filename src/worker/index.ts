@@ -216,6 +216,20 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     void keeper.run()
   }
 
+  /**
+   * After a clean stop, the consumer leaves the group when it holds nothing, so that stopped
+   * workers do not pile up in it; within commandTimeoutMs and what is left of the stop's timeout.
+   */
+  async function leaveGroup(deadline: number): Promise<void> {
+    const ms = Math.min(config.commandTimeoutMs, deadline - Date.now())
+    if (ms <= 0 || !connections.reachable) return
+    try {
+      await connections.leave(ms)
+    } catch (error) {
+      emit('error', toMailstreamError(error, 'removing the consumer from the group failed'))
+    }
+  }
+
   async function end(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
     state.running = false
@@ -234,6 +248,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       sender.abortAll(new MailstreamError('E_CLOSED', 'worker stopped before the send finished'))
       dispatcher.wake()
     }
+    if (clean && loopsEnded) await leaveGroup(deadline)
     // QUIT only to a Redis that answered the loops, within what is left of timeoutMs; else cut.
     await connections.close(clean && loopsEnded ? deadline - Date.now() : 0)
     keeper.wake() // the keeper sees the stop and ends (within one bounded call)
