@@ -32,6 +32,16 @@ export interface SesTransportOptions {
   configurationSetName?: string
   /** Tags on every message, beside the message's own tags and `job_id`, `batch_id` and `type`. */
   tags?: Record<string, string>
+  /**
+   * Where SES forwards bounces and complaints when no configuration set publishes them (SendEmail
+   * `FeedbackForwardingEmailAddress`). Without either, they go to the From address, often a
+   * no-reply box nobody reads.
+   */
+  feedbackForwardingEmailAddress?: string
+  /** ARN of the identity that authorises the From address (sending authorisation, another account's identity). */
+  fromEmailAddressIdentityArn?: string
+  /** ARN of the identity that authorises `feedbackForwardingEmailAddress`. */
+  feedbackForwardingEmailAddressIdentityArn?: string
   /** How long a job waits after SES says the daily quota is used up. Default 1 hour. */
   quotaRetryAfterMs?: number
   /** Default `ses`. */
@@ -58,6 +68,13 @@ export interface SesTransport extends Transport {
 /** Tag names mailstream sets itself: the webhook handler reads `job_id` and `batch_id` back from SES events. */
 export const SES_RESERVED_TAGS = ['job_id', 'batch_id', 'type'] as const
 const RESERVED = new Set<string>(SES_RESERVED_TAGS)
+
+const identityArn = z
+  .string()
+  .regex(
+    /^arn:aws[a-z-]*:ses:[a-z0-9-]{1,40}:\d{12}:identity\/[^\s/]{1,320}$/,
+    'must be an SES identity ARN like arn:aws:ses:eu-west-1:123456789012:identity/example.com',
+  )
 
 const optionsSchema = z
   .strictObject({
@@ -94,6 +111,14 @@ const optionsSchema = z
         z.string().regex(TAG_RE, 'tag values are 1-256 characters of A-Z a-z 0-9 _ -'),
       )
       .optional(),
+    feedbackForwardingEmailAddress: z
+      .string()
+      .refine((value) => parseAddress(value)?.name === undefined && parseAddress(value) !== null, {
+        message: 'must be a bare email address like bounces@example.com',
+      })
+      .optional(),
+    fromEmailAddressIdentityArn: identityArn.optional(),
+    feedbackForwardingEmailAddressIdentityArn: identityArn.optional(),
     quotaRetryAfterMs: z.number().int().min(1).default(3_600_000),
     name: z.string().min(1).max(100).default('ses'),
   })
@@ -108,14 +133,21 @@ const optionsSchema = z
   })
 
 const PREFIX = '[mailstream] [ses]'
-const THROTTLE = new Set(['TooManyRequestsException', 'LimitExceededException', 'ThrottlingException', 'Throttling'])
-const PAUSE = new Set(['SendingPausedException', 'AccountSuspendedException'])
-const NEVER = new Set([
-  'MessageRejected',
+// LimitExceededException is not here: SESv2 means a resource limit by it (too many of some
+// resource), which waiting without an attempt never lifts; as a 400 it is never.
+const THROTTLE = new Set(['TooManyRequestsException', 'ThrottlingException', 'Throttling'])
+/**
+ * The account cannot send, or nothing it sends this way can succeed (a MAIL FROM domain that is
+ * not verified, a configuration set or identity that does not exist): every queued job would
+ * fail the same way, so the worker pauses with the reason instead of dead-lettering them all.
+ */
+const PAUSE = new Set([
+  'SendingPausedException',
+  'AccountSuspendedException',
   'MailFromDomainNotVerifiedException',
-  'BadRequestException',
   'NotFoundException',
 ])
+const NEVER = new Set(['MessageRejected', 'BadRequestException', 'LimitExceededException'])
 /** Credentials and permissions: not the message's fault, and they may be fixed while the job waits. */
 const ACCESS = new Set([
   'AccessDeniedException',
@@ -198,6 +230,28 @@ function sesAddress(address: Address): string {
   return `${encodedWords(address.name)} <${address.address}>`
 }
 
+/** What SES accepts in Simple `Headers`: printable ASCII values of at most 995 characters, name and value at most 996. */
+const SIMPLE_VALUE_MAX = 995
+const SIMPLE_HEADER_MAX = 996
+const PRINTABLE_RE = /^[\x20-\x7e]*$/
+
+/**
+ * The headers as SES Simple content takes them: a non-ASCII value as RFC 2047 encoded words, as
+ * nodemailer writes it over SMTP. Undefined when one does not fit even so (a long List-Unsubscribe
+ * with two links, a long non-ASCII value): the message then goes as Raw MIME, where nodemailer
+ * folds long header lines, so a job that works over SMTP works on SES as well.
+ */
+function simpleHeaders(headers: Record<string, string>): { Name: string; Value: string }[] | undefined {
+  const out: { Name: string; Value: string }[] = []
+  for (const [Name, value] of Object.entries(headers)) {
+    const flat = value.replace(/\t/g, ' ')
+    const Value = PRINTABLE_RE.test(flat) ? flat : encodedWords(flat)
+    if (Value.length > SIMPLE_VALUE_MAX || Name.length + Value.length > SIMPLE_HEADER_MAX) return undefined
+    out.push({ Name, Value })
+  }
+  return out
+}
+
 const list = (addresses: Address[] | undefined) => (addresses?.length ? addresses.map(sesAddress) : undefined)
 
 /**
@@ -242,9 +296,13 @@ export function createSesTransport(options: SesTransportOptions = {}): SesTransp
       },
       EmailTags: tagsFor(message),
       ConfigurationSetName: config.configurationSetName,
+      FeedbackForwardingEmailAddress: config.feedbackForwardingEmailAddress,
+      FeedbackForwardingEmailAddressIdentityArn: config.feedbackForwardingEmailAddressIdentityArn,
+      FromEmailAddressIdentityArn: config.fromEmailAddressIdentityArn,
       Content: {},
     }
-    if (message.attachments?.length) {
+    const headers = message.headers ? simpleHeaders(message.headers) : []
+    if (message.attachments?.length || headers === undefined) {
       // Raw: sender, reply-to and headers travel in the MIME; Destination still carries Bcc.
       input.Content = { Raw: { Data: await composeMime(message, { from, transport: 'ses' }) } }
       return input
@@ -258,9 +316,7 @@ export function createSesTransport(options: SesTransportOptions = {}): SesTransp
           ...(message.text !== undefined && { Text: { Data: message.text, Charset: 'UTF-8' } }),
           ...(message.html !== undefined && { Html: { Data: message.html, Charset: 'UTF-8' } }),
         },
-        ...(message.headers && {
-          Headers: Object.entries(message.headers).map(([Name, Value]) => ({ Name, Value })),
-        }),
+        ...(headers.length > 0 && { Headers: headers }),
       },
     }
     return input

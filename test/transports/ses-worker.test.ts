@@ -153,4 +153,32 @@ describe('queue -> worker -> SES', () => {
     for (const id of others) expect(await settled(id)).toMatchObject({ status: 'sent', attempts: 1 })
     expect(await ses.emails()).toHaveLength(4)
   })
+
+  const accountWide = [
+    ['MailFromDomainNotVerifiedException', SES_FAULTS.notVerified],
+    ['NotFoundException', SES_FAULTS.notFound],
+  ] as const
+  test.each(accountWide)('%s pauses the worker: one dead letter, not one per queued job', async (name, fault) => {
+    const { queue, worker, settled } = harness(redis)
+    const enqueued = await queue.enqueueMany(
+      Array.from({ length: 5 }, (_, i) => job({ to: `reader${i}@example.com`, subject: `Config ${i}` })),
+    )
+    ses.fail(fault)
+    const w = worker({ transport, concurrency: 1 })
+    const paused = new Promise<{ reason: string }>((resolve) => w.on('paused', resolve))
+    const deadIds: string[] = []
+    w.on('dead', ({ id }) => deadIds.push(id))
+    await w.start()
+    expect((await paused).reason).toContain(name)
+    await waitUntil(() => deadIds.length === 1, 5000, 'the one dead letter')
+    expect(w.paused).toBe(true)
+    expect(ses.requests.filter((request) => request.path === SEND_ROUTE)).toHaveLength(1)
+    const others = enqueued.map((result) => result.id).filter((id) => id !== deadIds[0])
+    for (const id of others) expect(await queue.getStatus(id)).toMatchObject({ status: 'queued', attempts: 0 })
+
+    // Fixed (the domain verified, the configuration set created): resume, and the rest go out.
+    w.resume()
+    for (const id of others) expect(await settled(id)).toMatchObject({ status: 'sent', attempts: 1 })
+    expect(deadIds).toHaveLength(1)
+  })
 })

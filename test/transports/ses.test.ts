@@ -1,5 +1,13 @@
+import { simpleParser } from 'mailparser'
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
-import { type EmailMessage, MailstreamError, TransportError } from '../../src/index.js'
+import {
+  createUnsubscribeToken,
+  type EmailMessage,
+  listUnsubscribeHeaders,
+  MailstreamError,
+  TransportError,
+} from '../../src/index.js'
+import { unsubscribeUrl } from '../../src/templates/unsubscribe.js'
 import { createSesTransport, decodeTagValue, type SesTransport } from '../../src/transports/ses.js'
 import {
   ACCOUNT_ROUTE,
@@ -76,6 +84,13 @@ type SentRequest = {
   Destination: { ToAddresses?: string[]; CcAddresses?: string[]; BccAddresses?: string[] }
   Content: { Simple?: { Headers?: { Name: string; Value: string }[] }; Raw?: { Data: string } }
 }
+/** The text of `=?UTF-8?B?...?=` words (mailparser leaves custom headers as they are). */
+const decodeWords = (value: string) =>
+  Buffer.concat(
+    [...value.matchAll(/=\?UTF-8\?B\?([A-Za-z0-9+/=]+)\?=/gi)].map((match) =>
+      Buffer.from(match[1] as string, 'base64'),
+    ),
+  ).toString('utf8')
 const tagsOf = (request: SentRequest) => Object.fromEntries(request.EmailTags.map((tag) => [tag.Name, tag.Value]))
 
 describe('SES transport', () => {
@@ -144,6 +159,78 @@ describe('SES transport', () => {
     expect(Buffer.from(encoded, 'base64').toString('utf8')).toBe('밸리티 뉴스레터')
   })
 
+  test('a non-ASCII header value goes as RFC 2047 encoded words, as nodemailer writes it over SMTP', async () => {
+    await transport.send(message({ headers: { 'X-Campaign': '봄 소식\t2026', 'X-Plain': 'a\tb' } }), context())
+    const headers = lastRequest().Content.Simple?.Headers ?? []
+    expect(headers.find((header) => header.Name === 'X-Plain')?.Value).toBe('a b')
+    const encoded = headers.find((header) => header.Name === 'X-Campaign')?.Value as string
+    for (const header of headers) expect(header.Value).toMatch(/^[\x20-\x7e]{1,995}$/)
+    expect(encoded).toMatch(/^=\?UTF-8\?B\?\S+\?=$/)
+    expect(decodeWords(encoded)).toBe('봄 소식 2026')
+  })
+
+  test('headers that Simple content cannot carry send the message as raw MIME instead of failing', async () => {
+    // The longest List-Unsubscribe the newsletter templates make for a 254-character address (its
+    // token in the https link and in the mailto subject) fits Simple content as it is.
+    const email = `${'r'.repeat(64)}@${'d'.repeat(63)}.${'e'.repeat(63)}.${'f'.repeat(57)}.kr`
+    const unsubscribe = (base: string, list: string) => {
+      const token = createUnsubscribeToken({ email, list }, 'unsubscribe-secret-0123456789')
+      return listUnsubscribeHeaders(unsubscribeUrl(base, token), `mailto:unsubscribe@news.vality.kr?subject=${token}`)
+    }
+    const fits = unsubscribe('https://news.vality.kr/unsubscribe', 'vality-weekly')
+    await transport.send(message({ headers: fits }), context())
+    expect(lastRequest().Content.Simple?.Headers).toEqual(
+      Object.entries(fits).map(([Name, Value]) => ({ Name, Value })),
+    )
+    await ses.clear()
+    // A longer link base or list name does not: the message goes raw, not to the dead letters.
+    const over = unsubscribe(`https://news.vality.kr/${'p'.repeat(60)}/unsubscribe`, 'vality-weekly-korean-edition')
+    expect('List-Unsubscribe'.length + (over['List-Unsubscribe'] as string).length).toBeGreaterThan(996)
+    const cases: Record<string, string>[] = [over, { 'X-Long': 'x'.repeat(996) }, { 'X-Korean': '소식'.repeat(200) }]
+    for (const headers of cases) {
+      await transport.send(message({ headers }), context())
+      const request = lastRequest()
+      expect(request.Content.Simple).toBeUndefined()
+      const raw = Buffer.from(request.Content.Raw?.Data as string, 'base64')
+      // Folded by nodemailer: no line over 998 octets, and read back whole.
+      for (const line of raw.toString('latin1').split('\r\n')) expect(line.length).toBeLessThanOrEqual(998)
+      const parsed = await simpleParser(raw)
+      for (const [name, value] of Object.entries(headers)) {
+        const got = parsed.headerLines.find((line) => line.key === name.toLowerCase())?.line as string
+        const unfolded = got.replace(/\r\n[ \t]+/g, ' ').slice(name.length + 2)
+        if (name === 'X-Korean') expect(decodeWords(unfolded)).toBe(value)
+        else expect(unfolded.replace(/,\s+/g, ', ')).toBe(value)
+      }
+    }
+    // The emails SES stored still name their recipients and sender.
+    const stored = await ses.emails()
+    expect(stored).toHaveLength(3)
+    for (const email of stored) expect(email.from).toContain('noreply@example.com')
+  })
+
+  test('feedback forwarding and identity ARNs reach SendEmail', async () => {
+    const arn = 'arn:aws:ses:eu-west-1:123456789012:identity/vality.kr'
+    const withFeedback = createSesTransport({
+      clientConfig: ses.clientConfig(),
+      feedbackForwardingEmailAddress: 'bounces@vality.kr',
+      fromEmailAddressIdentityArn: arn,
+      feedbackForwardingEmailAddressIdentityArn: arn,
+    })
+    await withFeedback.send(message(), context())
+    await withFeedback.send(message({ attachments: [{ filename: 'a.txt', content: 'aGk=' }] }), context())
+    const [simple, raw] = ses.sendRequests().slice(-2) as Record<string, unknown>[]
+    for (const request of [simple, raw]) {
+      expect(request).toMatchObject({
+        FeedbackForwardingEmailAddress: 'bounces@vality.kr',
+        FromEmailAddressIdentityArn: arn,
+        FeedbackForwardingEmailAddressIdentityArn: arn,
+      })
+    }
+    await transport.send(message(), context())
+    expect(lastRequest()).not.toHaveProperty('FeedbackForwardingEmailAddress')
+    await withFeedback.close()
+  })
+
   test('attachments go as raw MIME; Bcc recipients stay in Destination and out of the MIME', async () => {
     await transport.send(
       message({
@@ -167,15 +254,22 @@ describe('SES transport', () => {
     ['503 Service Unavailable', 'later', 503, false, SES_FAULTS.later],
     ['500 InternalFailure', 'later', 'InternalFailure', false, SES_FAULTS.internal],
     ['MessageRejected', 'never', 'MessageRejected', false, SES_FAULTS.never],
-    [
-      'MailFromDomainNotVerifiedException',
-      'never',
-      'MailFromDomainNotVerifiedException',
-      false,
-      SES_FAULTS.notVerified,
-    ],
+    // Account-wide configuration errors pause the worker, as a paused account does.
+    ['MailFromDomainNotVerifiedException', 'never', 'MailFromDomainNotVerifiedException', true, SES_FAULTS.notVerified],
     ['BadRequestException', 'never', 'BadRequestException', false, SES_FAULTS.badRequest],
-    ['NotFoundException', 'never', 'NotFoundException', false, SES_FAULTS.notFound],
+    ['NotFoundException (an unknown configuration set)', 'never', 'NotFoundException', true, SES_FAULTS.notFound],
+    // A resource limit in SESv2, not a rate: no throttle that would wait without an attempt.
+    [
+      'LimitExceededException',
+      'never',
+      'LimitExceededException',
+      false,
+      {
+        status: 400,
+        type: 'LimitExceededException',
+        message: 'There are too many instances of the specified resource type.',
+      },
+    ],
     ['SendingPausedException', 'never', 'SendingPausedException', true, SES_FAULTS.paused],
     ['AccountSuspendedException', 'never', 'AccountSuspendedException', true, SES_FAULTS.suspended],
     [
@@ -304,5 +398,12 @@ describe('SES transport', () => {
     expect(field({ region: 'eu-west-1', from: 'not an address' })).toBe('from')
     expect(field({ region: 'eu-west-1', configurationSetName: 'has space' })).toBe('configurationSetName')
     expect(field({ region: 'eu-west-1', maxAttempts: 3 })).toBe('maxAttempts')
+    expect(field({ region: 'eu-west-1', feedbackForwardingEmailAddress: 'Bounces <b@vality.kr>' })).toBe(
+      'feedbackForwardingEmailAddress',
+    )
+    expect(field({ region: 'eu-west-1', fromEmailAddressIdentityArn: 'vality.kr' })).toBe('fromEmailAddressIdentityArn')
+    expect(
+      field({ region: 'eu-west-1', feedbackForwardingEmailAddressIdentityArn: 'arn:aws:iam::123456789012:user/x' }),
+    ).toBe('feedbackForwardingEmailAddressIdentityArn')
   })
 })

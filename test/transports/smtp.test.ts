@@ -1,6 +1,15 @@
+import type { AddressInfo } from 'node:net'
+import { hostname } from 'node:os'
 import { createTransport } from 'nodemailer'
+import { SMTPServer } from 'smtp-server'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type EmailMessage, MailstreamError, type SentEvent, TransportError } from '../../src/index.js'
+import {
+  type EmailMessage,
+  MailstreamError,
+  type RetryingEvent,
+  type SentEvent,
+  TransportError,
+} from '../../src/index.js'
 import { createSmtpTransport, type SmtpTransport } from '../../src/transports/smtp.js'
 import { receivedFromMime } from '../helpers/mime.js'
 import { harness, testJob } from '../helpers/queue.js'
@@ -66,25 +75,32 @@ describe('SMTP transport', () => {
     await smtp?.close()
   })
 
-  const cases: [number, SmtpStage, 'throttle' | 'later' | 'never'][] = [
-    [421, 'mail', 'later'],
-    [450, 'rcpt', 'later'],
-    [451, 'data', 'later'],
-    [452, 'data', 'later'],
-    [454, 'mail', 'throttle'],
-    [454, 'data', 'throttle'],
-    [550, 'rcpt', 'never'],
-    [552, 'data', 'never'],
-    [554, 'data', 'never'],
+  // A 4xx is a throttle only when its text says rate or throttling; a 454 is not one by itself.
+  const cases: [number, SmtpStage, 'throttle' | 'later' | 'never', string][] = [
+    [421, 'mail', 'later', '4.3.2 Service not available, closing transmission channel'],
+    [450, 'rcpt', 'later', '4.2.1 Mailbox busy'],
+    [451, 'data', 'later', '4.3.0 Temporary local problem'],
+    [452, 'data', 'later', '4.3.1 Insufficient system storage'],
+    [454, 'mail', 'throttle', 'Throttling failure: Maximum sending rate exceeded.'],
+    [454, 'data', 'throttle', 'Throttling failure: Maximum sending rate exceeded.'],
+    [454, 'rcpt', 'later', '4.7.1 Relay access denied'],
+    [454, 'rcpt', 'later', '4.7.1 <rate@example.com>: Relay access denied'],
+    [454, 'mail', 'later', '4.7.0 TLS not available due to local problem'],
+    [451, 'rcpt', 'throttle', '4.7.650 The mail server [192.0.2.1] has been temporarily rate limited'],
+    [450, 'rcpt', 'throttle', '4.7.28 Our system has detected an unusual rate of unsolicited mail'],
+    [550, 'rcpt', 'never', '5.1.1 No such user'],
+    [552, 'data', 'never', '5.3.4 Message size exceeds fixed limit'],
+    [554, 'data', 'never', '5.7.1 Message rejected'],
+    [554, 'rcpt', 'never', '5.7.1 Sending rate too high for a permanent block'],
   ]
-  test.each(cases)('%i after %s -> %s', async (code, stage, retry) => {
-    smtp.fail(code, { stage })
+  test.each(cases)('%i after %s -> %s (%s)', async (code, stage, retry, text) => {
+    smtp.fail(code, { stage, text })
     const before = smtp.deliveries.length
     const error = (await transport.send(message(), context()).catch((caught: unknown) => caught)) as TransportError
     expect(error).toBeInstanceOf(TransportError)
     expect(error).toMatchObject({ retry, statusCode: code, pause: false })
     expect(error.message).toMatch(/^\[mailstream\] \[smtp\] /)
-    expect(error.message).toContain(String(code))
+    expect(error.message).toContain(`${code} ${text}`)
     expect(error.cause).toBeInstanceOf(Error)
     expect(smtp.deliveries.length).toBe(before)
   })
@@ -185,6 +201,69 @@ describe('SMTP transport', () => {
   })
 })
 
+describe('SMTP sessions', () => {
+  /** smtp-server that records each session's EHLO name and every command it is given. */
+  async function recordingServer() {
+    const commands: string[] = []
+    const ehloNames: string[] = []
+    const log = (meta: { tnx?: string; command?: string }) => {
+      if (meta?.tnx === 'command' && meta.command) commands.push(meta.command)
+    }
+    const quiet = () => {}
+    const logger = { info: quiet, debug: log, error: quiet, warn: quiet, trace: quiet, fatal: quiet }
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['AUTH', 'STARTTLS'],
+      disableReverseLookup: true,
+      logger: logger as never,
+      onMailFrom(_address, session, callback) {
+        ehloNames.push(session.hostNameAppearsAs)
+        callback()
+      },
+      onData(stream, _session, callback) {
+        stream.resume()
+        stream.on('end', () => callback())
+      },
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.server.address() as AddressInfo).port
+    return { port, commands, ehloNames, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
+  }
+
+  test('close() says QUIT on the pooled connections before it closes them', async () => {
+    const server = await recordingServer()
+    const transport = createSmtpTransport({ options: smtpOptions(server.port) })
+    await Promise.all([transport.send(message(), context()), transport.send(message(), context())])
+    await transport.close()
+    await expect.poll(() => server.commands.filter((command) => command === 'QUIT').length).toBe(2)
+    expect(server.commands.filter((command) => command === 'EHLO')).toHaveLength(2)
+    await server.close()
+  })
+
+  test("the EHLO name: the host name when fully qualified, else the domain of the transport's from", async () => {
+    const server = await recordingServer()
+    const expected = hostname().includes('.') ? hostname() : 'mail.vality.kr'
+    const viaOptions = createSmtpTransport({ options: smtpOptions(server.port), from: 'Vality <news@mail.vality.kr>' })
+    await viaOptions.send(message(), context())
+    await viaOptions.close()
+    const viaUrl = createSmtpTransport({ url: `smtp://127.0.0.1:${server.port}`, from: 'news@mail.vality.kr' })
+    await viaUrl.send(message(), context())
+    await viaUrl.close()
+    // Given explicitly, it is used as it is, with options or in the URL.
+    const named = createSmtpTransport({ options: { ...smtpOptions(server.port), name: 'mx.example.org' } })
+    await named.send(message(), context())
+    await named.close()
+    const namedUrl = createSmtpTransport({
+      url: `smtp://127.0.0.1:${server.port}?name=out.example.org`,
+      from: 'a@vality.kr',
+    })
+    await namedUrl.send(message(), context())
+    await namedUrl.close()
+    expect(server.ehloNames).toEqual([expected, expected, 'mx.example.org', 'out.example.org'])
+    await server.close()
+  })
+})
+
 describe('queue -> worker -> SMTP', () => {
   const redis = connect()
   let smtp: SmtpLocal
@@ -217,6 +296,25 @@ describe('queue -> worker -> SMTP', () => {
     expect(delivered).toHaveLength(1)
     expect(delivered[0]?.messageId).toBe(state.messageId)
     expect(smtp.deliveries.some((delivery) => delivery.envelope.to.includes('gone@example.com'))).toBe(false)
+  })
+
+  test('a relay that answers 454 4.7.1 Relay access denied: attempts are used and the job is dead, with the reply', async () => {
+    const { queue, worker, settled } = harness(redis)
+    const w = worker({ transport, concurrency: 1, rateLimit: { perSecond: 14, burst: 14 } })
+    const retrying: RetryingEvent[] = []
+    w.on('retrying', (event) => retrying.push(event))
+    await w.start()
+    smtp.fail(454, { stage: 'rcpt', times: 3, text: '4.7.1 <reader@example.com>: Relay access denied' })
+    const { id } = await queue.enqueue(job({ to: 'reader@example.com', maxAttempts: 3 }))
+    expect(await settled(id)).toMatchObject({ status: 'dead', attempts: 3 })
+    expect(retrying.map(({ throttled, attempts }) => ({ throttled, attempts }))).toEqual([
+      { throttled: false, attempts: 1 },
+      { throttled: false, attempts: 2 },
+    ])
+    const [letter] = await queue.deadLetters.list()
+    expect(letter).toMatchObject({ id, attempts: 3, error: expect.stringContaining('454 4.7.1') })
+    // Not a throttle: the worker's pace stays where it was.
+    expect(w.pace).toBe(14)
   })
 
   test('recipients refused while others got the message are reported in the sent event', async () => {
