@@ -2,7 +2,14 @@ import { BASE_HEADERS, PAGE_CSP } from './http.js'
 import { type PageOptions, renderPage, SCRIPT, STYLESHEET } from './page.js'
 
 /** The page, its script and its stylesheet, rendered once and served from the handler itself. */
-export function createAssets(options: PageOptions) {
+/** The dashboard's three static responses. */
+export interface Assets {
+  page(): Response
+  script(): Response
+  style(): Response
+}
+
+export function createAssets(options: PageOptions): Assets {
   const page = renderPage(options)
   return {
     page: () =>
@@ -14,5 +21,3 @@ export function createAssets(options: PageOptions) {
     style: () => new Response(STYLESHEET, { headers: { ...BASE_HEADERS, 'content-type': 'text/css; charset=utf-8' } }),
   }
 }
-
-export type Assets = ReturnType<typeof createAssets>
