@@ -16,8 +16,10 @@ index b among the batch keys, 0 for none), and by outcome:
   sent:       messageId
   suppressed: reason
   dead:       error, payload
-  retry:      due time (ms), error, payload, recipients   (a transient failure; attempt used)
-  throttle:   due time (ms), error, payload, recipients   (rate exceeded; attempt not used)
+  retry:      due time (ms), error, payload, recipients, throttles   (a transient failure; attempt used)
+  throttle:   due time (ms), error, payload, recipients, throttles   (rate exceeded; attempt not used)
+  (throttles: the job's throttles in a row after this outcome, kept in its status hash, which
+  promote copies into the entry it adds, as it does attempts)
 then per batch b: batch id, progress channel
 then to the end, pairs of metrics field and increment (the workers' histograms)
 Every entry is acknowledged and deleted. An outcome is applied only while the job's status hash
@@ -71,10 +73,10 @@ for i = 1, jobs do
     if applied then
       redis.call('ZADD', KEYS[4], ARGV[a + 6], jobId)
       redis.call('HSET', statusKey, 'status', outcome == 'retry' and 'retrying' or 'throttled', 'attempts', attempts,
-        'dueAt', ARGV[a + 6], 'error', ARGV[a + 7], 'job', ARGV[a + 8], 'rcpt', ARGV[a + 9], 'updatedAt', now,
-        'entry', '')
+        'dueAt', ARGV[a + 6], 'error', ARGV[a + 7], 'job', ARGV[a + 8], 'rcpt', ARGV[a + 9], 'throttles', ARGV[a + 10],
+        'updatedAt', now, 'entry', '')
     end
-    a = a + 10
+    a = a + 11
   end
   if applied then totals[counter[outcome]] = (totals[counter[outcome]] or 0) + 1 end
   if applied and batch > 0 and (outcome == 'sent' or outcome == 'dead' or outcome == 'suppressed') then

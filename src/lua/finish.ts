@@ -21,6 +21,8 @@ export interface FinishedJob {
   rcpt: string
   /** Attempts used, this one included. */
   attempts: number
+  /** Throttles in a row after this outcome (0 after anything but a throttle): written back for `retry`/`throttle`. */
+  throttles?: number
   /** The job's batch, whose counters and progress it moves; undefined for none. */
   batchId?: string | undefined
   outcome: FinishOutcome
@@ -71,7 +73,7 @@ export async function finish(
         break
       case 'retry':
       case 'throttle':
-        args.push(outcome.dueAt, outcome.error, job.payload, job.rcpt)
+        args.push(outcome.dueAt, outcome.error, job.payload, job.rcpt, job.throttles ?? 0)
         break
     }
   }

@@ -122,7 +122,10 @@ describe('lua/finish', () => {
     const keys = await queue()
     const job = await inFlight(keys, 'j1')
     const due = NOW + 8000
-    const reply = await finish(keys, [{ ...job, outcome, attempts: 2, args: [due, 'timeout', '{"p":1}', 'a@x.com'] }])
+    const throttles = outcome === 'throttle' ? 4 : 0
+    const reply = await finish(keys, [
+      { ...job, outcome, attempts: 2, args: [due, 'timeout', '{"p":1}', 'a@x.com', throttles] },
+    ])
     expect(reply).toEqual([1])
     expect(await redis.zrange(keys.delayed, 0, -1, 'WITHSCORES')).toEqual(['j1', String(due)])
     expect(await redis.hgetall(keys.status('j1'))).toEqual({
@@ -132,6 +135,7 @@ describe('lua/finish', () => {
       error: 'timeout',
       job: '{"p":1}',
       rcpt: 'a@x.com',
+      throttles: String(throttles),
       updatedAt: String(NOW),
       entry: '',
     })
@@ -148,7 +152,7 @@ describe('lua/finish', () => {
     await redis.del(keys.status('j2'))
     const reply = await finish(keys, [
       { ...stale, outcome: 'dead', attempts: 1, args: ['x', '{}'] },
-      { ...gone, outcome: 'retry', attempts: 1, args: [NOW + 1, 'x', '{}', 'a@x.com'] },
+      { ...gone, outcome: 'retry', attempts: 1, args: [NOW + 1, 'x', '{}', 'a@x.com', 0] },
     ])
     expect(reply).toEqual([0, 0])
     expect(await redis.hgetall(keys.status('j1'))).toEqual({
@@ -183,7 +187,7 @@ describe('lua/finish', () => {
     const reply = await finish(keys, [
       { ...a, outcome: 'sent', attempts: 1, args: ['m-a'] },
       { ...b, outcome: 'sent', attempts: 1, args: ['m-b'] },
-      { ...c, outcome: 'retry', attempts: 1, args: [NOW + 1, 'e', '{}', 'a@x.com'] },
+      { ...c, outcome: 'retry', attempts: 1, args: [NOW + 1, 'e', '{}', 'a@x.com', 0] },
       { ...d, outcome: 'dead', attempts: 3, args: ['e', '{}'] },
     ])
     expect(reply).toEqual([1, 1, 1, 1])
@@ -206,7 +210,7 @@ describe('lua/finish', () => {
       keys,
       [
         { ...a, outcome: 'sent', attempts: 1, batch: 1, args: ['m'] },
-        { ...b, outcome: 'retry', attempts: 1, batch: 1, args: [NOW + 1, 'e', '{}', 'a@x.com'] },
+        { ...b, outcome: 'retry', attempts: 1, batch: 1, args: [NOW + 1, 'e', '{}', 'a@x.com', 0] },
         { ...c, outcome: 'suppressed', attempts: 0, batch: 1, args: ['bounce'] },
       ],
       ['b1'],
