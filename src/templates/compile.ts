@@ -78,7 +78,7 @@ export function createTemplateCompiler(options: TemplateCompilerOptions): Templa
   const compiled = new Map<string, Promise<CompiledTemplate>>()
 
   function compileHtml(name: string, body: string, found: FoundTemplate, locale: string, juice: Engines['juice']) {
-    const composed = layout.wrap(body, { locale, builtin: found.builtin, layout: found.definition.layout })
+    const composed = layout.wrap(body, { name, locale, builtin: found.builtin, layout: found.definition.layout })
     try {
       // Inlined once here, on the template: Mustache tags are kept as they are by juice.
       const html = juice(expandPartials(composed, partials), {
@@ -111,7 +111,7 @@ export function createTemplateCompiler(options: TemplateCompilerOptions): Templa
     const required = [...(definition.required ?? [])]
     if (definition.unsubscribe === 'required' && !required.includes('unsubscribeUrl')) required.push('unsubscribeUrl')
     // The layout links to these: whatever the template says, they are checked when present.
-    const urls = [...new Set([...(definition.urls ?? []), 'unsubscribeUrl', 'frontendUrl', 'logoUrl'])]
+    const urls = [...new Set([...(definition.urls ?? []), 'unsubscribeUrl', 'frontendUrl', 'logoUrl', 'logoUrlDark'])]
     return {
       name,
       locale,

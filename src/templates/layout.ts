@@ -1,4 +1,12 @@
-import { BUILTIN_LAYOUT, LAYOUT_STRINGS, MARKDOWN_CSS, THEME_DEFAULTS } from './builtin/index.js'
+import {
+  BUILTIN_LAYOUT,
+  BUILTIN_PREHEADERS,
+  type BuiltInTemplateName,
+  LAYOUT_STRINGS,
+  MARKDOWN_CSS,
+  PREHEADER_FILLER,
+  THEME_DEFAULTS,
+} from './builtin/index.js'
 import type { TemplateDefaults } from './types.js'
 
 const STATIC_RE = /\[\[(\w+)\]\]/g
@@ -18,6 +26,8 @@ export interface LayoutOptions {
 
 /** Where a template body is wrapped: its locale, whether it is built in, and its own `layout` flag. */
 export interface WrapTarget {
+  /** The template's name: a built-in one may have a preview line of its own. */
+  name: string
   locale: string
   builtin: boolean
   layout?: boolean | undefined
@@ -28,6 +38,19 @@ export interface Layout {
   markdownCss: string
   /** A template body placed in its layout, the layout's theme and words filled in. */
   wrap(body: string, target: WrapTarget): string
+}
+
+/**
+ * The hidden preview line: `preheader` from the data, else the template's own default (or nothing),
+ * then the filler that keeps inbox previews from running on into the page.
+ */
+function preheaderSlot(fallback: string | undefined): string {
+  const line = '<span class="preheader">{{preheader}}' + PREHEADER_FILLER + '</span>'
+  if (fallback === undefined) return `{{#preheader}}${line}{{/preheader}}`
+  return (
+    `{{#preheader}}${line}{{/preheader}}` +
+    `{{^preheader}}<span class="preheader">${fallback}${PREHEADER_FILLER}</span>{{/preheader}}`
+  )
 }
 
 /** The theme and the layout templates are placed in; built-in templates always use the built-in layout. */
@@ -47,10 +70,9 @@ export function createLayout(options: LayoutOptions): Layout {
       if (layout === false) return body
       const strings =
         LAYOUT_STRINGS[target.locale.split('-')[0] as string] ?? (LAYOUT_STRINGS.en as Record<string, string>)
-      return fillStatic(layout, layout === BUILTIN_LAYOUT ? { ...theme, ...strings } : {}).replace(
-        '{{{content}}}',
-        () => body,
-      )
+      const fallback = target.builtin ? BUILTIN_PREHEADERS[target.name as BuiltInTemplateName] : undefined
+      const values = { ...theme, ...strings, preheader: preheaderSlot(fallback) }
+      return fillStatic(layout, layout === BUILTIN_LAYOUT ? values : {}).replace('{{{content}}}', () => body)
     },
   }
 }

@@ -52,6 +52,7 @@ const SANITIZE: sanitizeHtml.IOptions = {
     td: ['align'],
     ol: ['start'],
   },
+  allowedClasses: { table: ['markdown-table'] },
   allowedSchemes: ['http', 'https', 'mailto'],
   allowedSchemesByTag: { img: ['http', 'https'] },
   allowedSchemesAppliedToAttributes: ['href', 'src', 'cite'],
@@ -59,6 +60,8 @@ const SANITIZE: sanitizeHtml.IOptions = {
   disallowedTagsMode: 'discard',
 }
 
+/** The built-in layout's content width (600 px less the card's padding): Markdown images get at most this width. */
+export const CONTENT_WIDTH = 520
 /** Deeper than this, sanitised Markdown is refused: no newsletter nests 100 quotes, lists or tables. */
 const MAX_DEPTH = 100
 /** An idle render thread is ended after this; the next Markdown starts a new one. */
@@ -135,7 +138,13 @@ export function createMarkdownRenderer({ css, timeoutMs }: { css: string; timeou
       eval: true,
       // Not the host's flags: --input-type=module or a loader would change how the source runs.
       execArgv: [],
-      workerData: { paths: resolvePaths(), sanitizeOptions: SANITIZE, textOptions: TEXT_OPTIONS, maxDepth: MAX_DEPTH },
+      workerData: {
+        paths: resolvePaths(),
+        sanitizeOptions: SANITIZE,
+        textOptions: TEXT_OPTIONS,
+        maxDepth: MAX_DEPTH,
+        imageWidth: CONTENT_WIDTH,
+      },
       // Memory the thread may take from the host, whatever the Markdown.
       resourceLimits: { maxOldGenerationSizeMb: 512 },
     })

@@ -45,6 +45,7 @@ export const optionsSchema = z.strictObject({
       textColor: colour.optional(),
       backgroundColor: colour.optional(),
       logoUrl: httpUrl.optional(),
+      logoUrlDark: httpUrl.optional(),
       frontendUrl: httpUrl.optional(),
     })
     .optional(),

@@ -7,7 +7,8 @@ import type { FormatCallback, HtmlToTextOptions } from 'html-to-text'
 export const TEXT_OPTIONS = {
   wordwrap: 100,
   selectors: [
-    { selector: 'img', format: 'skip' },
+    // An image is its alt text; one without (a tracking pixel, a spacer) is nothing.
+    { selector: 'img', format: 'imageAlt' },
     { selector: '.preheader', format: 'skip' },
     { selector: '.header', format: 'skip' },
     { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
@@ -17,9 +18,52 @@ export const TEXT_OPTIONS = {
     { selector: 'tr', format: 'block' },
     { selector: 'td', format: 'block' },
     { selector: 'th', format: 'block' },
+    // A table written in Markdown is data: one line per row, its cells separated by ' | '.
+    { selector: 'table.markdown-table', format: 'tableRows' },
     ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({ selector, options: { uppercase: false } })),
   ],
 } satisfies HtmlToTextOptions
+
+/**
+ * The formatters `TEXT_OPTIONS` names. The render thread has the same two, written in its source
+ * (functions cannot be passed to a thread): the plain text of Markdown is the same on both sides.
+ */
+export const TEXT_FORMATTERS: Record<'imageAlt' | 'tableRows', FormatCallback> = {
+  imageAlt(elem, _walk, builder) {
+    const alt = (elem as { attribs?: Record<string, string> }).attribs?.alt?.trim()
+    if (alt) builder.addInline(alt)
+  },
+  tableRows(elem, walk, builder) {
+    builder.openTable()
+    const visit = (node: DomNode) => {
+      if (node.type !== 'tag') return
+      if (node.name === 'thead' || node.name === 'tbody' || node.name === 'tfoot') node.children?.forEach(visit)
+      if (node.name !== 'tr') return
+      builder.openTableRow()
+      for (const cell of node.children ?? []) {
+        if (cell.type !== 'tag' || (cell.name !== 'td' && cell.name !== 'th')) continue
+        builder.openTableCell({ maxColumnWidth: CELL_WIDTH })
+        walk(cell.children as never, builder)
+        builder.closeTableCell()
+      }
+      builder.closeTableRow()
+    }
+    ;((elem as DomNode).children ?? []).forEach(visit)
+    builder.closeTable({ tableToString: rowsToText, leadingLineBreaks: 2, trailingLineBreaks: 2 })
+  },
+}
+
+interface DomNode {
+  type: string
+  name?: string
+  children?: DomNode[]
+}
+
+/** Wide enough that a cell is one line: rows are joined, not laid out as a grid. */
+const CELL_WIDTH = 10_000
+
+const rowsToText = (rows: { text: string }[][]) =>
+  rows.map((cells) => cells.map((cell) => cell.text.replace(/\s*\n\s*/g, ' ').trim()).join(' | ')).join('\n')
 
 /**
  * A rendered Markdown variable: its HTML (`<div class="markdown">...</div>`), that div's plain text,
@@ -63,7 +107,7 @@ export function createPageText(compile: typeof import('html-to-text').compile) {
   }
   const convert = compile({
     ...TEXT_OPTIONS,
-    formatters: { markdownPart },
+    formatters: { ...TEXT_FORMATTERS, markdownPart },
     selectors: [...TEXT_OPTIONS.selectors, { selector: `div[${PLACEHOLDER}]`, format: 'markdownPart' }],
   })
   return (html: string, markdown: readonly RenderedMarkdown[]): string => {

@@ -39,8 +39,16 @@ export interface TemplateDefaults {
   brandColor?: string
   textColor?: string
   backgroundColor?: string
-  /** Shown in the header instead of the brand name. */
+  /**
+   * Shown in the header instead of the brand name, on a small white backing so that a dark logo
+   * stays visible when a mail app darkens the email.
+   */
   logoUrl?: string
+  /**
+   * A logo for dark backgrounds: shown instead of `logoUrl`, without the backing, where a mail app
+   * darkens the email and says so to the email's styles (Outlook.com, Outlook apps). Needs `logoUrl`.
+   */
+  logoUrlDark?: string
   /** The site the header and footer link to; unsubscribe links default to `<frontendUrl>/unsubscribe`. */
   frontendUrl?: string
   /** Anything else is default data for every template. */

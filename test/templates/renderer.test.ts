@@ -10,7 +10,7 @@ import {
   type TemplateRendererOptions,
   verifyUnsubscribeToken,
 } from '../../src/index.js'
-import { TEXT_OPTIONS } from '../../src/templates/text.js'
+import { TEXT_FORMATTERS, TEXT_OPTIONS } from '../../src/templates/text.js'
 
 const SECRET = 'test-secret-0123456789abcdef'
 const HOSTILE_NAME = '<script>alert("x")</script>'
@@ -218,7 +218,7 @@ describe('Markdown', () => {
   })
 
   test('the plain-text part is the text of the whole HTML, though the Markdown in it is converted only once', async () => {
-    const pageText = compile(TEXT_OPTIONS)
+    const pageText = compile({ ...TEXT_OPTIONS, formatters: TEXT_FORMATTERS })
     const bodies = [
       DATA['newsletter-issue']?.body as string,
       hostile,

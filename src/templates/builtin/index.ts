@@ -29,6 +29,20 @@ export const LAYOUT_STRINGS: Record<string, Record<string, string>> = {
   en: { lang: 'en', sentBy: 'This email was sent by {{brandName}}.', unsubscribe: 'Unsubscribe' },
 }
 
+/**
+ * What fills the hidden preview line when the data has no `preheader`, per built-in template: a
+ * verification code's preview shows the code.
+ */
+export const BUILTIN_PREHEADERS: Partial<Record<BuiltInTemplateName, string>> = {
+  'verification-code': '{{code}}',
+}
+
+/**
+ * Invisible characters after the preview line: inbox previews show them as blank space instead of
+ * running on into the first words of the page ("View in your browser").
+ */
+export const PREHEADER_FILLER = '&#847;&zwnj;&nbsp;'.repeat(80)
+
 export const THEME_DEFAULTS = {
   brandColor: '#3b5bdb',
   textColor: '#1f2933',
@@ -46,7 +60,7 @@ export const MARKDOWN_CSS = `
 .markdown h4, .markdown h5, .markdown h6 { margin: 20px 0 8px 0; font-size: 16px; }
 .markdown p { margin: 0 0 16px 0; }
 .markdown a { color: [[brandColor]]; text-decoration: underline; }
-.markdown img { display: block; max-width: 100%; height: auto; border: 0; margin: 8px 0 16px 0; }
+.markdown img { display: block; max-width: 100%; border: 0; margin: 8px 0 16px 0; }
 .markdown ul, .markdown ol { margin: 0 0 16px 0; padding-left: 24px; }
 .markdown li { margin: 0 0 6px 0; }
 .markdown blockquote { margin: 0 0 16px 0; padding: 4px 0 4px 16px; border-left: 4px solid #d0d5dd; color: #4b5563; }
@@ -103,7 +117,7 @@ export const BUILTIN_TEMPLATES: Record<BuiltInTemplateName, TemplateDefinition> 
     unsubscribe: 'required',
     locales: {
       ko: { subject: '[{{brandName}}] {{title}}', html: newsletterIssueKo },
-      en: { subject: '{{title}}', html: newsletterIssueEn },
+      en: { subject: '[{{brandName}}] {{title}}', html: newsletterIssueEn },
     },
   },
 }
