@@ -509,6 +509,137 @@ const jobSchema = z
     }
   })
 
+type ParsedJob = z.output<typeof jobSchema>
+
+/** The fields the common path below checks by hand; a job with any other goes through the schema. */
+const COMMON_FIELDS = new Set([
+  'id',
+  'type',
+  'to',
+  'cc',
+  'bcc',
+  'from',
+  'replyTo',
+  'subject',
+  'template',
+  'html',
+  'text',
+  'data',
+  'locale',
+  'priority',
+  'maxAttempts',
+  'delayMs',
+  'idempotencyKey',
+  'batchId',
+])
+const dataSchema = z.record(z.string(), z.unknown())
+
+/** `addressListSchema` for a value it accepts; undefined for any other. */
+function commonAddressList(value: unknown): Address[] | undefined {
+  if (!Array.isArray(value)) {
+    const checked = checkAddress(value)
+    return 'address' in checked ? [checked.address] : undefined
+  }
+  if (value.length === 0) return undefined
+  const list: Address[] = []
+  for (const item of value) {
+    const checked = checkAddress(item)
+    if (!('address' in checked)) return undefined
+    list.push(checked.address)
+  }
+  return list
+}
+
+const isString = (value: unknown): value is string => typeof value === 'string'
+const isIntegerIn = (value: unknown, min: number, max: number) =>
+  typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max
+
+/**
+ * What `jobSchema` makes of a job of the common shape (a plain object of the COMMON_FIELDS, each
+ * valid), by the same checks without the schema's cost; undefined for anything else, which then
+ * goes through the schema for its result or its error. So results and errors are the schema's.
+ */
+function parseCommon(input: unknown): ParsedJob | undefined {
+  if (typeof input !== 'object' || input === null || Object.getPrototypeOf(input) !== Object.prototype) return undefined
+  const job = input as Record<string, unknown>
+  // Own names, not only enumerable keys: the schema reads every field it knows by name.
+  for (const field of Object.getOwnPropertyNames(job)) {
+    if (!COMMON_FIELDS.has(field) || job[field] === undefined) return undefined
+  }
+  const { id, type, subject, template, html, text, locale, idempotencyKey, batchId } = job
+  if (!isString(type) || !TYPE_RE.test(type)) return undefined
+  const to = commonAddressList(job.to)
+  if (to === undefined) return undefined
+  const out: ParsedJob = { type, to }
+  if (id !== undefined) {
+    if (!isString(id) || !ID_RE.test(id) || !notBatchJobId(id)) return undefined
+    out.id = id
+  }
+  for (const field of ['cc', 'bcc', 'replyTo'] as const) {
+    if (job[field] === undefined) continue
+    const list = commonAddressList(job[field])
+    if (list === undefined) return undefined
+    out[field] = list
+  }
+  if (job.from !== undefined) {
+    const checked = checkAddress(job.from)
+    if (!('address' in checked)) return undefined
+    out.from = checked.address
+  }
+  if (subject !== undefined) {
+    if (!isString(subject) || HEADER_CONTROL_RE.test(subject) || subject.length < 1 || subject.length > 998) {
+      return undefined
+    }
+    out.subject = subject
+  }
+  if (template !== undefined) {
+    if (!isString(template) || !TEMPLATE_NAME_RE.test(template)) return undefined
+    out.template = template
+  }
+  if (html !== undefined) {
+    if (!isString(html)) return undefined
+    out.html = html
+  }
+  if (text !== undefined) {
+    if (!isString(text)) return undefined
+    out.text = text
+  }
+  if (job.data !== undefined) {
+    const data = dataSchema.safeParse(job.data)
+    if (!data.success) return undefined
+    out.data = data.data
+  }
+  if (locale !== undefined) {
+    if (!isString(locale) || !LOCALE_RE.test(locale)) return undefined
+    out.locale = locale
+  }
+  if (job.priority !== undefined) {
+    if (!PRIORITIES.includes(job.priority as Priority)) return undefined
+    out.priority = job.priority as Priority
+  }
+  if (job.maxAttempts !== undefined) {
+    if (!isIntegerIn(job.maxAttempts, 1, 50)) return undefined
+    out.maxAttempts = job.maxAttempts as number
+  }
+  if (job.delayMs !== undefined) {
+    if (!isIntegerIn(job.delayMs, 0, MAX_DELAY_MS)) return undefined
+    out.delayMs = job.delayMs as number
+  }
+  if (idempotencyKey !== undefined) {
+    if (!isString(idempotencyKey) || idempotencyKey.length < 1 || idempotencyKey.length > 256) return undefined
+    if (CONTROL_RE.test(idempotencyKey)) return undefined
+    out.idempotencyKey = idempotencyKey
+  }
+  if (batchId !== undefined) {
+    if (!isString(batchId) || !ID_RE.test(batchId)) return undefined
+    out.batchId = batchId
+  }
+  // The schema's cross-field rules (sendAt is not a common field, so delayMs stands alone).
+  const hasBody = html !== undefined || text !== undefined
+  if (template !== undefined ? hasBody : !hasBody || subject === undefined) return undefined
+  return out
+}
+
 export interface ValidatedJob {
   job: EmailJob
   payload: string
@@ -521,11 +652,14 @@ export interface ValidatedJob {
  * field; the message lists every problem found.
  */
 export function validateJob(input: unknown, now = Date.now()): ValidatedJob {
-  const result = jobSchema.safeParse(input)
-  if (!result.success) {
-    throw issuesError('E_VALIDATION', result.error, 'job', 'invalid job: ')
+  let input_ = parseCommon(input)
+  if (input_ === undefined) {
+    const result = jobSchema.safeParse(input)
+    if (!result.success) {
+      throw issuesError('E_VALIDATION', result.error, 'job', 'invalid job: ')
+    }
+    input_ = result.data
   }
-  const input_ = result.data
   const job: EmailJob = {
     id: input_.id ?? newJobId(),
     type: input_.type,

@@ -63,6 +63,18 @@ function pack(keys: QueueKeys, now: number, ttl: number, group: readonly Enqueue
 
 const CREATED = { 0: 'duplicate', 1: 'new', 2: 'cancelled' } as const
 
+/** Appends the replies of one script call (a flat `id, status, created` list) to `replies`. */
+function readReplies(reply: unknown, replies: EnqueueReply[]): void {
+  const flat = reply as (string | number)[]
+  for (let i = 0; i + 2 < flat.length; i += 3) {
+    const created = CREATED[Number(flat[i + 2]) as keyof typeof CREATED] ?? 'duplicate'
+    replies.push({ id: String(flat[i]), status: String(flat[i + 1]), created })
+  }
+}
+
+const scriptError = (error: Error) =>
+  new MailstreamError('E_REDIS', `enqueue failed: ${error.message}`, { cause: error })
+
 /**
  * `lua/enqueue.lua`: writes jobs to their send stream or the delayed set, JOBS_PER_CALL per
  * script call, every call in one pipeline (one round trip). One reply per record, in order.
@@ -76,12 +88,43 @@ export async function enqueue(client: RedisClient, keys: QueueKeys, call: Enqueu
   }
   const replies: EnqueueReply[] = []
   for (const [error, reply] of (await pipeline.exec()) ?? []) {
-    if (error) throw new MailstreamError('E_REDIS', `enqueue failed: ${error.message}`, { cause: error })
-    const flat = reply as (string | number)[]
-    for (let i = 0; i + 2 < flat.length; i += 3) {
-      const created = CREATED[Number(flat[i + 2]) as keyof typeof CREATED] ?? 'duplicate'
-      replies.push({ id: String(flat[i]), status: String(flat[i + 1]), created })
-    }
+    if (error) throw scriptError(error)
+    readReplies(reply, replies)
   }
   return replies
+}
+
+/**
+ * `lua/enqueue.lua` as `enqueue` does it, `perCall` records per script call, every call in one
+ * pipeline, but each call settles alone: one reply per record, or the `E_REDIS` error of the
+ * record's call. A script stops at its first error with its earlier writes made, so the records of
+ * a failed call may be written or not; `perCall: 1` gives every record a call (and an error) of
+ * its own. Rejects only when the pipeline as a whole fails.
+ */
+export async function enqueueSettled(
+  client: RedisClient,
+  keys: QueueKeys,
+  call: EnqueueCall,
+  perCall = JOBS_PER_CALL,
+): Promise<(EnqueueReply | MailstreamError)[]> {
+  const pipeline = client.pipeline()
+  const sizes: number[] = []
+  for (let from = 0; from < call.records.length; from += perCall) {
+    const group = call.records.slice(from, from + perCall)
+    const { scriptKeys, args } = pack(keys, call.now, call.idempotencyTtlSeconds, group)
+    addScript(pipeline, 'enqueue', scriptKeys, args)
+    sizes.push(group.length)
+  }
+  const settled: (EnqueueReply | MailstreamError)[] = []
+  const replies: EnqueueReply[] = []
+  const results = (await pipeline.exec()) ?? []
+  sizes.forEach((size, index) => {
+    const [error, reply] = results[index] ?? [new Error('the pipeline gave no reply')]
+    replies.length = 0
+    if (!error) readReplies(reply, replies)
+    for (let i = 0; i < size; i++) {
+      settled.push(error ? scriptError(error) : (replies[i] ?? scriptError(new Error('the script gave no reply'))))
+    }
+  })
+  return settled
 }

@@ -1,12 +1,12 @@
 // Single and many-job enqueue: validate, pack as records, write through the enqueue script.
 import { MailstreamError } from '../errors.js'
 import { recipientList, type ValidatedJob, validateJob } from '../job.js'
-import { type EnqueueRecord, enqueue } from '../lua/enqueue.js'
+import { type EnqueueRecord, type EnqueueReply, enqueue, enqueueSettled } from '../lua/enqueue.js'
 import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
 import type { EmailQueue, EnqueueResult, QueueContext } from './types.js'
 
-/** Jobs per pipeline: bounds the memory of a big `enqueueMany`. */
+/** Jobs per pipeline: bounds the memory of a big `enqueueMany` and of one coalesced write. */
 const JOBS_PER_PIPELINE = 5000
 
 function toRecord({ job, payload, dueAt }: ValidatedJob): EnqueueRecord {
@@ -23,8 +23,133 @@ function toRecord({ job, payload, dueAt }: ValidatedJob): EnqueueRecord {
   }
 }
 
+/** The result of one reply; a duplicate found only through its idempotency key costs one read more. */
+function toResult(
+  { id, status, created }: EnqueueReply,
+  via: RedisClient,
+  context: QueueContext,
+): EnqueueResult | Promise<EnqueueResult> {
+  if (created === 'new') return { id, status: status as JobStatusName, duplicate: false }
+  if (created === 'cancelled') return { id, status: 'cancelled', duplicate: false }
+  if (status) return { id, status: status as JobStatusName, duplicate: true }
+  return via
+    .hget(context.keys.status(id), STATUS.status)
+    .then((current) => ({ id, status: (current ?? 'unknown') as JobStatusName, duplicate: true }))
+}
+
+interface Waiting {
+  record: EnqueueRecord
+  resolve(result: EnqueueResult | Promise<EnqueueResult>): void
+  reject(error: unknown): void
+}
+
+type Settled = EnqueueReply | MailstreamError
+
+/**
+ * Writes the `enqueue` calls made in one turn of the event loop together: one script call and one
+ * round trip for all of them, instead of one each. Every call is validated before it joins and
+ * gets its own reply. The script runs a call's records in order and stops at an error with the
+ * earlier ones written, so the records of a failed call are run again one per script call: the
+ * record at fault gets its error alone, and one that the failed call had written (its status hash
+ * made at that call's `now`) is reported as written, not as a duplicate of itself. Each caller's
+ * promise is bounded, as before, by the queue's method guard.
+ */
+export function createEnqueueCoalescer(context: QueueContext) {
+  const { client, keys } = context
+  let waiting: Waiting[] = []
+
+  const call = (records: readonly EnqueueRecord[], now: number) => ({
+    now,
+    idempotencyTtlSeconds: context.idempotencyTtlSeconds,
+    records,
+  })
+
+  /** The replies, for one record each, of the records whose shared call failed. */
+  async function again(records: readonly EnqueueRecord[], failedAt: number): Promise<Settled[]> {
+    const settled = await enqueueSettled(client, keys, call(records, Date.now()), 1)
+    return Promise.all(
+      settled.map(async (reply, index) => {
+        const record = records[index] as EnqueueRecord
+        if (reply instanceof MailstreamError || reply.created !== 'duplicate' || reply.id !== record.id) return reply
+        const [status, createdAt] = await client.hmget(keys.status(record.id), STATUS.status, STATUS.createdAt)
+        return status && createdAt === String(failedAt) ? { id: record.id, status, created: 'new' as const } : reply
+      }),
+    )
+  }
+
+  async function writeChunk(chunk: readonly Waiting[]): Promise<void> {
+    const records = chunk.map((one) => one.record)
+    let settled: Settled[]
+    try {
+      const now = Date.now()
+      settled = await enqueueSettled(client, keys, call(records, now))
+      const failed = settled.flatMap((reply, index) => (reply instanceof MailstreamError ? [index] : []))
+      if (failed.length) {
+        const retried = await again(
+          failed.map((index) => records[index] as EnqueueRecord),
+          now,
+        )
+        failed.forEach((index, at) => {
+          settled[index] = retried[at] as Settled
+        })
+      }
+    } catch (error) {
+      for (const one of chunk) one.reject(error)
+      return
+    }
+    chunk.forEach((one, index) => {
+      const reply = settled[index]
+      if (reply === undefined) one.reject(new MailstreamError('E_REDIS', 'enqueue failed: no reply'))
+      else if (reply instanceof MailstreamError) one.reject(reply)
+      else one.resolve(toResult(reply, client, context))
+    })
+  }
+
+  /** True from the first call of a turn of the event loop until the flush at its end. */
+  let gathering = false
+
+  function flush(): void {
+    gathering = false
+    const batch = waiting
+    waiting = []
+    for (let start = 0; start < batch.length; start += JOBS_PER_PIPELINE) {
+      void writeChunk(batch.slice(start, start + JOBS_PER_PIPELINE))
+    }
+  }
+
+  return {
+    write(validated: ValidatedJob): Promise<EnqueueResult> {
+      const record = toRecord(validated)
+      return new Promise<EnqueueResult>((resolve, reject) => {
+        const one: Waiting = { record, resolve, reject }
+        if (client.status === 'ready' && gathering) {
+          waiting.push(one)
+          return
+        }
+        // The first call of a turn is sent at once, as every call was before: a lone call waits for
+        // nothing, and goes ahead of a close() made right after it. Calls later in the same turn
+        // are sent together when the turn ends. Off line, each call goes to the client's offline
+        // queue at once (ioredis drops a QUIT when nothing is queued).
+        if (client.status === 'ready') {
+          gathering = true
+          setImmediate(flush)
+        }
+        void writeChunk([one])
+      })
+    },
+    /** Sends the calls gathered so far now; `close()` should call it before QUIT, so none goes after it. */
+    flush,
+  }
+}
+
+/** The `enqueue` calls of one queue, gathered for each turn of the event loop. */
+export type EnqueueCoalescer = ReturnType<typeof createEnqueueCoalescer>
+
 /** `enqueue` and `enqueueMany`. */
-export function createEnqueue(context: QueueContext): Pick<EmailQueue, 'enqueue' | 'enqueueMany'> {
+export function createEnqueue(
+  context: QueueContext,
+  coalescer: EnqueueCoalescer = createEnqueueCoalescer(context),
+): Pick<EmailQueue, 'enqueue' | 'enqueueMany'> {
   const { keys, assertOpen } = context
 
   async function write(list: readonly ValidatedJob[], via: RedisClient): Promise<EnqueueResult[]> {
@@ -36,15 +161,7 @@ export function createEnqueue(context: QueueContext): Pick<EmailQueue, 'enqueue'
         idempotencyTtlSeconds: context.idempotencyTtlSeconds,
         records,
       })
-      for (const { id, status, created } of replies) {
-        if (created === 'new') results.push({ id, status: status as JobStatusName, duplicate: false })
-        else if (created === 'cancelled') results.push({ id, status: 'cancelled', duplicate: false })
-        else {
-          // Found through the idempotency key: read the existing job's status.
-          const current = status || (await via.hget(keys.status(id), STATUS.status))
-          results.push({ id, status: (current ?? 'unknown') as JobStatusName, duplicate: true })
-        }
-      }
+      for (const reply of replies) results.push(await toResult(reply, via, context))
     }
     return results
   }
@@ -52,8 +169,7 @@ export function createEnqueue(context: QueueContext): Pick<EmailQueue, 'enqueue'
   return {
     async enqueue(input) {
       assertOpen()
-      const [result] = await write([validateJob(input)], context.client)
-      return result as EnqueueResult
+      return coalescer.write(validateJob(input))
     },
 
     async enqueueMany(inputs) {
