@@ -121,5 +121,6 @@ export {
   type SuppressedEvent,
   type WorkerEventName,
   type WorkerEvents,
+  type WorkerHealth,
 } from './worker/index.js'
 export type { PaceEvent, WorkerDailyQuota, WorkerRateLimit } from './worker/pacing.js'

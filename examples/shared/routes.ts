@@ -364,16 +364,23 @@ export function createRoutes({
       return { status: response.status, headers: response.headers, body: response.body }
     },
 
-    /** GET /healthz: Redis answers, the store answers, and the worker runs; 503 otherwise. */
+    /**
+     * GET /healthz: Redis answers the queue's PING, the store answers, and the worker runs with its
+     * own connection to Redis answering; 503 otherwise. A paused worker is still healthy.
+     */
     async health(): Promise<Reply> {
       const check = (promise: Promise<unknown>) =>
         within(promise, 2000).then(
           () => 'ok',
           (error: Error) => `error: ${error.message}`,
         )
-      const [redis, storeState] = await Promise.all([check(service.redis.ping()), check(store.ping())])
-      const worker = service.worker.running ? 'running' : 'stopped'
-      const ok = redis === 'ok' && storeState === 'ok' && worker === 'running'
+      const [redis, storeState, workerHealth] = await Promise.all([
+        check(queue.ping()),
+        check(store.ping()),
+        service.worker.health({ timeoutMs: 2000 }),
+      ])
+      const worker = workerHealth.running ? 'running' : workerHealth.state
+      const ok = redis === 'ok' && storeState === 'ok' && workerHealth.ok
       return json(ok ? 200 : 503, { ok, redis, store: storeState, worker })
     },
 

@@ -108,6 +108,13 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       return renderMetrics(stats, recorded)
     },
 
+    async ping() {
+      assertOpen()
+      const started = performance.now()
+      await client.ping()
+      return Math.round((performance.now() - started) * 100) / 100
+    },
+
     async batchStats(batchId) {
       assertOpen()
       return batchStats(client, keys, checkId(batchId, 'batchId'))

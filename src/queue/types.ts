@@ -116,6 +116,11 @@ export interface EmailQueue {
   cancel(id: string): Promise<boolean>
   getStatus(id: string): Promise<JobState | null>
   stats(): Promise<QueueStats>
+  /**
+   * PING, for readiness probes: resolves the round trip in ms, or rejects with `E_TIMEOUT` when
+   * Redis has not answered within `commandTimeoutMs` (`E_REDIS` when the connection fails).
+   */
+  ping(): Promise<number>
   /** Prometheus text exposition: depths, outcomes, SES events, send-duration and latency histograms. */
   metrics(): Promise<string>
   /** Totals and rates of one batch (sent, delivered, bounced, opened, ...); null for an unknown batch. */

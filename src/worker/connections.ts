@@ -81,6 +81,22 @@ export function createConnections(options: {
     },
 
     /**
+     * PING on the command connection within `ms`, for health checks; never rejects. A connection
+     * that is down or reconnecting is reported at once, without waiting.
+     */
+    async ping(ms: number): Promise<{ ok: boolean; latencyMs?: number; error?: string }> {
+      if (!client) return { ok: false, error: 'the worker is not started' }
+      if (!this.reachable) return { ok: false, error: `the connection is ${client.status}` }
+      const started = performance.now()
+      try {
+        await bounded(client.ping(), ms, 'PING')
+        return { ok: true, latencyMs: Math.round((performance.now() - started) * 100) / 100 }
+      } catch (error) {
+        return { ok: false, error: (error as Error).message }
+      }
+    },
+
+    /**
      * Removes this worker's consumer from the group on every stream, when it holds nothing there
      * (entries it holds stay pending under its name, for another worker to reclaim). For a clean
      * stop only, once the loops have ended. The blocking connection is cut first; should a read

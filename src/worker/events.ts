@@ -10,9 +10,16 @@ export function toMailstreamError(error: unknown, what: string): MailstreamError
 
 type Listener = (payload: never) => void
 
-/** Typed listeners; `on` returns an unsubscribe function, and a listener's throw becomes an `error` event. */
+/** A `once` listener remembers the function it wraps, so that `off(event, fn)` finds it. */
+const WRAPPED: unique symbol = Symbol('wrapped')
+type Registered = Listener & { [WRAPPED]?: Listener }
+
+/**
+ * Typed listeners; `on` and `once` return an unsubscribe function, `off` removes a function added
+ * with either, and a listener's throw becomes an `error` event.
+ */
 export function createEvents() {
-  const listeners = new Map<WorkerEventName, Set<Listener>>()
+  const listeners = new Map<WorkerEventName, Set<Registered>>()
 
   function emit<E extends WorkerEventName>(event: E, payload: WorkerEvents[E]): void {
     const set = listeners.get(event)
@@ -26,19 +33,46 @@ export function createEvents() {
     }
   }
 
-  function on<E extends WorkerEventName>(event: E, listener: (payload: WorkerEvents[E]) => void): () => void {
+  function add(event: WorkerEventName, listener: Registered): () => void {
     let set = listeners.get(event)
     if (!set) {
       set = new Set()
       listeners.set(event, set)
     }
-    set.add(listener as Listener)
+    set.add(listener)
+    const current = set
     return () => {
-      set.delete(listener as Listener)
+      current.delete(listener)
     }
   }
 
-  return { emit, on }
+  function on<E extends WorkerEventName>(event: E, listener: (payload: WorkerEvents[E]) => void): () => void {
+    return add(event, listener as Listener)
+  }
+
+  function once<E extends WorkerEventName>(event: E, listener: (payload: WorkerEvents[E]) => void): () => void {
+    const wrapped: Registered = ((payload: WorkerEvents[E]) => {
+      remove()
+      listener(payload)
+    }) as Listener
+    wrapped[WRAPPED] = listener as Listener
+    const remove = add(event, wrapped)
+    return remove
+  }
+
+  /** Removes `listener` (added with `on` or `once`) from `event`; once if it was added more than once. */
+  function off<E extends WorkerEventName>(event: E, listener: (payload: WorkerEvents[E]) => void): void {
+    const set = listeners.get(event)
+    if (!set) return
+    for (const registered of set) {
+      if (registered === listener || registered[WRAPPED] === listener) {
+        set.delete(registered)
+        return
+      }
+    }
+  }
+
+  return { emit, on, once, off }
 }
 
 export type Events = ReturnType<typeof createEvents>

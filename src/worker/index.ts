@@ -15,7 +15,7 @@ import { createPacing } from './pacing.js'
 import { ABANDONED, createProcess } from './process.js'
 import { createScheduler } from './scheduler.js'
 import { createSender } from './sender.js'
-import type { EmailWorker, Work } from './types.js'
+import type { EmailWorker, Work, WorkerHealth } from './types.js'
 
 type Config = ReturnType<typeof parseWorkerOptions>
 type Emit = ReturnType<typeof createEvents>['emit']
@@ -31,13 +31,17 @@ export type {
   SuppressedEvent,
   WorkerEventName,
   WorkerEvents,
+  WorkerHealth,
 } from './types.js'
 
 /** What the units read of the worker's lifecycle, and the lifecycle reads of them. */
 interface WorkerState {
   running: boolean
   paused: boolean
+  /** Why `paused` is set (the host's reason, or the transport's). */
+  pauseReason: string | undefined
   quotaPaused: boolean
+  quotaReason: string | undefined
   /** Aborted on a hard stop: every wait and send in flight ends. */
   hardStop: AbortController
 }
@@ -66,6 +70,7 @@ function createUnits(
     onPace: (event) => emit('pace', event),
     onQuota(pausedByQuota, reason) {
       state.quotaPaused = pausedByQuota
+      state.quotaReason = pausedByQuota ? reason : undefined
       if (pausedByQuota) void connections.interrupt()
       emit(pausedByQuota ? 'paused' : 'resumed', { reason })
     },
@@ -144,11 +149,23 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   const config = parseWorkerOptions(options)
   const events = createEvents()
   const { emit } = events
-  const state: WorkerState = { running: false, paused: false, quotaPaused: false, hardStop: new AbortController() }
+  const state: WorkerState = {
+    running: false,
+    paused: false,
+    pauseReason: undefined,
+    quotaPaused: false,
+    quotaReason: undefined,
+    hardStop: new AbortController(),
+  }
   const units = createUnits(config, state, emit, { start, drained })
   const { connections, flight, pacing, sender, process, outcomes, fetcher, scheduler, keeper, dispatcher } = units
   let stopping: Promise<void> | undefined
   let loops: Promise<unknown> = Promise.resolve()
+  let phase: WorkerHealth['state'] = 'idle'
+  let lastError: WorkerHealth['lastError']
+  events.on('error', (error) => {
+    lastError = { code: error.code, message: error.message, at: Date.now() }
+  })
 
   function drained(): void {
     if (flight.count > 0 || !state.running || !dispatcher.idle) return
@@ -194,6 +211,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   function pause(reason: string): void {
     if (state.paused) return
     state.paused = true
+    state.pauseReason = reason
     void connections.interrupt()
     emit('paused', { reason })
   }
@@ -201,6 +219,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   async function begin(): Promise<void> {
     connections.open()
     state.running = true
+    phase = 'running'
     stopping = undefined
     state.hardStop = new AbortController()
     outcomes.reset()
@@ -252,6 +271,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     // QUIT only to a Redis that answered the loops, within what is left of timeoutMs; else cut.
     await connections.close(clean && loopsEnded ? deadline - Date.now() : 0)
     keeper.wake() // the keeper sees the stop and ends (within one bounded call)
+    phase = 'stopped'
     emit('stopped', { abandoned: clean ? 0 : left })
   }
 
@@ -279,6 +299,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     stop({ timeoutMs = 30_000 } = {}) {
       if (stopping) return stopping
       if (!state.running) return Promise.resolve()
+      phase = 'stopping'
       stopping = end(timeoutMs)
       return stopping
     },
@@ -288,9 +309,28 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     resume() {
       if (!state.paused) return
       state.paused = false
+      state.pauseReason = undefined
       dispatcher.wake()
       emit('resumed', {})
     },
     on: events.on,
+    once: events.once,
+    off: events.off,
+    async health({ timeoutMs = config.commandTimeoutMs } = {}) {
+      const paused = state.paused || state.quotaPaused
+      const pauseReason = state.paused ? state.pauseReason : state.quotaReason
+      const redis = await connections.ping(timeoutMs)
+      return {
+        ok: state.running && redis.ok,
+        state: phase,
+        running: state.running,
+        paused,
+        ...(paused && pauseReason !== undefined && { pauseReason }),
+        redis,
+        ...(lastError && { lastError: { ...lastError } }),
+        inFlight: flight.count,
+        consumer: config.consumer,
+      }
+    },
   }
 }

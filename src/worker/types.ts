@@ -57,6 +57,24 @@ export interface WorkerEvents {
 }
 export type WorkerEventName = keyof WorkerEvents
 
+/** `worker.health()`: what a readiness or liveness probe needs, in one call that never rejects. */
+export interface WorkerHealth {
+  /** Running and Redis answered PING within the bound. A paused worker can still be ok. */
+  ok: boolean
+  state: 'idle' | 'running' | 'stopping' | 'stopped'
+  running: boolean
+  paused: boolean
+  /** Why it is paused: `pause(reason)`, the transport (SES account paused) or the daily quota. */
+  pauseReason?: string
+  /** PING on the worker's command connection; `latencyMs` when it answered, `error` when not. */
+  redis: { ok: boolean; latencyMs?: number; error?: string }
+  /** The last `error` event, and when it came (epoch ms). */
+  lastError?: { code: string; message: string; at: number }
+  /** Jobs taken from Redis and not yet recorded as finished. */
+  inFlight: number
+  consumer: string
+}
+
 export interface EmailWorker {
   readonly running: boolean
   /** True while paused by `pause()`, by the transport, or by a full daily quota. */
@@ -77,6 +95,15 @@ export interface EmailWorker {
   pause(reason?: string): void
   resume(): void
   on<E extends WorkerEventName>(event: E, listener: (payload: WorkerEvents[E]) => void): () => void
+  /** As `on`, for the next event only. Returns the unsubscribe function. */
+  once<E extends WorkerEventName>(event: E, listener: (payload: WorkerEvents[E]) => void): () => void
+  /** Removes a listener added with `on` or `once`. */
+  off<E extends WorkerEventName>(event: E, listener: (payload: WorkerEvents[E]) => void): void
+  /**
+   * The worker's state for a health check: running, paused and why, whether Redis answers PING
+   * within `timeoutMs` (default `commandTimeoutMs`), the last error, jobs in flight. Never rejects.
+   */
+  health(options?: { timeoutMs?: number }): Promise<WorkerHealth>
 }
 
 /** One entry read from a send stream, before its job is looked at. */
