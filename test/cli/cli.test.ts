@@ -2,8 +2,9 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { displayWidth } from '../../src/cli/format.js'
 import { createEmailQueue } from '../../src/index.js'
-import { buildPackage } from '../helpers/build.js'
+import { buildPackage, root } from '../helpers/build.js'
 import { connect, redisUrl, uniquePrefix, waitUntil } from '../helpers/redis.js'
 
 // The command as users run it: a real process, against the run's Redis.
@@ -15,7 +16,7 @@ beforeAll(() => {
   dir = build.dir
   bin = join(dir, 'cli.js')
   cleanup = build.cleanup
-}, 120_000)
+}, 300_000)
 afterAll(() => cleanup())
 
 const redis = connect()
@@ -100,8 +101,9 @@ describe('mailstream command', () => {
       String(Date.now()),
     )
     const list = await cli(['dead', 'list', '--redis', redisUrl(), '--prefix', prefix])
-    expect(list.stdout).toMatch(/^j1\s+\S+\s+3\s+a@example\.com\s+mailbox <b>full<\/b>$/m)
-    expect(list.stdout).toMatch(/^j2\s/m)
+    expect(list.stdout).toMatch(/^id\s+failed\s+type\s+to\s+subject\s+attempts\s+error$/m)
+    expect(list.stdout).toMatch(/^j1\s+\S+\s+welcome\s+a@example\.com\s+Hi\s+3\s+mailbox <b>full<\/b>$/m)
+    expect(list.stdout).toMatch(/^j2\s+\S+\s+-\s+-\s+-\s+0\s+no job data$/m)
     const retried = await cli(['dead', 'retry', 'j1', '--redis', redisUrl(), '--prefix', prefix])
     expect(retried).toMatchObject({ code: 0, stdout: 'retried 1\n' })
     expect((await queue.getStatus('j1'))?.status).toBe('queued')
@@ -109,6 +111,112 @@ describe('mailstream command', () => {
     const purged = await cli(['dead', 'purge', '--json', '--redis', redisUrl(), '--prefix', prefix])
     expect(JSON.parse(purged.stdout)).toEqual({ purged: 1 })
     expect(await redis.xlen(`${prefix}:dead`)).toBe(0)
+  })
+
+  test('dead list shows type and subject, in columns that line up with Korean subjects', async () => {
+    const prefix = uniquePrefix('cli')
+    const letter = (id: string, fields: object, error: string) =>
+      redis.xadd(
+        `${prefix}:dead`,
+        '*',
+        'id',
+        id,
+        'job',
+        JSON.stringify({
+          id,
+          type: 'welcome',
+          to: [{ address: 'kim@example.com' }],
+          priority: 'normal',
+          maxAttempts: 3,
+          createdAt: 1,
+          ...fields,
+        }),
+        'error',
+        error,
+        'attempts',
+        '3',
+        'time',
+        String(Date.now()),
+      )
+    await letter('k1', { type: 'order', subject: '주문이 확인되었습니다', text: 'x' }, 'mailbox full')
+    await letter('k2', { type: 'signup', subject: 'Welcome', text: 'x' }, 'rejected')
+    await letter('k3', { type: 'receipt', template: 'receipt', data: {} }, 'timeout')
+    await letter('k4', { subject: '가'.repeat(60), text: 'x' }, 'too long')
+    const list = await cli(['dead', 'list', '--redis', redisUrl(), '--prefix', prefix])
+    expect(list.code).toBe(0)
+    const lines = list.stdout.trimEnd().split('\n')
+    expect(lines).toHaveLength(6)
+    expect(list.stdout).toMatch(/^k1\s+\S+\s+order\s+kim@example\.com\s+주문이 확인되었습니다\s+3\s+mailbox full$/m)
+    expect(list.stdout).toMatch(/^k3\s+\S+\s+receipt\s+kim@example\.com\s+\(template receipt\)\s+3\s+timeout$/m)
+    // A long subject is cut to 40 columns (20 syllables), with an ellipsis.
+    expect(list.stdout).toContain(`${'가'.repeat(19)}…`)
+    // The error column starts at one terminal column on every line, whatever the subject's script.
+    const errorColumn = (line: string) => displayWidth(line.slice(0, line.lastIndexOf('  ') + 2))
+    expect(new Set(lines.map(errorColumn)).size).toBe(1)
+  })
+
+  test('a mistyped command, subcommand or option gets a suggestion and exit code 2', async () => {
+    const typo = await cli(['stauts', 'j1'])
+    expect(typo.code).toBe(2)
+    expect(typo.stderr).toContain("unknown command 'stauts'. Did you mean 'status'?")
+    expect((await cli(['stat'])).stderr).toContain("Did you mean 'stats'?")
+    const sub = await cli(['dead', 'lsit'])
+    expect(sub.code).toBe(2)
+    expect(sub.stderr).toContain("unknown command 'dead lsit'. Did you mean 'dead list'?")
+    const option = await cli(['dead', 'list', '--cuont', '5'])
+    expect(option.code).toBe(2)
+    expect(option.stderr).toContain("unknown option '--cuont' for 'dead list'. Did you mean --count?")
+    expect((await cli(['suppression', 'add', 'a@example.com', '--reasn', 'x'])).stderr).toContain(
+      'Did you mean --reason?',
+    )
+    const far = await cli(['frobnicate'])
+    expect(far.code).toBe(2)
+    expect(far.stderr).not.toContain('Did you mean')
+    expect(far.stderr).toContain('Commands:')
+  })
+
+  test("each command takes only its own options: another command's option is a usage error", async () => {
+    const args = ['--redis', 'redis://127.0.0.1:1']
+    // Refused before connecting: none of these reaches the (unreachable) Redis.
+    const retry = await cli(['dead', 'retry', 'j1', '--count', '5', ...args])
+    expect(retry.code).toBe(2)
+    expect(retry.stderr).toContain(
+      "unknown option '--count' for 'dead retry'. --count is an option of 'pending', 'dead list', 'suppression list'.",
+    )
+    expect(retry.stderr).toContain('Usage: mailstream dead retry <id> | --all')
+    expect((await cli(['stats', '--all', ...args])).code).toBe(2)
+    expect((await cli(['dead', 'list', '--before', '2026-01-01', ...args])).code).toBe(2)
+    expect((await cli(['worker', '--config', 'x.mjs', '--json', ...args])).code).toBe(2)
+    expect((await cli(['stats', 'extra', ...args])).stderr).toContain("unexpected argument 'extra' for 'stats'")
+    expect((await cli(['pending', '--count', ...args])).code).toBe(2)
+    // Its own and the global options pass, and then the unreachable Redis is exit code 1.
+    expect((await cli(['dead', 'list', '--count', '5', '--json', '--prefix', 'p', ...args])).code).toBe(1)
+  })
+
+  test('--help and --version need no Redis, and the command line is read without loading the commands', async () => {
+    const help = await cli(['--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/^ {2}dead list \[--count N\] +dead letters, newest first$/m)
+    const one = await cli(['dead', 'list', '--help'])
+    expect(one.stdout).toMatch(/^Usage: mailstream dead list \[--count N\]$/m)
+    expect(one.stdout).toContain('--count N')
+    expect(one.stdout).not.toContain('--before')
+    expect((await cli(['help', 'suppression'])).stdout).toContain('Usage: mailstream suppression <command>')
+    const version = await cli(['--version'])
+    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version)
+    // What node loads before it runs anything: cli.js and the chunks it imports statically.
+    const loaded = new Set<string>()
+    const visit = (file: string) => {
+      if (loaded.has(file)) return
+      loaded.add(file)
+      const code = readFileSync(join(dir, file), 'utf8')
+      for (const [, next] of code.matchAll(/^import\s[^'"]*['"]\.\/([^'"]+)['"]/gm)) visit(next as string)
+    }
+    visit('cli.js')
+    const code = [...loaded].map((file) => readFileSync(join(dir, file), 'utf8')).join('\n')
+    expect(code).toContain('Did you mean')
+    expect(code).not.toMatch(/from ['"](ioredis|zod|mustache|marked|juice)['"]/)
+    expect(code).not.toContain('createEmailWorker')
   })
 
   test('suppression add, list and remove; a bad address is exit code 2 and writes nothing', async () => {
