@@ -180,7 +180,7 @@ describe('enqueueBatch', () => {
     expect(kim?.message.html).toContain('김지민님, 안녕하세요.')
     expect(kim?.message.html).toContain('A long paragraph.')
     expect(kim?.message.html).not.toContain('<script')
-    expect(lee?.message.subject).toBe('Issue 7')
+    expect(lee?.message.subject).toBe('[Vality] Issue 7')
     expect(lee?.message.html).toContain('Hi Lee,')
 
     // One-click unsubscribe headers, with a token for this recipient.
