@@ -7,12 +7,17 @@ ARGV[1] now, epoch ms
 ARGV[2] idempotency TTL, seconds
 per job i (3 values from ARGV[3 + 3(i-1)]): id, payload (JSON), and the rest in one
   space-separated string (fewer arguments make a big batch much cheaper to send):
-  '<due ms, 0 = now> <priority> <type> <max attempts> <batch id or nothing> <recipients> <1|0>'
-  where recipients are lower-case and ','-joined, and the last flag is 1 when the job has an
-  idempotency key. None of these values can contain a space.
+  '<due ms, 0 = now> <priority> <type> <max attempts> <batch id or nothing> <recipients> <1|0>[ <fingerprint>]'
+  where recipients are lower-case and ','-joined, and the flag is 1 when the job has an
+  idempotency key. None of these values can contain a space. The fingerprint (optional) is a hash
+  of the job's content: it is stored with the idempotency key (its value is then
+  '<job id> <fingerprint>', else '<job id>'), and a job whose fingerprint differs from the one
+  stored with its key is a conflict.
 Reply: flat list { id, status, created, ... } per job. created is 1 for a new job, 0 when the
-id or the idempotency key already names a job (status is '' when only the key was found), and 2
-when the job's batch was cancelled (status 'cancelled'; nothing is written).
+id or the idempotency key already names a job (status is '' when only the key was found), 2
+when the job's batch was cancelled (status 'cancelled'; nothing is written), and 3 when the key
+names a job stored with another fingerprint (id is that job's, status ''; nothing is written).
+A key stored without a fingerprint, or a job sent without one, is never a conflict.
 A batch's total counts its new jobs; it is raised once per batch per call.
 ]]
 local now = ARGV[1]
@@ -26,11 +31,19 @@ for a = 3, #ARGV, 3 do
   job = job + 1
   local statusKey, idemKey, batchKey = KEYS[k], KEYS[k + 1], KEYS[k + 2]
   local id, payload = ARGV[a], ARGV[a + 1]
-  local dueText, priority, jobType, maxAttempts, batchId, rcpt, idem =
-    string.match(ARGV[a + 2], '^(%d+) (%S+) (%S+) (%d+) (%S*) (%S+) ([01])$')
+  local dueText, priority, jobType, maxAttempts, batchId, rcpt, idem, fingerprint =
+    string.match(ARGV[a + 2], '^(%d+) (%S+) (%S+) (%d+) (%S*) (%S+) ([01]) ?(%S*)$')
   local due = tonumber(dueText)
   local existing = false
-  if idem == '1' then existing = redis.call('GET', idemKey) end
+  local conflict = false
+  if idem == '1' then
+    existing = redis.call('GET', idemKey)
+    local space = existing and string.find(existing, ' ', 1, true)
+    if space then
+      conflict = fingerprint ~= '' and string.sub(existing, space + 1) ~= fingerprint
+      existing = string.sub(existing, 1, space - 1)
+    end
+  end
   local current = false
   if not existing then current = redis.call('HGET', statusKey, 'status') end
   local refused = false
@@ -42,7 +55,7 @@ for a = 3, #ARGV, 3 do
     end
   end
   if existing then
-    out[#out + 1] = existing; out[#out + 1] = ''; out[#out + 1] = 0
+    out[#out + 1] = existing; out[#out + 1] = ''; out[#out + 1] = conflict and 3 or 0
   elseif current then
     out[#out + 1] = id; out[#out + 1] = current; out[#out + 1] = 0
   elseif refused then
@@ -66,7 +79,9 @@ for a = 3, #ARGV, 3 do
       added[batchKey] = (added[batchKey] or 0) + 1
     end
     redis.call('HSET', statusKey, unpack(fields))
-    if idem == '1' then redis.call('SET', idemKey, id, 'EX', ARGV[2]) end
+    if idem == '1' then
+      redis.call('SET', idemKey, fingerprint == '' and id or (id .. ' ' .. fingerprint), 'EX', ARGV[2])
+    end
     out[#out + 1] = id; out[#out + 1] = status; out[#out + 1] = 1
   end
 end

@@ -18,17 +18,20 @@ export interface EnqueueRecord {
   /** Recipients, lower-case and ','-joined. */
   rcpt: string
   idempotencyKey?: string | undefined
+  /** Hash of the job's content, stored with its idempotency key; a key stored with another is a conflict. */
+  fingerprint?: string | undefined
 }
 
 /**
  * What became of one record: `new` (written), `duplicate` (its id or idempotency key named a job
- * already; `status` is '' when only the key was found) or `cancelled` (its batch was cancelled,
- * nothing written).
+ * already; `status` is '' when only the key was found), `cancelled` (its batch was cancelled,
+ * nothing written) or `conflict` (its idempotency key names job `id`, stored with another
+ * fingerprint; nothing written).
  */
 export interface EnqueueReply {
   id: string
   status: string
-  created: 'new' | 'duplicate' | 'cancelled'
+  created: 'new' | 'duplicate' | 'cancelled' | 'conflict'
 }
 
 export interface EnqueueCall {
@@ -55,13 +58,13 @@ function pack(keys: QueueKeys, now: number, ttl: number, group: readonly Enqueue
     args.push(
       record.id,
       record.payload,
-      `${record.dueAt} ${record.priority} ${record.type} ${record.maxAttempts} ${record.batchId} ${record.rcpt} ${hasKey ? '1' : '0'}`,
+      `${record.dueAt} ${record.priority} ${record.type} ${record.maxAttempts} ${record.batchId} ${record.rcpt} ${hasKey ? '1' : '0'}${hasKey && record.fingerprint ? ` ${record.fingerprint}` : ''}`,
     )
   }
   return { scriptKeys, args }
 }
 
-const CREATED = { 0: 'duplicate', 1: 'new', 2: 'cancelled' } as const
+const CREATED = { 0: 'duplicate', 1: 'new', 2: 'cancelled', 3: 'conflict' } as const
 
 /** Appends the replies of one script call (a flat `id, status, created` list) to `replies`. */
 function readReplies(reply: unknown, replies: EnqueueReply[]): void {

@@ -20,6 +20,7 @@ import { cancelBatch, createProgressListeners, getBatch } from './batches.js'
 import { createDeadLetters } from './dead-letters.js'
 import { createEnqueue } from './enqueue.js'
 import { enqueueBatch } from './enqueue-batch.js'
+import { createStrictEnqueue } from './idempotency.js'
 import { registerQueue } from './internals.js'
 import { createJobs } from './jobs.js'
 import { batchStats, queueStats } from './stats.js'
@@ -35,6 +36,7 @@ const optionsSchema = z.strictObject({
   prefix: prefixSchema,
   statusTtlSeconds: z.number().int().positive().default(STATUS_TTL_SECONDS),
   idempotencyTtlSeconds: z.number().int().positive().default(IDEMPOTENCY_TTL_SECONDS),
+  strictIdempotency: z.boolean().default(false),
   commandTimeoutMs: commandTimeoutSchema,
   onError: onErrorSchema,
 })
@@ -79,7 +81,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   const { assertOpen, steps } = context
 
   const methods: Omit<EmailQueue, 'prefix' | 'onProgress' | 'watchBatch' | 'close'> = {
-    ...createEnqueue(context),
+    ...(config.strictIdempotency ? createStrictEnqueue(context) : createEnqueue(context)),
     ...createJobs(context, checkId),
 
     async enqueueBatch(batchId, recipients, build, batchOptions) {

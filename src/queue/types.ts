@@ -19,6 +19,14 @@ export interface EmailQueueOptions {
   /** How long an idempotency key keeps returning its job. Default 86400 (24 h). */
   idempotencyTtlSeconds?: number
   /**
+   * Refuse an idempotency key reused with a job of other content (another recipient, subject,
+   * template data...) with `E_IDEMPOTENCY_CONFLICT`, as Stripe and Resend answer 409, instead of
+   * answering with the first job. Content is compared by a fingerprint stored with the key; the
+   * id, the enqueue time and when the job is due are not part of it. A key written by a queue
+   * without this option has no fingerprint and is answered with its job, as before. Default false.
+   */
+  strictIdempotency?: boolean
+  /**
    * Longest wait for Redis, in ms (10 to 600 000). A call rejects with `E_TIMEOUT` when Redis has
    * not answered within it: the whole call for most methods; each round trip for `enqueueMany`,
    * `enqueueBatch`, `cancelBatch` and `deadLetters.retry`, which may make many. `close()` gives

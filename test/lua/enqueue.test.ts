@@ -16,9 +16,11 @@ interface Job {
   batchId?: string
   rcpt?: string
   idem?: string
+  /** Fingerprint, sent as an 8th value in the packed string when set. */
+  fp?: string
 }
 
-/** Packs jobs exactly as the header describes: 3 keys and 3 values per job. */
+/** Packs jobs exactly as the header describes: 3 keys and 3 values per job, the fingerprint optional. */
 function enqueue(keys: QueueKeys, jobs: Job[]) {
   const scriptKeys: string[] = [keys.delayed, ...keys.streams]
   const args: (string | number)[] = [NOW, IDEM_TTL]
@@ -37,6 +39,7 @@ function enqueue(keys: QueueKeys, jobs: Job[]) {
       job.batchId ?? '',
       job.rcpt ?? 'a@x.com',
       job.idem ? 1 : 0,
+      ...(job.fp ? [job.fp] : []),
     ].join(' ')
     args.push(job.id, job.payload ?? `{"id":"${job.id}"}`, packed)
   }
@@ -163,5 +166,35 @@ describe('lua/enqueue', () => {
     await enqueue(keys, [{ id: 'j1', batchId: 'b1' }])
     await redis.hset(keys.batch('b1'), 'cancelledAt', NOW)
     expect(await enqueue(keys, [{ id: 'j1', batchId: 'b1' }])).toEqual(['j1', 'queued', 0])
+  })
+
+  test("a fingerprint is stored with the key as '<id> <fingerprint>'; the same one is a duplicate", async () => {
+    const keys = await queue()
+    expect(await enqueue(keys, [{ id: 'j1', idem: 'k', fp: 'aaa' }])).toEqual(['j1', 'queued', 1])
+    expect(await redis.get(keys.idem('k'))).toBe('j1 aaa')
+    expect(await redis.ttl(keys.idem('k'))).toBeGreaterThan(IDEM_TTL - 5)
+    expect(await enqueue(keys, [{ id: 'j2', idem: 'k', fp: 'aaa' }])).toEqual(['j1', '', 0])
+    // Without a fingerprint the stored one is not compared, and the job id is read from the value.
+    expect(await enqueue(keys, [{ id: 'j3', idem: 'k' }])).toEqual(['j1', '', 0])
+  })
+
+  test("another fingerprint for a key: [first id, '', 3] and nothing is written", async () => {
+    const keys = await queue()
+    await enqueue(keys, [{ id: 'j1', idem: 'k', fp: 'aaa' }])
+    const reply = await enqueue(keys, [
+      { id: 'j2', idem: 'k', fp: 'bbb', batchId: 'b1' },
+      { id: 'j3', idem: 'other', fp: 'bbb' },
+    ])
+    expect(reply).toEqual(['j1', '', 3, 'j3', 'queued', 1])
+    expect(await redis.exists(keys.status('j2'), keys.batch('b1'))).toBe(0)
+    expect(await redis.get(keys.idem('k'))).toBe('j1 aaa')
+    expect(await redis.xlen(keys.streams[1])).toBe(2)
+  })
+
+  test('a key stored without a fingerprint is never a conflict', async () => {
+    const keys = await queue()
+    await enqueue(keys, [{ id: 'j1', idem: 'k' }])
+    expect(await enqueue(keys, [{ id: 'j2', idem: 'k', fp: 'bbb' }])).toEqual(['j1', '', 0])
+    expect(await redis.get(keys.idem('k'))).toBe('j1')
   })
 })
