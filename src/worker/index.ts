@@ -2,11 +2,12 @@ import { BATCH_DATA_FIELD, createBatchDataCache } from '../batch-data.js'
 import { MailstreamError } from '../errors.js'
 import { queueKeys } from '../keys.js'
 import { createMetricsRecorder } from '../metrics.js'
-import { createConnections } from './connections.js'
+import { type Connections, createConnections } from './connections.js'
 import { createDispatcher } from './dispatcher.js'
 import { createEvents, toEvents, toMailstreamError } from './events.js'
 import { createFetcher } from './fetcher.js'
 import { createFlight, settlesWithin, waitUntil } from './flight.js'
+import { createHealth } from './health.js'
 import { createKeeper } from './keeper.js'
 import { expectedRecipients } from './message.js'
 import { type EmailWorkerOptions, parseWorkerOptions } from './options.js'
@@ -141,6 +142,19 @@ function createUnits(
 }
 
 /**
+ * After a clean stop, the consumer leaves the group when it holds nothing, so that stopped workers
+ * do not pile up in it; within `ms` (commandTimeoutMs and what is left of the stop's timeout).
+ */
+async function leaveGroup(connections: Connections, ms: number, emit: Emit): Promise<void> {
+  if (ms <= 0 || !connections.reachable) return
+  try {
+    await connections.leave(ms)
+  } catch (error) {
+    emit('error', toMailstreamError(error, 'removing the consumer from the group failed'))
+  }
+}
+
+/**
  * A worker: the pipeline `Redis -> fetcher -> Work -> process -> Processed -> outcomes -> events`,
  * with a lifecycle (`idle -> running -> stopping -> stopped`) around it. The units hold their
  * own state; they meet in `run(work)`.
@@ -162,9 +176,17 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   let stopping: Promise<void> | undefined
   let loops: Promise<unknown> = Promise.resolve()
   let phase: WorkerHealth['state'] = 'idle'
-  let lastError: WorkerHealth['lastError']
-  events.on('error', (error) => {
-    lastError = { code: error.code, message: error.message, at: Date.now() }
+  const health = createHealth({
+    ...config,
+    events,
+    connections,
+    status: () => ({
+      state: phase,
+      running: state.running,
+      paused: state.paused || state.quotaPaused,
+      pauseReason: state.paused ? state.pauseReason : state.quotaReason,
+      inFlight: flight.count,
+    }),
   })
 
   function drained(): void {
@@ -235,20 +257,6 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     void keeper.run()
   }
 
-  /**
-   * After a clean stop, the consumer leaves the group when it holds nothing, so that stopped
-   * workers do not pile up in it; within commandTimeoutMs and what is left of the stop's timeout.
-   */
-  async function leaveGroup(deadline: number): Promise<void> {
-    const ms = Math.min(config.commandTimeoutMs, deadline - Date.now())
-    if (ms <= 0 || !connections.reachable) return
-    try {
-      await connections.leave(ms)
-    } catch (error) {
-      emit('error', toMailstreamError(error, 'removing the consumer from the group failed'))
-    }
-  }
-
   async function end(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
     state.running = false
@@ -267,7 +275,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       sender.abortAll(new MailstreamError('E_CLOSED', 'worker stopped before the send finished'))
       dispatcher.wake()
     }
-    if (clean && loopsEnded) await leaveGroup(deadline)
+    if (clean && loopsEnded)
+      await leaveGroup(connections, Math.min(config.commandTimeoutMs, deadline - Date.now()), emit)
     // QUIT only to a Redis that answered the loops, within what is left of timeoutMs; else cut.
     await connections.close(clean && loopsEnded ? deadline - Date.now() : 0)
     keeper.wake() // the keeper sees the stop and ends (within one bounded call)
@@ -316,21 +325,6 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     on: events.on,
     once: events.once,
     off: events.off,
-    async health({ timeoutMs = config.commandTimeoutMs } = {}) {
-      const paused = state.paused || state.quotaPaused
-      const pauseReason = state.paused ? state.pauseReason : state.quotaReason
-      const redis = await connections.ping(timeoutMs)
-      return {
-        ok: state.running && redis.ok,
-        state: phase,
-        running: state.running,
-        paused,
-        ...(paused && pauseReason !== undefined && { pauseReason }),
-        redis,
-        ...(lastError && { lastError: { ...lastError } }),
-        inFlight: flight.count,
-        consumer: config.consumer,
-      }
-    },
+    health,
   }
 }
