@@ -18,9 +18,9 @@ import type { EnqueueRecord } from '../lua/enqueue.js'
 export interface BatchRecipient {
   to: AddressInput
   /** Merged over the batch's shared `data` when the job is rendered. */
-  data?: Record<string, unknown>
+  data?: Record<string, unknown> | undefined
   /** This recipient's language; default the batch's `locale`. */
-  locale?: string
+  locale?: string | undefined
 }
 
 export type BuildRecipient<R> = (
