@@ -17,6 +17,20 @@ const CHUNK = 5000
 const CONCURRENCY = 100
 const PREFIX = 'bench'
 
+const CALLERS = 50
+
+/**
+ * BullMQ as its docs recommend for production: retries with backoff, and finished jobs removed by
+ * count (a few completed kept to look at, more failed). mailstream's equivalents are its defaults:
+ * `maxAttempts: 3` with backoff, a status hash per job kept 24 h, dead letters kept until purged.
+ */
+const BULLMQ_JOB_OPTIONS = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { count: 1000 },
+  removeOnFail: { count: 5000 },
+} as const
+
 const redis = new Redis(url, { maxRetriesPerRequest: null })
 const peak = { rss: 0 }
 const sampler = setInterval(() => {
@@ -45,6 +59,34 @@ const renderer = () => {
 
 async function usedMemory(): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0)
+}
+
+async function redisCpuSeconds(): Promise<number> {
+  const info = await redis.info('cpu')
+  const field = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0)
+  return field('used_cpu_user') + field('used_cpu_sys')
+}
+
+/**
+ * Starts measuring: wall time, this process's CPU (process.cpuUsage) and redis-server's
+ * (INFO used_cpu_user + used_cpu_sys). `stop(jobs)` gives jobs/s and CPU µs per job of each.
+ */
+async function meter() {
+  const redisBefore = await redisCpuSeconds()
+  const cpuBefore = process.cpuUsage()
+  const start = performance.now()
+  return async (jobs: number) => {
+    const elapsed = seconds(start)
+    const cpu = process.cpuUsage(cpuBefore)
+    const redisCpu = (await redisCpuSeconds()) - redisBefore
+    const perJob = (micros: number) => Math.round((micros / jobs) * 10) / 10
+    return {
+      jobsPerSec: Math.round(jobs / elapsed),
+      seconds: Math.round(elapsed * 100) / 100,
+      cpuUsPerJob: perJob(cpu.user + cpu.system),
+      redisCpuUsPerJob: perJob(redisCpu * 1e6),
+    }
+  }
 }
 
 function done(result: Record<string, unknown>): never {
@@ -85,7 +127,7 @@ async function write(options: { templated?: boolean } = {}): Promise<void> {
         range(from, count).map((i) => ({
           name: 'newsletter',
           data: options.templated ? { to: subscriber(i).email, name: subscriber(i).name } : emailData(i),
-          opts: { attempts: 3, removeOnComplete: true },
+          opts: BULLMQ_JOB_OPTIONS,
         })),
       )
     }
@@ -106,11 +148,57 @@ async function write(options: { templated?: boolean } = {}): Promise<void> {
 async function enqueue(): Promise<void> {
   await redis.flushall()
   const before = await usedMemory()
-  const start = performance.now()
+  const stop = await meter()
   await write()
-  const elapsed = seconds(start)
+  const measured = await stop(N)
   const bytes = (await usedMemory()) - before
-  done({ jobsPerSec: Math.round(N / elapsed), seconds: elapsed, redisBytesPerJob: Math.round(bytes / N) })
+  done({ ...measured, redisBytesPerJob: Math.round(bytes / N) })
+}
+
+/**
+ * The web-request path: CALLERS concurrent callers, each enqueueing one job per call and waiting
+ * for it (a verification code, a welcome email), N jobs in all. p50/p99: one call's latency.
+ */
+async function single(): Promise<void> {
+  await redis.flushall()
+  const job = (i: number) => ({ type: 'welcome', to: subscriber(i).email, subject, text })
+  let add: (i: number) => Promise<unknown>
+  let close = async () => {}
+  if (system === 'mailstream') {
+    const queue = createEmailQueue({ redis, prefix: PREFIX })
+    add = (i) => queue.enqueue(job(i))
+    close = () => queue.close()
+  } else if (system === 'bullmq') {
+    const { Queue } = await bullmq()
+    const queue = new Queue('bench', { connection: redis })
+    add = (i) => queue.add('welcome', job(i), BULLMQ_JOB_OPTIONS)
+    close = () => queue.close()
+  } else {
+    add = (i) => redis.xadd('bare:send', '*', 'job', JSON.stringify(job(i)))
+  }
+  const callers = async (from: number, count: number, latencies?: number[]) => {
+    let next = from
+    await Promise.all(
+      Array.from({ length: CALLERS }, async () => {
+        while (next < from + count) {
+          const i = next++
+          const start = performance.now()
+          await add(i)
+          latencies?.push(performance.now() - start)
+        }
+      }),
+    )
+  }
+  // Warm-up (not measured): compiled code and loaded scripts, as in a process that has been up a while.
+  await callers(N, 2000)
+  const latencies: number[] = []
+  const stop = await meter()
+  await callers(0, N, latencies)
+  const measured = await stop(N)
+  await close()
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) => Math.round((latencies[Math.min(N - 1, Math.floor(q * N))] ?? 0) * 100) / 100
+  done({ ...measured, p50Ms: at(0.5), p99Ms: at(0.99), callers: CALLERS })
 }
 
 /** Fills the queue for a drain, in a process of its own so that the drain's RSS is the worker's. */
@@ -125,7 +213,7 @@ async function fill(): Promise<void> {
 /** Drains N jobs; `handle` is what a send costs beyond the queue (nothing, or rendering). */
 async function drainWith(templated: boolean): Promise<void> {
   let finished = 0
-  const start = performance.now()
+  const stop = await meter()
   if (system === 'mailstream') {
     const transport = createMemoryTransport({ maxMessages: 100 })
     const worker = createEmailWorker({
@@ -142,9 +230,9 @@ async function drainWith(templated: boolean): Promise<void> {
       })
       void worker.start()
     })
-    const elapsed = seconds(start)
+    const measured = await stop(N)
     await worker.stop()
-    done({ jobsPerSec: Math.round(N / elapsed), seconds: elapsed })
+    done(measured)
   }
   const render = async (data: { to: string; name: string }) => {
     const rendered = await renderer().render(
@@ -168,7 +256,7 @@ async function drainWith(templated: boolean): Promise<void> {
         if (++finished === N) resolve()
       })
     })
-    done({ jobsPerSec: Math.round(N / seconds(start)), seconds: seconds(start) })
+    done(await stop(N))
   }
   // The floor: read 100 at a time, parse (and render), acknowledge and delete, pipelined.
   while (finished < N) {
@@ -190,7 +278,7 @@ async function drainWith(templated: boolean): Promise<void> {
         .exec()
     finished += ids.length
   }
-  done({ jobsPerSec: Math.round(N / seconds(start)), seconds: seconds(start) })
+  done(await stop(N))
 }
 
 const drain = () => drainWith(false)
@@ -255,7 +343,7 @@ async function latency(): Promise<void> {
         range(from, count).map((i) => ({
           name: 'newsletter',
           data: emailData(i),
-          opts: { priority: 10, removeOnComplete: true },
+          opts: { ...BULLMQ_JOB_OPTIONS, priority: 10 },
         })),
       )
     }
@@ -272,7 +360,7 @@ async function latency(): Promise<void> {
     for (let i = 0; i < HIGH; i++) {
       const id = `urgent-${i}`
       enqueuedAt.set(id, performance.now())
-      await queue.add('verification-code', emailData(i), { jobId: id, priority: 1, removeOnComplete: true })
+      await queue.add('verification-code', emailData(i), { ...BULLMQ_JOB_OPTIONS, jobId: id, priority: 1 })
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
     while (latencies.length < HIGH) await new Promise((resolve) => setTimeout(resolve, 20))
@@ -337,6 +425,7 @@ async function rss(): Promise<void> {
 
 const scenarios: Record<string, () => Promise<void>> = {
   enqueue,
+  single,
   fill,
   'newsletter-fill': fill,
   drain,

@@ -1,10 +1,13 @@
 /**
  * npm run bench: mailstream beside BullMQ and a bare Redis Streams loop, on one Redis started for
- * the run (no persistence), each measurement in its own process, medians of BENCH_RUNS runs.
- * Prints a table, the bars and whether they are met, and writes bench/results.json.
+ * the run (no persistence), each measurement in its own process, the systems taking turns round
+ * by round, medians of BENCH_RUNS rounds (at least 3). Every jobs/s figure comes with the CPU
+ * µs per job of the measured process and of redis-server. Prints a table, the bars and whether
+ * they are met, and writes bench/results.json (commit it with the docs/benchmarks.md table).
  *
- *   npm run bench                 every scenario
- *   npm run bench -- drain rss    only these
+ *   npm run bench                  every scenario (about 10 minutes on 2 cores)
+ *   npm run bench -- --quick       a fifth of the jobs, no 1M RSS drain (about 2 minutes)
+ *   npm run bench -- drain rss     only these
  */
 import { execFile } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
@@ -17,7 +20,12 @@ const run = promisify(execFile)
 const here = import.meta.dirname
 const root = join(here, '..')
 const childJs = join(root, '.tmp', 'bench', 'child.js')
-const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3))
+const args = process.argv.slice(2)
+const QUICK = args.includes('--quick')
+const only = args.filter((arg) => !arg.startsWith('--'))
+/** Job counts scaled down by --quick. */
+const jobs = (n: number) => (QUICK ? Math.round(n / 5) : n)
 
 interface Measurement {
   scenario: string
@@ -25,6 +33,8 @@ interface Measurement {
   n: number
   peakRssMb: number
   jobsPerSec?: number
+  cpuUsPerJob?: number
+  redisCpuUsPerJob?: number
   redisBytesPerJob?: number
   p50Ms?: number
   p99Ms?: number
@@ -42,35 +52,65 @@ interface Step {
   runs: number
 }
 
+const ALL = ['mailstream', 'bullmq', 'bare']
 const plan: Step[] = [
-  { scenario: 'enqueue', title: 'enqueue 100k', n: 100_000, systems: ['mailstream', 'bullmq', 'bare'], runs: RUNS },
+  {
+    scenario: 'single',
+    title: `enqueue() one call at a time, 50 concurrent callers, ${jobs(20_000) / 1000}k jobs`,
+    n: jobs(20_000),
+    systems: ALL,
+    runs: RUNS,
+  },
+  { scenario: 'enqueue', title: `bulk enqueue ${jobs(100_000) / 1000}k`, n: jobs(100_000), systems: ALL, runs: RUNS },
   {
     scenario: 'drain',
-    title: 'drain 100k, memory transport, concurrency 100',
-    n: 100_000,
-    systems: ['mailstream', 'bullmq', 'bare'],
+    title: `drain ${jobs(100_000) / 1000}k, memory transport, concurrency 100`,
+    n: jobs(100_000),
+    systems: ALL,
     fill: 'fill',
     runs: RUNS,
   },
   {
     scenario: 'newsletter',
-    title: 'drain 20k newsletters rendered from a template',
-    n: 20_000,
-    systems: ['mailstream', 'bullmq', 'bare'],
+    title: `drain ${jobs(20_000) / 1000}k newsletters rendered from a template`,
+    n: jobs(20_000),
+    systems: ALL,
     fill: 'newsletter-fill',
     runs: RUNS,
   },
   {
     scenario: 'latency',
-    title: '200 high jobs behind a 50k low backlog at 200/s',
-    n: 50_000,
+    title: `200 high jobs behind a ${jobs(50_000) / 1000}k low backlog at 200/s`,
+    n: jobs(50_000),
     systems: ['mailstream', 'bullmq'],
-    runs: 1,
+    runs: RUNS,
   },
-  { scenario: 'rss', title: 'drain 1M: worker RSS', n: 1_000_000, systems: ['mailstream'], fill: 'fill', runs: 1 },
+  ...(QUICK
+    ? []
+    : [
+        {
+          scenario: 'rss',
+          title: 'drain 1M: worker RSS',
+          n: 1_000_000,
+          systems: ['mailstream'],
+          fill: 'fill',
+          runs: 1,
+        },
+      ]),
 ]
 
-const only = process.argv.slice(2)
+/** What each system is given, stated beside the results. */
+const OPTIONS = {
+  mailstream:
+    'createEmailQueue({ redis, prefix }) defaults: maxAttempts 3 with backoff, status hash per job kept 24 h, ' +
+    'idempotency keys 24 h, dead letters kept until purged; worker concurrency 100, memory transport',
+  bullmq:
+    "Queue/Worker on the same ioredis client; every job { attempts: 3, backoff: { type: 'exponential', delay: 1000 }, " +
+    'removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } } (the production settings of its docs); ' +
+    'Worker concurrency 100, no-op processor',
+  bare: 'XADD to one stream (pipelined for bulk), XREADGROUP COUNT 100 + JSON.parse + pipelined XACK/XDEL: no status, no retries',
+}
+
 // Children run as plain JavaScript on node, so that their RSS is not a TypeScript loader's.
 await run(
   join(root, 'node_modules', '.bin', 'tsup'),
@@ -123,7 +163,15 @@ try {
     for (const [system, measured] of runs) {
       const pick = measured.length === 1 ? (measured[0] as Measurement) : { ...(measured[0] as Measurement) }
       if (measured.length > 1) {
-        for (const field of ['jobsPerSec', 'peakRssMb', 'redisBytesPerJob'] as const) {
+        for (const field of [
+          'jobsPerSec',
+          'cpuUsPerJob',
+          'redisCpuUsPerJob',
+          'p50Ms',
+          'p99Ms',
+          'peakRssMb',
+          'redisBytesPerJob',
+        ] as const) {
           const values = measured.map((m) => m[field]).filter((v): v is number => typeof v === 'number')
           if (values.length) pick[field] = median(values)
         }
@@ -140,8 +188,20 @@ const of = (scenario: string, system: string) => results.find((r) => r.scenario 
 const ratio = (a?: number, b?: number) => (a && b ? a / b : undefined)
 const x = (value?: number) => (value === undefined ? '' : `${value.toFixed(2)}x`)
 
+const cell = (value?: number) => (value === undefined ? '' : String(value))
 const rows = [
-  ['scenario', 'system', 'jobs/s', 'vs BullMQ', 'vs bare', 'p50 ms', 'p99 ms', 'peak RSS MB', 'Redis B/job'],
+  [
+    'scenario',
+    'system',
+    'jobs/s',
+    'vs BullMQ',
+    'vs bare',
+    'CPU µs/job (process + Redis)',
+    'p50 ms',
+    'p99 ms',
+    'peak RSS MB',
+    'Redis B/job',
+  ],
 ]
 for (const step of plan) {
   for (const system of step.systems) {
@@ -151,13 +211,14 @@ for (const step of plan) {
     rows.push([
       step.title,
       system,
-      m.jobsPerSec === undefined ? '' : String(m.jobsPerSec),
+      cell(m.jobsPerSec),
       mine ? x(ratio(m.jobsPerSec, of(step.scenario, 'bullmq')?.jobsPerSec)) : '',
       mine ? x(ratio(m.jobsPerSec, of(step.scenario, 'bare')?.jobsPerSec)) : '',
-      m.p50Ms === undefined ? '' : String(m.p50Ms),
-      m.p99Ms === undefined ? '' : String(m.p99Ms),
+      m.cpuUsPerJob === undefined ? '' : `${m.cpuUsPerJob} + ${m.redisCpuUsPerJob}`,
+      cell(m.p50Ms),
+      cell(m.p99Ms),
       String(m.peakRssMb),
-      m.redisBytesPerJob === undefined ? '' : String(m.redisBytesPerJob),
+      cell(m.redisBytesPerJob),
     ])
   }
 }
@@ -174,19 +235,35 @@ console.log(
 )
 
 // The bars this project holds itself to.
-const bars: { bar: string; met: boolean | undefined; measured: string }[] = []
-const enqueueRatio = ratio(of('enqueue', 'mailstream')?.jobsPerSec, of('enqueue', 'bullmq')?.jobsPerSec)
-bars.push({
-  bar: 'enqueue >= 3x BullMQ',
-  met: enqueueRatio === undefined ? undefined : enqueueRatio >= 3,
-  measured: x(enqueueRatio),
-})
-const drainRatio = ratio(of('drain', 'mailstream')?.jobsPerSec, of('drain', 'bullmq')?.jobsPerSec)
-bars.push({
-  bar: 'drain >= 3x BullMQ',
-  met: drainRatio === undefined ? undefined : drainRatio >= 3,
-  measured: x(drainRatio),
-})
+const bars: { bar: string; met: boolean | undefined; measured: string; ratio?: number }[] = []
+/** A bar `mine >= times * theirs` (or `<=` when lower is better), with the ratio it measured. */
+function versus(bar: string, mine: number | undefined, theirs: number | undefined, times: number, lower = false) {
+  const measured = ratio(mine, theirs)
+  bars.push({
+    bar,
+    met: measured === undefined ? undefined : lower ? measured <= times : measured >= times,
+    measured: measured === undefined ? '' : `${x(measured)} (${mine} vs ${theirs})`,
+    ...(measured !== undefined && { ratio: Math.round(measured * 100) / 100 }),
+  })
+}
+const mineSingle = of('single', 'mailstream')
+const theirSingle = of('single', 'bullmq')
+versus('single enqueue() >= 1.5x BullMQ queue.add (jobs/s)', mineSingle?.jobsPerSec, theirSingle?.jobsPerSec, 1.5)
+versus(
+  'single enqueue() client CPU per job <= 0.5x BullMQ',
+  mineSingle?.cpuUsPerJob,
+  theirSingle?.cpuUsPerJob,
+  0.5,
+  true,
+)
+versus('single enqueue() p99 <= BullMQ', mineSingle?.p99Ms, theirSingle?.p99Ms, 1, true)
+versus('bulk enqueue >= 3x BullMQ', of('enqueue', 'mailstream')?.jobsPerSec, of('enqueue', 'bullmq')?.jobsPerSec, 3)
+versus('drain >= 3x BullMQ', of('drain', 'mailstream')?.jobsPerSec, of('drain', 'bullmq')?.jobsPerSec, 3)
+const drained = of('drain', 'mailstream')
+if (drained?.cpuUsPerJob !== undefined && drained.redisCpuUsPerJob !== undefined) {
+  const total = Math.round((drained.cpuUsPerJob + drained.redisCpuUsPerJob) * 10) / 10
+  bars.push({ bar: 'drain CPU per job (worker + Redis) <= 30 µs', met: total <= 30, measured: `${total} µs` })
+}
 const myLatency = of('latency', 'mailstream')
 const theirLatency = of('latency', 'bullmq')
 if (myLatency?.p99Ms !== undefined) {
@@ -205,6 +282,9 @@ if (long?.rssMbPer100kJobs !== undefined) {
   })
 }
 console.log('')
+for (const [system, options] of Object.entries(OPTIONS)) console.log(`${system}: ${options}`)
+console.log(`medians of ${RUNS} rounds${QUICK ? ' (--quick)' : ''}; systems interleaved round by round`)
+console.log('')
 for (const bar of bars) {
   if (bar.met === undefined) continue
   console.log(`${bar.met ? 'met   ' : 'MISSED'}  ${bar.bar}: ${bar.measured}`)
@@ -219,6 +299,9 @@ writeFileSync(
       cpus: cpus().length,
       cpu: cpus()[0]?.model,
       runs: RUNS,
+      quick: QUICK,
+      note: 'medians of the rounds; the systems take turns round by round; CPU is µs per job of the measured process and of redis-server',
+      options: OPTIONS,
       results,
       bars,
     },
