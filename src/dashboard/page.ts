@@ -93,7 +93,7 @@ ${total('clicked', 'clicked', 'clickRate')}
 <section aria-labelledby="failures-heading">
 <h2 id="failures-heading">Retrying</h2>
 <p class="muted">Jobs whose last attempt failed and that wait for the next one, most recent failure first.</p>
-<table id="failures">
+<table id="failures" class="stack">
 <thead><tr><th scope="col">failed</th><th scope="col">job</th><th scope="col">type</th><th scope="col">status</th><th scope="col">attempts</th><th scope="col">next try</th><th scope="col">recipients</th><th scope="col">error</th></tr></thead>
 <tbody id="failure-rows"></tbody>
 </table>
@@ -102,7 +102,7 @@ ${total('clicked', 'clicked', 'clickRate')}
 <section aria-labelledby="dead-heading">
 <h2 id="dead-heading">Dead letters <span id="dead-count" class="muted"></span></h2>
 ${actions}
-<table id="dead">
+<table id="dead" class="stack">
 <thead><tr><th scope="col">failed</th><th scope="col">job</th><th scope="col">type</th><th scope="col">to</th><th scope="col">subject</th><th scope="col">attempts</th><th scope="col">error</th>${readOnly ? '' : '<th scope="col"><span class="visually-hidden">actions</span></th>'}</tr></thead>
 <tbody id="dead-rows"></tbody>
 </table>
@@ -127,7 +127,8 @@ header { display: flex; align-items: center; gap: 12px; padding: 12px 20px; back
   border-bottom: 1px solid var(--line); }
 h1 { font-size: 18px; margin: 0; }
 h2 { font-size: 15px; margin: 0 0 10px 0; }
-main { padding: 16px 20px; display: grid; gap: 16px; }
+/* minmax(0, ...): a wide table scrolls inside its section instead of widening the page. */
+main { padding: 16px 20px; display: grid; grid-template-columns: minmax(0, 1fr); gap: 16px; }
 section { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; overflow-x: auto; }
 .muted { color: var(--muted); }
 .badge { font-size: 12px; padding: 2px 8px; border-radius: 10px; border: 1px solid var(--line); }
@@ -159,12 +160,40 @@ button { font: inherit; padding: 3px 10px; border-radius: 5px; border: 1px solid
 button:hover { border-color: var(--accent); }
 button:disabled { opacity: 0.5; cursor: default; }
 button.danger { color: var(--bad); }
+/* A squeezed table would give an id or an address two characters a line: they keep room for words;
+   what does not fit scrolls inside the section. */
+td[data-field="id"] { min-width: 12em; }
+td[data-field="to"], td[data-field="recipients"], td[data-field="subject"], td[data-field="error"] { min-width: 8em; }
 #problem { margin: 12px 20px 0 20px; padding: 8px 12px; border: 1px solid var(--bad); color: var(--bad); border-radius: 6px; }
 #notice { margin: 0 20px; min-height: 0; }
 #notice:not(:empty) { margin-top: 12px; padding: 6px 12px; border: 1px solid var(--line); border-radius: 6px; }
 #notice.error { color: var(--bad); border-color: var(--bad); }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 [hidden] { display: none !important; }
+/* A phone or a tablet: the two wide tables become one card per row, each value beside its
+   column's name, and the whole id (a phone has no hover for a title) as the card's heading, with
+   its Retry button. */
+@media (max-width: 1024px) {
+  header { flex-wrap: wrap; gap: 4px 10px; padding: 10px 12px; }
+  main { padding: 12px; gap: 12px; }
+  section { padding: 12px; }
+  #problem, #notice:not(:empty) { margin-left: 12px; margin-right: 12px; }
+  th, td { padding: 5px 6px; }
+  .batch-head { flex-wrap: wrap; }
+  table.stack, table.stack tbody { display: block; }
+  table.stack thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+  table.stack tr { display: grid; grid-template-columns: minmax(0, 1fr) auto; gap: 0 8px; margin: 0 0 10px 0;
+    padding: 8px 10px; border: 1px solid var(--line); border-radius: 6px; }
+  table.stack td { grid-column: 1 / -1; display: grid; grid-template-columns: 6.5em minmax(0, 1fr); gap: 8px;
+    padding: 2px 0; border: 0; overflow-wrap: anywhere; white-space: normal; }
+  table.stack td::before { content: attr(data-label); color: var(--muted); font-size: 12px; line-height: 20px; }
+  table.stack td[data-field="id"] { grid-column: 1; grid-row: 1; display: block; min-width: 0; font-weight: 600;
+    align-self: center; }
+  table.stack td[data-field="id"]::before { content: none; }
+  table.stack td[data-field="actions"] { grid-column: 2; grid-row: 1; display: block; }
+  table.stack td[data-field="actions"]::before { content: none; }
+  table.stack td button { min-height: 32px; }
+}
 `
 
 // Plain ES2020 for current browsers. Kept free of backticks and dollar-brace so that it can live
@@ -298,6 +327,13 @@ export const SCRIPT = String.raw`(() => {
 
   // Dead letters, newest first, with a Retry button per row.
   const DEAD_FIELDS = ['failedAt', 'id', 'type', 'to', 'subject', 'attempts', 'error']
+  // A cell's column name, shown beside its value when a narrow screen stacks the rows.
+  const DEAD_LABELS = ['failed', 'job', 'type', 'to', 'subject', 'attempts', 'error']
+  function cells(fields, labels, values, id) {
+    return values.map((value, index) =>
+      el('td', { 'data-field': fields[index], 'data-label': labels[index], title: fields[index] === 'id' ? id : undefined }, [value]),
+    )
+  }
   async function loadDead() {
     const seq = ++deadSeq
     try {
@@ -318,15 +354,11 @@ export const SCRIPT = String.raw`(() => {
         String(letter.attempts),
         text(letter.error),
       ]
-      const row = el(
-        'tr',
-        { 'data-id': letter.id },
-        values.map((value, index) => el('td', { 'data-field': DEAD_FIELDS[index] }, [value])),
-      )
+      const row = el('tr', { 'data-id': letter.id }, cells(DEAD_FIELDS, DEAD_LABELS, values, letter.id))
       if (!readOnly) {
         const button = el('button', { type: 'button', class: 'retry', 'aria-label': 'Retry ' + letter.id }, ['Retry'])
         button.addEventListener('click', () => retry(letter.id, button))
-        row.append(el('td', {}, [button]))
+        row.append(el('td', { 'data-field': 'actions' }, [button]))
       }
       return row
     })
@@ -369,6 +401,7 @@ export const SCRIPT = String.raw`(() => {
 
   // Jobs waiting for a retry.
   const FAILURE_FIELDS = ['updatedAt', 'id', 'type', 'status', 'attempts', 'dueAt', 'recipients', 'error']
+  const FAILURE_LABELS = ['failed', 'job', 'type', 'status', 'attempts', 'next try', 'recipients', 'error']
   function scheduleFailures() {
     if (failureTimer) return
     failureTimer = setTimeout(() => {
@@ -392,11 +425,7 @@ export const SCRIPT = String.raw`(() => {
           text((job.recipients || []).join(', ')),
           text(job.error),
         ]
-        return el(
-          'tr',
-          { 'data-id': job.id },
-          values.map((value, index) => el('td', { 'data-field': FAILURE_FIELDS[index] }, [value])),
-        )
+        return el('tr', { 'data-id': job.id }, cells(FAILURE_FIELDS, FAILURE_LABELS, values, job.id))
       })
       byId('failure-rows').replaceChildren(...rows)
       byId('failures-empty').hidden = rows.length > 0
