@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'E_NOT_FOUND'
   | 'E_REDIS'
   | 'E_CLOSED'
+  | 'E_IDEMPOTENCY_CONFLICT'
   | 'E_TIMEOUT'
   | 'E_WEBHOOK'
 

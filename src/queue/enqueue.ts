@@ -4,13 +4,15 @@ import { recipientList, type ValidatedJob, validateJob } from '../job.js'
 import { type EnqueueRecord, type EnqueueReply, enqueue, enqueueSettled } from '../lua/enqueue.js'
 import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
+import { conflictError, jobFingerprint } from './idempotency.js'
 import type { EmailQueue, EnqueueResult, QueueContext } from './types.js'
 
 /** Jobs per pipeline: bounds the memory of a big `enqueueMany` and of one coalesced write. */
 const JOBS_PER_PIPELINE = 5000
 
-function toRecord({ job, payload, dueAt }: ValidatedJob): EnqueueRecord {
-  return {
+/** A validated job as the script takes it; with strict idempotency, with its fingerprint. */
+function toRecord({ job, payload, dueAt }: ValidatedJob, strict: boolean): EnqueueRecord {
+  const record: EnqueueRecord = {
     id: job.id,
     payload,
     dueAt,
@@ -21,6 +23,8 @@ function toRecord({ job, payload, dueAt }: ValidatedJob): EnqueueRecord {
     rcpt: recipientList(job),
     idempotencyKey: job.idempotencyKey,
   }
+  if (strict && job.idempotencyKey !== undefined) record.fingerprint = jobFingerprint(job)
+  return record
 }
 
 /** The result of one reply; a duplicate found only through its idempotency key costs one read more. */
@@ -101,6 +105,7 @@ export function createEnqueueCoalescer(context: QueueContext) {
       const reply = settled[index]
       if (reply === undefined) one.reject(new MailstreamError('E_REDIS', 'enqueue failed: no reply'))
       else if (reply instanceof MailstreamError) one.reject(reply)
+      else if (reply.created === 'conflict') one.reject(conflictError(one.record.idempotencyKey as string, reply.id))
       else one.resolve(toResult(reply, client, context))
     })
   }
@@ -119,7 +124,7 @@ export function createEnqueueCoalescer(context: QueueContext) {
 
   return {
     write(validated: ValidatedJob): Promise<EnqueueResult> {
-      const record = toRecord(validated)
+      const record = toRecord(validated, context.strictIdempotency)
       return new Promise<EnqueueResult>((resolve, reject) => {
         const one: Waiting = { record, resolve, reject }
         if (client.status === 'ready' && gathering) {
@@ -152,17 +157,27 @@ export function createEnqueue(
 ): Pick<EmailQueue, 'enqueue' | 'enqueueMany'> {
   const { keys, assertOpen } = context
 
+  /** `enqueueMany`: the jobs of a conflict (strict idempotency) are refused, the others written. */
   async function write(list: readonly ValidatedJob[], via: RedisClient): Promise<EnqueueResult[]> {
     const results: EnqueueResult[] = []
+    let conflict: MailstreamError | undefined
     for (let start = 0; start < list.length; start += JOBS_PER_PIPELINE) {
-      const records = list.slice(start, start + JOBS_PER_PIPELINE).map(toRecord)
+      const records = list
+        .slice(start, start + JOBS_PER_PIPELINE)
+        .map((job) => toRecord(job, context.strictIdempotency))
       const replies = await enqueue(via, keys, {
         now: Date.now(),
         idempotencyTtlSeconds: context.idempotencyTtlSeconds,
         records,
       })
-      for (const reply of replies) results.push(await toResult(reply, via, context))
+      for (const [index, reply] of replies.entries()) {
+        if (reply.created === 'conflict') {
+          const key = (records[index] as EnqueueRecord).idempotencyKey as string
+          conflict ??= conflictError(key, reply.id, start + index)
+        } else results.push(await toResult(reply, via, context))
+      }
     }
+    if (conflict) throw conflict
     return results
   }
 

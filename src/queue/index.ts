@@ -18,9 +18,8 @@ import {
 } from '../redis.js'
 import { cancelBatch, createProgressListeners, getBatch } from './batches.js'
 import { createDeadLetters } from './dead-letters.js'
-import { createEnqueue } from './enqueue.js'
+import { createEnqueue, createEnqueueCoalescer } from './enqueue.js'
 import { enqueueBatch } from './enqueue-batch.js'
-import { createStrictEnqueue } from './idempotency.js'
 import { registerQueue } from './internals.js'
 import { createJobs } from './jobs.js'
 import { batchStats, queueStats } from './stats.js'
@@ -74,14 +73,16 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     keys,
     statusTtlSeconds: config.statusTtlSeconds,
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
+    strictIdempotency: config.strictIdempotency,
     assertOpen() {
       if (closed) throw new MailstreamError('E_CLOSED', 'the queue is closed')
     },
   }
   const { assertOpen, steps } = context
+  const coalescer = createEnqueueCoalescer(context)
 
   const methods: Omit<EmailQueue, 'prefix' | 'onProgress' | 'watchBatch' | 'close'> = {
-    ...(config.strictIdempotency ? createStrictEnqueue(context) : createEnqueue(context)),
+    ...createEnqueue(context, coalescer),
     ...createJobs(context, checkId),
 
     async enqueueBatch(batchId, recipients, build, batchOptions) {
@@ -152,6 +153,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     async close() {
       if (closed) return
       closed = true
+      coalescer.flush() // the calls gathered in this turn go out before QUIT
       watchers.close()
       // Both within timeoutMs, at once; neither waits on a frozen Redis.
       await Promise.all([progress.close(), owned ? quit(client, timeoutMs) : undefined])

@@ -147,6 +147,8 @@ export interface QueueContext {
   keys: QueueKeys
   statusTtlSeconds: number
   idempotencyTtlSeconds: number
+  /** Each job with an idempotency key carries its fingerprint; a key reused with other content is refused. */
+  strictIdempotency: boolean
   /** Throws `E_CLOSED` once the queue is closed. */
   assertOpen(): void
 }

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from 'vitest'
 import { createEmailQueue, type EmailJobInput, MailstreamError } from '../../src/index.js'
-import { connect, uniquePrefix } from '../helpers/redis.js'
+import { connect, redisUrl, uniquePrefix } from '../helpers/redis.js'
 
 const redis = connect()
 const closing: { close(): Promise<void> }[] = []
@@ -106,5 +106,17 @@ describe('enqueue calls made together', () => {
     const second = await queue.enqueue(job(2))
     expect(first.id).not.toBe(second.id)
     expect(await queue.getStatus(second.id)).toMatchObject({ status: 'queued' })
+  })
+  test('close() right after calls it did not wait for: every call is written before QUIT', async () => {
+    // A queue that owns its connection (created from a URL) quits it in close().
+    const prefix = uniquePrefix('coalesce-close')
+    const queue = createEmailQueue({ redis: redisUrl(), prefix })
+    await queue.stats()
+    const calls = Array.from({ length: 20 }, (_, i) => queue.enqueue(job(i)))
+    const closed = queue.close()
+    const results = await Promise.allSettled(calls)
+    await closed
+    expect(results.filter((result) => result.status === 'rejected')).toEqual([])
+    expect(await redis.xlen(`${prefix}:send:normal`)).toBe(20)
   })
 })
