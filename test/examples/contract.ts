@@ -179,7 +179,7 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
       expect([...counts.keys()].sort()).toEqual(seeded)
       expect([...counts.values()].every((count) => count === 1)).toBe(true)
       const sample = transport.find({ batchId: 'issue-1', to: 'reader042@example.com' }) as SentMessage
-      expect(sample.message.subject).toBe('Issue 1')
+      expect(sample.message.subject).toBe('[Vality] Issue 1') // the built-in newsletter subject carries the brand
       expect(sample.message.html).toContain('<h2')
 
       const again = await postJson(`${url}/api/issues/1/publish`, { title: 'Issue 1', body: 'changed' })
