@@ -9,7 +9,8 @@ ARGV[2] now, epoch ms
 ARGV[3] max deliveries of one entry
 per entry i (6 values from ARGV[4 + 6(i-1)]): streamIndex, entryId, jobId, deliveries,
   '1' when the entry carries a payload, recipients (lower-case, ',' joined)
-Reply: per entry { verdict, attempts, suppressed }:
+Reply: per entry { verdict, attempts, suppressed, throttles } (attempts and throttles in a row as
+the job's status records them):
   'send'   send it, leaving out the suppressed recipients (','-joined, '' for none)
   'over'   delivered more than max deliveries times: the caller dead-letters it
   'skip'   the job is final, cancelled or has moved on: acknowledged and deleted here
@@ -31,13 +32,14 @@ for a = 4, #ARGV, 6 do
   local statusKey = KEYS[5 + i]
   local state = { false, false, false }
   if jobId ~= '' then
-    state = redis.call('HMGET', statusKey, 'status', 'entry', 'attempts')
+    state = redis.call('HMGET', statusKey, 'status', 'entry', 'attempts', 'throttles')
   end
   local status, entry, attempts = state[1], state[2], tonumber(state[3]) or 0
+  local throttles = tonumber(state[4]) or 0
   if status and (final[status] or entry ~= entryId) then
     redis.call('XACK', stream, group, entryId)
     redis.call('XDEL', stream, entryId)
-    out[i] = { 'skip', 0, '' }
+    out[i] = { 'skip', 0, '', 0 }
   elseif not status or ARGV[a + 4] ~= '1' then
     redis.call('XACK', stream, group, entryId)
     redis.call('XDEL', stream, entryId)
@@ -46,9 +48,9 @@ for a = 4, #ARGV, 6 do
     if status then
       redis.call('HSET', statusKey, 'status', 'dead', 'error', 'job data missing', 'updatedAt', now, 'entry', '')
     end
-    out[i] = { 'poison', 0, '' }
+    out[i] = { 'poison', 0, '', 0 }
   elseif tonumber(ARGV[a + 3]) > maxDeliveries then
-    out[i] = { 'over', attempts, '' }
+    out[i] = { 'over', attempts, '', throttles }
   else
     local suppressed = ''
     if checkSuppression then
@@ -58,7 +60,7 @@ for a = 4, #ARGV, 6 do
         end
       end
     end
-    out[i] = { 'send', attempts, suppressed }
+    out[i] = { 'send', attempts, suppressed, throttles }
   end
 end
 return out

@@ -29,6 +29,8 @@ export interface ActivateVerdict {
   /** Attempts the job has used (0 for skip and poison). */
   attempts: number
   suppressed: string[]
+  /** Throttles in a row the job has had (0 for skip and poison). */
+  throttles: number
 }
 
 /** `lua/activate.lua`: one verdict per entry, in order. */
@@ -55,10 +57,11 @@ export async function activate(
       entry.rcpt,
     )
   }
-  const replies = await runScript<[string, number, string][]>(client, 'activate', scriptKeys, args)
-  return replies.map(([verdict, attempts, suppressed]) => ({
+  const replies = await runScript<[string, number, string, number][]>(client, 'activate', scriptKeys, args)
+  return replies.map(([verdict, attempts, suppressed, throttles]) => ({
     verdict: verdict as ActivateVerdict['verdict'],
     attempts: Number(attempts),
     suppressed: splitList(suppressed),
+    throttles: Number(throttles) || 0,
   }))
 }

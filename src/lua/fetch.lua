@@ -6,8 +6,8 @@ KEYS[4] suppression hash (address -> reason)
 ARGV[1] consumer group
 ARGV[2] consumer name
 ARGV[3] how many entries at most
-Reply: flat list, per entry { streamIndex, entryId, jobId, payload, attempts, rcpt, suppressed }
-('' for a missing field, '0' for missing attempts; suppressed is the ','-joined list of suppressed
+Reply: flat list, per entry { streamIndex, entryId, jobId, payload, attempts, rcpt, suppressed,
+throttles } ('' for a missing field, '0' for missing attempts and throttles; suppressed is the ','-joined list of suppressed
 recipients). Entries read are pending for this consumer.
 ]]
 local out = {}
@@ -19,12 +19,13 @@ for i = 1, 3 do
   if res then
     for _, entry in ipairs(res[1][2]) do
       local fields = entry[2]
-      local jobId, payload, attempts, rcpt = '', '', '0', ''
+      local jobId, payload, attempts, rcpt, throttles = '', '', '0', '', '0'
       for j = 1, #fields, 2 do
         local name = fields[j]
         if name == 'id' then jobId = fields[j + 1]
         elseif name == 'job' then payload = fields[j + 1]
         elseif name == 'a' then attempts = fields[j + 1]
+        elseif name == 't' then throttles = fields[j + 1]
         elseif name == 'r' then rcpt = fields[j + 1] end
       end
       local suppressed = ''
@@ -42,6 +43,7 @@ for i = 1, 3 do
       out[#out + 1] = attempts
       out[#out + 1] = rcpt
       out[#out + 1] = suppressed
+      out[#out + 1] = throttles
       left = left - 1
     end
   end

@@ -18,6 +18,8 @@ export interface FetchedEntry {
   rcpt: string
   /** Its recipients that are on the suppression list. */
   suppressed: string[]
+  /** Throttles in a row so far (set on entries that `promote` put back). */
+  throttles: number
 }
 
 /**
@@ -36,7 +38,7 @@ export async function fetch(
     [group, consumer, count],
   )
   const out: FetchedEntry[] = []
-  for (let i = 0; i + 6 < flat.length; i += 7) {
+  for (let i = 0; i + 7 < flat.length; i += 8) {
     out.push({
       streamIndex: Number(flat[i]) as StreamIndex,
       entryId: String(flat[i + 1]),
@@ -45,6 +47,7 @@ export async function fetch(
       attempts: Number(flat[i + 4]),
       rcpt: String(flat[i + 5]),
       suppressed: splitList(flat[i + 6]),
+      throttles: Number(flat[i + 7]) || 0,
     })
   }
   return out

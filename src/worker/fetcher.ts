@@ -50,10 +50,10 @@ export function createFetcher(options: FetcherOptions) {
     const entries = await timed(fetch(redis(), keys, { group: GROUP, consumer, count }), 'fetching jobs')
     const ready: Work[] = []
     const check: Delivery[] = []
-    for (const { attempts, suppressed, ...entry } of entries) {
+    for (const { attempts, suppressed, throttles, ...entry } of entries) {
       const delivery: Delivery = { ...entry, deliveries: 1 }
       if (delivery.jobId === '' || delivery.payload === '') check.push(delivery)
-      else ready.push({ delivery, verdict: 'send', attempts, suppressed })
+      else ready.push({ delivery, verdict: 'send', attempts, suppressed, throttles })
     }
     return { ready, check }
   }
@@ -64,10 +64,10 @@ export function createFetcher(options: FetcherOptions) {
     const call = { group: GROUP, now: Date.now(), maxDeliveries: options.maxDeliveries, entries: deliveries }
     const verdicts = await timed(activate(redis(), keys, call), 'checking fetched jobs')
     const work: Work[] = []
-    verdicts.forEach(({ verdict, attempts, suppressed }, index) => {
+    verdicts.forEach(({ verdict, attempts, suppressed, throttles }, index) => {
       const delivery = deliveries[index] as Delivery
       if (verdict === 'send' || verdict === 'over') {
-        work.push({ delivery, verdict, attempts, suppressed })
+        work.push({ delivery, verdict, attempts, suppressed, throttles })
       } else if (verdict === 'poison') {
         options.onPoison(delivery.jobId)
       }

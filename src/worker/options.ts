@@ -7,6 +7,7 @@ import { parseOptions, prefixSchema, redisInputSchema } from '../options.js'
 import { commandTimeoutSchema, type RedisInput } from '../redis.js'
 import type { TemplateRendererLike, Transport } from '../transport.js'
 import { dailyQuotaSchema, rateLimitSchema, type WorkerDailyQuota, type WorkerRateLimit } from './pacing.js'
+import { DEFAULT_MAX_THROTTLES } from './retry.js'
 
 export interface EmailWorkerOptions {
   /** An ioredis client (never closed by the worker), ioredis options or a redis:// URL. */
@@ -43,6 +44,12 @@ export interface EmailWorkerOptions {
   backoff?: { baseMs?: number; maxMs?: number }
   /** Delay before a throttled send is tried again when the transport gives no retryAfterMs. Default 1000. */
   throttleDelayMs?: number
+  /**
+   * Throttles in a row one job may get (they use no attempt); the next one makes it dead with the
+   * reason, so that a transport that calls every failure a throttle cannot hold a job forever. A
+   * daily quota that SES reports as a throttle with an hour's wait counts too: keep it above 24. Default 50.
+   */
+  maxThrottles?: number
   /** How long a final status is kept. Default 86400 (24 h). */
   statusTtlSeconds?: number
   /** Consumer name in the group. Default `<host>:<pid>:<random>`. */
@@ -100,6 +107,7 @@ const optionsSchema = z.strictObject({
     })
     .default({ baseMs: 1000, maxMs: 15 * 60_000 }),
   throttleDelayMs: z.number().int().min(1).default(1000),
+  maxThrottles: z.number().int().min(1).default(DEFAULT_MAX_THROTTLES),
   statusTtlSeconds: z.number().int().positive().default(STATUS_TTL_SECONDS),
   consumer: z
     .string()

@@ -44,10 +44,13 @@ export function createProcess(options: ProcessOptions) {
     }
     const shared = job.batchId !== undefined ? await options.batchData(job.batchId) : undefined
     const data = shared ? { ...shared, ...job.data } : (job.data ?? {})
-    const rendered = await options.templates.render(job.template as string, data, {
+    const context = {
       ...(job.locale !== undefined && { locale: job.locale }),
       job: { id: job.id, type: job.type, to: job.to, ...(job.batchId !== undefined && { batchId: job.batchId }) },
-    })
+      // The batch's data as one unchanging object: the renderer renders what depends on it once per batch.
+      ...(shared && { shared }),
+    }
+    const rendered = await options.templates.render(job.template as string, data, context)
     return buildMessage(job, suppressed, options.from, rendered)
   }
 
@@ -91,14 +94,17 @@ export function createProcess(options: ProcessOptions) {
     try {
       const outcome = await attempt(work, job, attempts)
       if (outcome === ABANDONED) return ABANDONED
-      // A throttle does not use an attempt.
-      return done(outcome, outcome.kind === 'throttle' ? work.attempts : attempts)
+      // A throttle does not use an attempt. (Only a pacing delay gives one here: the worker's own
+      // limiter, not the transport, so the run of transport throttles neither grows nor ends.)
+      if (outcome.kind === 'throttle') return { ...done(outcome, work.attempts), throttles: work.throttles ?? 0 }
+      return done(outcome, attempts)
     } catch (error) {
       if (options.signal().aborted) return ABANDONED // stopped hard: the entry stays pending for another worker
-      const decision = decide(error, attempts, job.maxAttempts, options)
+      const decision = decide(error, attempts, job.maxAttempts, options, Date.now(), work.throttles ?? 0)
       if (decision.outcome.kind === 'throttle') pacing?.throttled()
       return {
         ...done(decision.outcome, decision.attempts),
+        throttles: decision.throttles,
         failure: decision.failure,
         ...(decision.pause !== undefined && { pauseReason: decision.pause }),
       }

@@ -125,6 +125,8 @@ export interface Work {
   attempts: number
   /** Recipients on the suppression list, left out of the send. */
   suppressed: string[]
+  /** Throttles in a row the job has had so far (0 when not given). */
+  throttles?: number
 }
 
 /** What happened to a job, as the finish script records it. */
@@ -145,6 +147,8 @@ export interface Processed {
   work: Work
   job: EmailJob | null
   attempts: number
+  /** Throttles in a row after this outcome, recorded with a retry or throttle (0 when not given). */
+  throttles?: number
   outcome: Outcome
   failure?: Failure
   /** Set when the transport asked the worker to pause. */

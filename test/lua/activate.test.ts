@@ -33,13 +33,14 @@ async function liveJob(keys: QueueKeys, jobId: string, attempts = 0) {
 }
 
 describe('lua/activate', () => {
-  test("'send' with the job's attempts; the entry stays pending and nothing is written", async () => {
+  test("'send' with the job's attempts and throttles; the entry stays pending and nothing is written", async () => {
     const keys = await queue()
     const entryId = await liveJob(keys, 'j1', 2)
+    await redis.hset(keys.status('j1'), 'throttles', 4)
     const before = await redis.hgetall(keys.status('j1'))
     expect(
       await activate(keys, 5, [{ jobId: 'j1', args: entry(2, entryId, 'j1', 1, true, 'a@x.com,b@x.com') }]),
-    ).toEqual([['send', 2, '']])
+    ).toEqual([['send', 2, '', 4]])
     expect(await redis.hgetall(keys.status('j1'))).toEqual(before)
     expect((await pending(keys.streams[1])).map((p) => p.id)).toEqual([entryId])
     expect(await redis.xlen(keys.dead)).toBe(0)
@@ -51,11 +52,11 @@ describe('lua/activate', () => {
     await redis.hset(keys.suppressed, 'b@x.com', 'bounce', 'z@x.com', 'complaint')
     const rcpt = 'a@x.com,b@x.com,c@x.com'
     expect(await activate(keys, 5, [{ jobId: 'j1', args: entry(2, entryId, 'j1', 1, true, rcpt) }])).toEqual([
-      ['send', 0, 'b@x.com'],
+      ['send', 0, 'b@x.com', 0],
     ])
     await redis.hset(keys.suppressed, 'c@x.com', 'bounce')
     expect(await activate(keys, 5, [{ jobId: 'j1', args: entry(2, entryId, 'j1', 1, true, rcpt) }])).toEqual([
-      ['send', 0, 'b@x.com,c@x.com'],
+      ['send', 0, 'b@x.com,c@x.com', 0],
     ])
   })
 
@@ -64,8 +65,8 @@ describe('lua/activate', () => {
     const entryId = await liveJob(keys, 'j1', 1)
     const at = (deliveries: number) =>
       activate(keys, 3, [{ jobId: 'j1', args: entry(2, entryId, 'j1', deliveries, true, 'a@x.com') }])
-    expect(await at(3)).toEqual([['send', 1, '']])
-    expect(await at(4)).toEqual([['over', 1, '']])
+    expect(await at(3)).toEqual([['send', 1, '', 0]])
+    expect(await at(4)).toEqual([['over', 1, '', 0]])
     expect(await redis.xlen(keys.streams[1])).toBe(1)
     expect(await redis.xlen(keys.dead)).toBe(0)
     expect(await redis.hget(keys.status('j1'), 'status')).toBe('queued')
@@ -78,7 +79,7 @@ describe('lua/activate', () => {
       const entryId = await liveJob(keys, 'j1', 1)
       await redis.hset(keys.status('j1'), 'status', final)
       expect(await activate(keys, 5, [{ jobId: 'j1', args: entry(2, entryId, 'j1', 1, true) }])).toEqual([
-        ['skip', 0, ''],
+        ['skip', 0, '', 0],
       ])
       expect(await entries(keys.streams[1])).toEqual([])
       expect(await pending(keys.streams[1])).toEqual([])
@@ -92,12 +93,14 @@ describe('lua/activate', () => {
     const old = await liveJob(keys, 'j1')
     const newer = await deliver(keys.streams[1], { id: 'j1', job: '{}', r: 'a@x.com' })
     await redis.hset(keys.status('j1'), 'entry', newer)
-    expect(await activate(keys, 5, [{ jobId: 'j1', args: entry(2, old, 'j1', 2, true) }])).toEqual([['skip', 0, '']])
+    expect(await activate(keys, 5, [{ jobId: 'j1', args: entry(2, old, 'j1', 2, true) }])).toEqual([['skip', 0, '', 0]])
     expect((await entries(keys.streams[1])).map((e) => e.id)).toEqual([newer])
 
     await redis.hset(keys.status('j1'), 'status', 'retrying')
     await redis.hdel(keys.status('j1'), 'entry')
-    expect(await activate(keys, 5, [{ jobId: 'j1', args: entry(2, newer, 'j1', 2, true) }])).toEqual([['skip', 0, '']])
+    expect(await activate(keys, 5, [{ jobId: 'j1', args: entry(2, newer, 'j1', 2, true) }])).toEqual([
+      ['skip', 0, '', 0],
+    ])
     expect(await redis.xlen(keys.streams[1])).toBe(0)
     expect(await redis.hget(keys.status('j1'), 'status')).toBe('retrying')
   })
@@ -106,7 +109,7 @@ describe('lua/activate', () => {
     const keys = await queue()
     const entryId = await deliver(keys.streams[0], { id: 'gone', job: '{}' })
     expect(await activate(keys, 5, [{ jobId: 'gone', args: entry(1, entryId, 'gone', 1, true) }])).toEqual([
-      ['poison', 0, ''],
+      ['poison', 0, '', 0],
     ])
     expect(await redis.xlen(keys.streams[0])).toBe(0)
     expect(await pending(keys.streams[0])).toEqual([])
@@ -124,7 +127,7 @@ describe('lua/activate', () => {
     const keys = await queue()
     const entryId = await liveJob(keys, 'j1', 2)
     expect(await activate(keys, 5, [{ jobId: 'j1', args: entry(2, entryId, 'j1', 1, false) }])).toEqual([
-      ['poison', 0, ''],
+      ['poison', 0, '', 0],
     ])
     expect(await redis.hgetall(keys.status('j1'))).toMatchObject({
       status: 'dead',
@@ -139,7 +142,9 @@ describe('lua/activate', () => {
   test("'poison' for an entry with no job id", async () => {
     const keys = await queue()
     const entryId = await deliver(keys.streams[2], { junk: '1' })
-    expect(await activate(keys, 5, [{ jobId: '', args: entry(3, entryId, '', 1, false) }])).toEqual([['poison', 0, '']])
+    expect(await activate(keys, 5, [{ jobId: '', args: entry(3, entryId, '', 1, false) }])).toEqual([
+      ['poison', 0, '', 0],
+    ])
     expect((await entries(keys.dead))[0]?.fields).toMatchObject({ id: '' })
     expect(await redis.xlen(keys.streams[2])).toBe(0)
   })
@@ -157,9 +162,9 @@ describe('lua/activate', () => {
       { jobId: 'live', args: entry(2, live, 'live', 3, true) },
     ])
     expect(replies).toEqual([
-      ['send', 1, ''],
-      ['skip', 0, ''],
-      ['over', 0, ''],
+      ['send', 1, '', 0],
+      ['skip', 0, '', 0],
+      ['over', 0, '', 0],
     ])
     expect((await entries(keys.streams[0])).map((e) => e.id)).toEqual([high])
     expect((await entries(keys.streams[1])).map((e) => e.id)).toEqual([live])

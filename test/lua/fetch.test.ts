@@ -4,13 +4,13 @@ import { createScriptTestbed, GROUP } from './helpers.js'
 
 const { redis, run, queue, pending } = createScriptTestbed()
 
-type Row = [number, string, string, string, string, string, string]
+type Row = [number, string, string, string, string, string, string, string]
 
-/** The flat reply cut into one row of seven values per entry. */
+/** The flat reply cut into one row of eight values per entry. */
 async function fetch(keys: QueueKeys, count: number, consumer = 'c1'): Promise<Row[]> {
   const flat = await run<(string | number)[]>('fetch', [...keys.streams, keys.suppressed], [GROUP, consumer, count])
   const rows: Row[] = []
-  for (let i = 0; i < flat.length; i += 7) rows.push(flat.slice(i, i + 7) as Row)
+  for (let i = 0; i < flat.length; i += 8) rows.push(flat.slice(i, i + 8) as Row)
   return rows
 }
 
@@ -20,12 +20,12 @@ describe('lua/fetch', () => {
   test('reads high before normal before low, with every field of each entry', async () => {
     const keys = await queue()
     const low = await add(keys.streams[2], 'id', 'l', 'job', '{"l":1}', 'r', 'l@x.com')
-    const normal = await add(keys.streams[1], 'id', 'n', 'job', '{"n":1}', 'r', 'n@x.com', 'a', '2')
+    const normal = await add(keys.streams[1], 'id', 'n', 'job', '{"n":1}', 'r', 'n@x.com', 'a', '2', 't', '3')
     const high = await add(keys.streams[0], 'id', 'h', 'job', '{"h":1}', 'r', 'h@x.com,i@x.com')
     expect(await fetch(keys, 10)).toEqual([
-      [1, high, 'h', '{"h":1}', '0', 'h@x.com,i@x.com', ''],
-      [2, normal, 'n', '{"n":1}', '2', 'n@x.com', ''],
-      [3, low, 'l', '{"l":1}', '0', 'l@x.com', ''],
+      [1, high, 'h', '{"h":1}', '0', 'h@x.com,i@x.com', '', '0'],
+      [2, normal, 'n', '{"n":1}', '2', 'n@x.com', '', '3'],
+      [3, low, 'l', '{"l":1}', '0', 'l@x.com', '', '0'],
     ])
   })
 
@@ -64,7 +64,7 @@ describe('lua/fetch', () => {
   test("missing fields come back as '' (attempts as '0')", async () => {
     const keys = await queue()
     const id = await add(keys.streams[2], 'other', 'x')
-    expect(await fetch(keys, 1)).toEqual([[3, id, '', '', '0', '', '']])
+    expect(await fetch(keys, 1)).toEqual([[3, id, '', '', '0', '', '', '0']])
   })
 
   test('a count of 0 reads nothing', async () => {

@@ -22,16 +22,17 @@ async function delayed(keys: QueueKeys, id: string, due: number, fields: Record<
 }
 
 describe('lua/promote', () => {
-  test('a due job goes to the stream of its priority with its attempts; the status is queued on that entry', async () => {
+  test('a due job goes to the stream of its priority with its attempts and throttles; the status is queued on that entry', async () => {
     const keys = await queue()
-    await delayed(keys, 'j1', NOW - 10, { priority: 'high', attempts: 2 })
+    await delayed(keys, 'j1', NOW - 10, { priority: 'high', attempts: 2, throttles: 3 })
     expect(await promote(keys, ['j1'])).toBe(1)
     const [entry] = await entries(keys.streams[0])
-    expect(entry?.fields).toEqual({ id: 'j1', job: '{"id":"j1"}', a: '2', r: 'a@x.com' })
+    expect(entry?.fields).toEqual({ id: 'j1', job: '{"id":"j1"}', a: '2', t: '3', r: 'a@x.com' })
     expect(await redis.hgetall(keys.status('j1'))).toEqual({
       status: 'queued',
       priority: 'high',
       attempts: '2',
+      throttles: '3',
       entry: entry?.id,
       updatedAt: String(NOW),
     })
