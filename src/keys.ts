@@ -3,6 +3,12 @@ import { PRIORITIES, type Priority } from './job.js'
 /** The consumer group on every send stream. */
 export const GROUP = 'workers'
 
+/**
+ * The CLIENT SETNAME of the blocking connection of the worker whose consumer is `consumer` (Redis
+ * names have no spaces); `stats()` finds live workers by it.
+ */
+export const workerConnectionName = (consumer: string): string => `mailstream:${consumer}`.replace(/\s/g, '_')
+
 /** Redis key layout of one queue (DESIGN section 2). Every key starts with the prefix. */
 export interface QueueKeys {
   prefix: string

@@ -104,7 +104,7 @@ export function renderMetrics(stats: QueueStats, recorded: Record<string, string
     family(
       'mailstream_queue_consumers',
       'gauge',
-      'Workers registered on a send stream.',
+      'Live workers of a send stream: connected, or holding entries.',
       priorities.map(([priority, stream]) => line('mailstream_queue_consumers', stream.consumers, { priority })),
     ),
     family('mailstream_delayed', 'gauge', 'Jobs scheduled for later (delays, retries, throttles).', [

@@ -1,5 +1,5 @@
 import { PRIORITIES, type Priority } from '../job.js'
-import { GROUP, type QueueKeys } from '../keys.js'
+import { GROUP, type QueueKeys, workerConnectionName } from '../keys.js'
 import { isCluster, type RedisClient } from '../redis.js'
 
 export interface StreamStats {
@@ -29,9 +29,6 @@ export interface StreamStats {
  * long (2 min). Redis before 7.2 resets a consumer's idle time only when it receives entries.
  */
 export const LIVE_CONSUMER_IDLE_MS = 120_000
-
-/** Start of the name of a worker's blocking connection, followed by its consumer name. */
-const WORKER_CONNECTION = 'mailstream:'
 
 /**
  * Totals since the queue began. The first five are written by workers (one per job outcome);
@@ -164,7 +161,7 @@ async function streamStats(
   return { length, pending, waiting, lag: waiting, oldestWaitingMs, consumers }
 }
 
-/** Names of the workers connected to Redis now; undefined when CLIENT LIST is not allowed. */
+/** Names of the connections to Redis now; undefined when CLIENT LIST is not allowed. */
 async function connectedWorkers(client: RedisClient): Promise<Set<string> | undefined> {
   const nodes: { client(subcommand: 'LIST'): Promise<unknown> }[] = isCluster(client)
     ? client.nodes('master')
@@ -174,7 +171,7 @@ async function connectedWorkers(client: RedisClient): Promise<Set<string> | unde
     for (const node of nodes) {
       for (const match of String(await node.client('LIST')).matchAll(/(?:^|\s)name=(\S+)/g)) {
         const name = match[1] as string
-        if (name.startsWith(WORKER_CONNECTION)) names.add(name.slice(WORKER_CONNECTION.length))
+        names.add(name)
       }
     }
   } catch {
@@ -200,7 +197,9 @@ async function liveConsumers(
     .filter(
       (consumer) =>
         count(consumer.pending) > 0 ||
-        (connected ? connected.has(consumer.name as string) : count(consumer.idle) < LIVE_CONSUMER_IDLE_MS),
+        (connected
+          ? connected.has(workerConnectionName(consumer.name as string))
+          : count(consumer.idle) < LIVE_CONSUMER_IDLE_MS),
     ).length
 }
 

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { GROUP, type QueueKeys } from '../keys.js'
+import { GROUP, type QueueKeys, workerConnectionName } from '../keys.js'
 import { duplicateForBlocking, isCluster, type RedisClient } from '../redis.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -17,7 +17,7 @@ export interface BlockingReadOptions {
  */
 export function createBlockingRead(options: BlockingReadOptions) {
   const { keys, consumer, timed } = options
-  const blockingName = `mailstream:${consumer}`.replace(/\s/g, '_')
+  const blockingName = workerConnectionName(consumer)
   /** The command client the blocking connection was made from: on Cluster it finds the blocked node. */
   let client: RedisClient | undefined
   let blocking: RedisClient | undefined

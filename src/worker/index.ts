@@ -45,15 +45,17 @@ interface WorkerState {
   quotaReason: string | undefined
   /** Aborted on a hard stop: every wait and send in flight ends. */
   hardStop: AbortController
+  phase: WorkerHealth['state']
 }
 
 /** The worker's units, wired to each other and to the lifecycle through `state` and `hooks`. */
 function createUnits(
   config: Config,
   state: WorkerState,
-  emit: Emit,
+  events: ReturnType<typeof createEvents>,
   hooks: { start(work: Work): void; drained(): void },
 ) {
+  const { emit } = events
   const keys = queueKeys(config.prefix)
   const metrics = createMetricsRecorder()
   const connections = createConnections({ ...config, keys })
@@ -126,7 +128,20 @@ function createUnits(
     onIdle: hooks.drained,
     onError: onRedisError,
   })
+  const health = createHealth({
+    ...config,
+    events,
+    connections,
+    status: () => ({
+      state: state.phase,
+      running: state.running,
+      paused: state.paused || state.quotaPaused,
+      pauseReason: state.paused ? state.pauseReason : state.quotaReason,
+      inFlight: flight.count,
+    }),
+  })
   return {
+    health,
     connections,
     flight,
     pacing,
@@ -155,6 +170,45 @@ async function leaveGroup(connections: Connections, ms: number, emit: Emit): Pro
 }
 
 /**
+ * The stop: the loops end, the jobs in flight finish within `timeoutMs` or are abandoned (their
+ * entries stay pending for recovery), the consumer leaves the group when it holds nothing, and the
+ * connections close within what is left.
+ */
+async function stopUnits(
+  units: ReturnType<typeof createUnits>,
+  state: WorkerState,
+  config: Config,
+  emit: Emit,
+  loops: Promise<unknown>,
+  timeoutMs: number,
+): Promise<void> {
+  const { connections, flight, pacing, sender, outcomes, scheduler, keeper, dispatcher } = units
+  const deadline = Date.now() + timeoutMs
+  state.running = false
+  dispatcher.wake()
+  scheduler.wake()
+  keeper.wake()
+  // The dispatcher may be activating a last batch: wait for it, then for every job in flight.
+  void connections.interrupt()
+  const loopsEnded = await settlesWithin(loops, timeoutMs)
+  const clean = await waitUntil(() => flight.count === 0 && outcomes.idle, Math.max(0, deadline - Date.now()))
+  const left = flight.count
+  if (!clean) {
+    state.hardStop.abort()
+    outcomes.abandon()
+    pacing?.interrupt()
+    sender.abortAll(new MailstreamError('E_CLOSED', 'worker stopped before the send finished'))
+    dispatcher.wake()
+  }
+  if (clean && loopsEnded) await leaveGroup(connections, Math.min(config.commandTimeoutMs, deadline - Date.now()), emit)
+  // QUIT only to a Redis that answered the loops, within what is left of timeoutMs; else cut.
+  await connections.close(clean && loopsEnded ? deadline - Date.now() : 0)
+  keeper.wake() // the keeper sees the stop and ends (within one bounded call)
+  state.phase = 'stopped'
+  emit('stopped', { abandoned: clean ? 0 : left })
+}
+
+/**
  * A worker: the pipeline `Redis -> fetcher -> Work -> process -> Processed -> outcomes -> events`,
  * with a lifecycle (`idle -> running -> stopping -> stopped`) around it. The units hold their
  * own state; they meet in `run(work)`.
@@ -170,24 +224,12 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     quotaPaused: false,
     quotaReason: undefined,
     hardStop: new AbortController(),
+    phase: 'idle',
   }
-  const units = createUnits(config, state, emit, { start, drained })
-  const { connections, flight, pacing, sender, process, outcomes, fetcher, scheduler, keeper, dispatcher } = units
+  const units = createUnits(config, state, events, { start, drained })
+  const { connections, flight, pacing, process, outcomes, fetcher, scheduler, keeper, dispatcher } = units
   let stopping: Promise<void> | undefined
   let loops: Promise<unknown> = Promise.resolve()
-  let phase: WorkerHealth['state'] = 'idle'
-  const health = createHealth({
-    ...config,
-    events,
-    connections,
-    status: () => ({
-      state: phase,
-      running: state.running,
-      paused: state.paused || state.quotaPaused,
-      pauseReason: state.paused ? state.pauseReason : state.quotaReason,
-      inFlight: flight.count,
-    }),
-  })
 
   function drained(): void {
     if (flight.count > 0 || !state.running || !dispatcher.idle) return
@@ -241,7 +283,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
   async function begin(): Promise<void> {
     connections.open()
     state.running = true
-    phase = 'running'
+    state.phase = 'running'
     stopping = undefined
     state.hardStop = new AbortController()
     outcomes.reset()
@@ -255,33 +297,6 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     if (!state.running) return // stopped meanwhile
     loops = Promise.all([dispatcher.run(), scheduler.run()])
     void keeper.run()
-  }
-
-  async function end(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    state.running = false
-    dispatcher.wake()
-    scheduler.wake()
-    keeper.wake()
-    // The dispatcher may be activating a last batch: wait for it, then for every job in flight.
-    void connections.interrupt()
-    const loopsEnded = await settlesWithin(loops, timeoutMs)
-    const clean = await waitUntil(() => flight.count === 0 && outcomes.idle, Math.max(0, deadline - Date.now()))
-    const left = flight.count
-    if (!clean) {
-      state.hardStop.abort()
-      outcomes.abandon()
-      pacing?.interrupt()
-      sender.abortAll(new MailstreamError('E_CLOSED', 'worker stopped before the send finished'))
-      dispatcher.wake()
-    }
-    if (clean && loopsEnded)
-      await leaveGroup(connections, Math.min(config.commandTimeoutMs, deadline - Date.now()), emit)
-    // QUIT only to a Redis that answered the loops, within what is left of timeoutMs; else cut.
-    await connections.close(clean && loopsEnded ? deadline - Date.now() : 0)
-    keeper.wake() // the keeper sees the stop and ends (within one bounded call)
-    phase = 'stopped'
-    emit('stopped', { abandoned: clean ? 0 : left })
   }
 
   return {
@@ -308,8 +323,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     stop({ timeoutMs = 30_000 } = {}) {
       if (stopping) return stopping
       if (!state.running) return Promise.resolve()
-      phase = 'stopping'
-      stopping = end(timeoutMs)
+      state.phase = 'stopping'
+      stopping = stopUnits(units, state, config, emit, loops, timeoutMs)
       return stopping
     },
     pause(reason = 'paused by the host') {
@@ -325,6 +340,6 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     on: events.on,
     once: events.once,
     off: events.off,
-    health,
+    health: units.health,
   }
 }
