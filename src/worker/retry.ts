@@ -57,6 +57,14 @@ export interface Decision {
   pause?: string
 }
 
+/** The thrown value as an Error; a hostile one (a Proxy whose traps throw) as a new Error of its description. */
+function asError(error: unknown, reason: string): Error {
+  try {
+    if (error instanceof Error) return error
+  } catch {}
+  return new Error(reason)
+}
+
 /**
  * What happens after a failed try (`attempts` counts it already; `throttles` is how many throttles
  * in a row came before it): a throttle re-delays without using an attempt, up to `maxThrottles` in
@@ -73,7 +81,7 @@ export function decide(
 ): Decision {
   const { retry, retryAfterMs, pause } = classify(error)
   const reason = describeError(error)
-  const failure: Failure = { error: error instanceof Error ? error : new Error(reason), retry }
+  const failure: Failure = { error: asError(error, reason), retry }
   const decision = (outcome: Outcome, used = attempts, inRow = 0): Decision => ({
     outcome,
     attempts: used,
