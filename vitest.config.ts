@@ -20,6 +20,7 @@ export default defineConfig({
     alias: [
       { find: /^mailstream$/, replacement: `${src}index.ts` },
       { find: /^mailstream\/dashboard$/, replacement: `${src}dashboard/index.ts` },
+      { find: /^mailstream\/testing$/, replacement: `${src}testing/index.ts` },
       { find: /^mailstream\/(.+)$/, replacement: `${src}transports/$1.ts` },
     ],
   },

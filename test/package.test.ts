@@ -1,20 +1,24 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { publint } from 'publint'
+import { formatMessage } from 'publint/utils'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { buildPackage, root } from './helpers/build.js'
+import { root } from './helpers/build.js'
+import { redisUrl } from './helpers/redis.js'
+import { childEnv, createUserProject, type PackedPackage, packPackage } from './package/pack.js'
+import { jestProject, vitestProject } from './package/projects.js'
 
-// Builds the package as `npm run build` does and checks what users import.
+// Builds the package as `npm run build` does, packs it as `npm publish` would, and checks what users get.
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+let packed: PackedPackage
 let outDir: string
-let cleanup = () => {}
 
 beforeAll(() => {
-  const build = buildPackage()
-  outDir = build.dir
-  cleanup = build.cleanup
-}, 120_000)
-afterAll(() => cleanup())
+  packed = packPackage()
+  outDir = packed.dist
+}, 400_000)
+afterAll(() => packed?.cleanup())
 
 const subpaths = Object.keys(pkg.exports).filter((key) => key !== './package.json')
 
@@ -72,3 +76,73 @@ test('the bin points at the built command', () => {
   expect(pkg.bin).toEqual({ mailstream: './dist/cli.js' })
   expect(readFileSync(join(outDir, 'cli.js'), 'utf8').startsWith('#!/usr/bin/env node')).toBe(true)
 })
+
+test('the tarball holds no source maps, and the command imports the library instead of a copy', () => {
+  const files = execFileSync('tar', ['-tzf', packed.tarball]).toString().trim().split('\n')
+  expect(files.filter((file) => file.endsWith('.map'))).toEqual([])
+  const cli = readFileSync(join(outDir, 'cli.js'), 'utf8')
+  expect(cli).not.toMatch(/function createEmailQueue\b/)
+  expect(cli).not.toMatch(/function createEmailWorker\b/)
+  // About 310 kB packed; 790 kB when it held source maps with their sources and the library twice.
+  expect(packed.size).toBeLessThan(500_000)
+})
+
+test('the CommonJS build loads its lazy dependencies with require, not import()', () => {
+  for (const file of execFileSync('tar', ['-tzf', packed.tarball]).toString().trim().split('\n')) {
+    if (!file.endsWith('.cjs')) continue
+    expect({
+      file,
+      dynamicImport: /\bimport\(/.test(readFileSync(join(outDir, file.slice('package/dist/'.length)), 'utf8')),
+    }).toEqual({
+      file,
+      dynamicImport: false,
+    })
+  }
+})
+
+test('are-the-types-wrong finds no problem, node10 resolution included', () => {
+  const attw = join(root, 'node_modules', '.bin', 'attw')
+  let output: string
+  try {
+    output = execFileSync(attw, [packed.tarball, '--format', 'ascii', '--no-color', '--no-emoji'], {
+      cwd: root,
+      stdio: 'pipe',
+    }).toString()
+  } catch (error) {
+    const { stdout, stderr } = error as { stdout: Buffer; stderr: Buffer }
+    throw new Error(`attw failed:\n${stdout}${stderr}`)
+  }
+  expect(output).toContain('No problems found')
+}, 60_000)
+
+test('publint reports nothing', async () => {
+  const tarball = readFileSync(packed.tarball)
+  const { messages, pkg: linted } = await publint({
+    pack: { tarball: tarball.buffer.slice(tarball.byteOffset, tarball.byteOffset + tarball.byteLength) },
+  })
+  expect(messages.map((message) => formatMessage(message, linted, { color: false }))).toEqual([])
+}, 60_000)
+
+test.each([
+  ['jest 30 + ts-jest (CommonJS)', jestProject, ['jest/bin/jest.js', '--ci']],
+  ['vitest (ESM)', vitestProject, ['vitest/vitest.mjs', 'run']],
+])(
+  'a %s project sends a templated email from the installed tarball',
+  (_name, files, [runner, ...args]) => {
+    const project = createUserProject(packed.tarball, files)
+    try {
+      execFileSync(process.execPath, [join(root, 'node_modules', runner!), ...args], {
+        cwd: project.dir,
+        env: childEnv({ REDIS_URL: redisUrl(), CI: 'true', FORCE_COLOR: '0' }),
+        stdio: 'pipe',
+        timeout: 120_000,
+      })
+    } catch (error) {
+      const { stdout, stderr } = error as { stdout?: Buffer; stderr?: Buffer }
+      throw new Error(`the project's tests failed:\n${stdout ?? ''}${stderr ?? ''}`)
+    } finally {
+      project.cleanup()
+    }
+  },
+  150_000,
+)
