@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { MailstreamError, type RetryClass, TransportError } from '../errors.js'
-import type { EmailMessage, SendContext, SendResult, Transport } from '../transport.js'
+import { type Address, type AddressInput, parseAddress } from '../job.js'
+import { type EmailMessage, type SendContext, type SendResult, senderOf, type Transport } from '../transport.js'
 
 export interface MemoryTransportOptions {
   name?: string
@@ -8,6 +9,12 @@ export interface MemoryTransportOptions {
   latencyMs?: number
   /** Keep at most this many messages (oldest dropped first). Default: keep all. */
   maxMessages?: number
+  /**
+   * Sender of messages that have none (as the SES and SMTP transports' `from`). A message with
+   * neither is refused as they refuse it (`NoSender`, never retried), so a test fails where
+   * production would.
+   */
+  from?: AddressInput
 }
 
 export interface SentMessage {
@@ -86,6 +93,10 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Mem
   if (!Number.isFinite(latencyMs) || latencyMs < 0) {
     throw new MailstreamError('E_CONFIG', 'memory transport: latencyMs must be a number >= 0', { field: 'latencyMs' })
   }
+  const defaultFrom = options.from === undefined ? undefined : parseAddress(options.from)
+  if (options.from !== undefined && !defaultFrom) {
+    throw new MailstreamError('E_CONFIG', 'memory transport: from must be an email address', { field: 'from' })
+  }
   const messages: SentMessage[] = []
   const failures: { kind: RetryClass; options: FailOptions }[] = []
   const waiters = new Set<Waiter>()
@@ -142,6 +153,7 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Mem
       } else {
         await Promise.resolve()
       }
+      senderOf(message, defaultFrom as Address | undefined, 'memory transport:')
       const failure = failures.shift()
       if (failure) {
         throw new TransportError(failure.options.message ?? `memory transport: injected ${failure.kind} failure`, {

@@ -6,7 +6,7 @@ import { MailstreamError, TransportError, type TransportErrorOptions } from '../
 import { escapeHtml } from '../html.js'
 import { type Address, type AddressInput, formatAddress, parseAddress } from '../job.js'
 import { parseOptions } from '../options.js'
-import type { EmailMessage, SendContext, SendResult, Transport } from '../transport.js'
+import { type EmailMessage, type SendContext, type SendResult, senderOf, type Transport } from '../transport.js'
 import { composeMime } from './mime.js'
 
 /** The part of `node:fs/promises` the preview transport uses; give another (an in-memory one) with `fs`. */
@@ -290,8 +290,8 @@ export function createPreviewTransport(options: PreviewTransportOptions = {}): P
         const list = await load()
         const sentAt = new Date()
         const messageId = `<${randomUUID()}@preview.mailstream>`
-        const from = message.from ?? defaultFrom
-        const eml = await composeMime(message, { ...(from && { from }), messageId, transport: 'preview' })
+        const from = senderOf(message, defaultFrom, PREFIX)
+        const eml = await composeMime(message, { from, messageId, transport: 'preview' })
         const emlFile = await writeNew(`${stamp(sentAt)}-${safeName(message.jobId)}`, 'eml', eml)
         const entry: PreviewEntry = {
           messageId,

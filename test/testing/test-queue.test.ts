@@ -28,7 +28,7 @@ async function sendWelcome(queue: Pick<EmailQueue, 'enqueue'>, email: string) {
 
 describe('createTestQueue', () => {
   test('enqueue validates as the real queue does: the same error, and nothing is written', async () => {
-    const queue = createTestQueue()
+    const queue = createTestQueue({ from: FROM })
     const bad = { type: 'welcome', to: 'not an address', subject: 'Hi\r\nBcc: x@example.com', text: 'x' }
     const error = await rejection(queue.enqueue(bad))
     const expected = (() => {
@@ -82,7 +82,7 @@ describe('createTestQueue', () => {
   })
 
   test('duplicates by id and by idempotency key return the first job; the key expires after its TTL', async () => {
-    const queue = createTestQueue({ idempotencyTtlSeconds: 3600 })
+    const queue = createTestQueue({ from: FROM, idempotencyTtlSeconds: 3600 })
     const job = { type: 'receipt', to: 'a@example.com', subject: 'Receipt', text: 'Thanks', idempotencyKey: 'order-1' }
     const first = await queue.enqueue(job)
     expect(await queue.enqueue({ ...job, text: 'Other' })).toEqual({ id: first.id, status: 'queued', duplicate: true })
@@ -103,7 +103,7 @@ describe('createTestQueue', () => {
 
   test('delays run on the virtual clock: advance sends each job when it falls due', async () => {
     const start = Date.UTC(2030, 0, 1)
-    const queue = createTestQueue({ now: start })
+    const queue = createTestQueue({ from: FROM, now: start })
     const later = await queue.enqueue({ type: 'x', to: 'a@example.com', subject: 'Later', text: 't', delayMs: 60_000 })
     const at = await queue.enqueue({ type: 'x', to: 'a@example.com', subject: 'At', text: 't', sendAt: start + 30_000 })
     expect(later.status).toBe('scheduled')
@@ -118,7 +118,7 @@ describe('createTestQueue', () => {
   })
 
   test('cancel stops a queued or scheduled job, not a sent or unknown one', async () => {
-    const queue = createTestQueue()
+    const queue = createTestQueue({ from: FROM })
     const queued = await queue.enqueue({ type: 'x', to: 'a@example.com', subject: 'Q', text: 't' })
     const scheduled = await queue.enqueue({ type: 'x', to: 'a@example.com', subject: 'S', text: 't', delayMs: 1000 })
     expect(await queue.cancel(queued.id)).toBe(true)
@@ -134,7 +134,7 @@ describe('createTestQueue', () => {
   })
 
   test('a transient failure is retried with the worker’s backoff; a permanent one is dead and can be retried', async () => {
-    const queue = createTestQueue({ backoff: { baseMs: 1000 } })
+    const queue = createTestQueue({ from: FROM, backoff: { baseMs: 1000 } })
     const { id } = await queue.enqueue({ type: 'x', to: 'a@example.com', subject: 'S', text: 't', maxAttempts: 2 })
     queue.transport.failNext('later')
     expect(await queue.drain()).toEqual([])
@@ -164,7 +164,7 @@ describe('createTestQueue', () => {
   })
 
   test('a template job without templates, or with missing data, is dead as the worker would make it', async () => {
-    const bare = createTestQueue()
+    const bare = createTestQueue({ from: FROM })
     const { id } = await sendWelcome(bare, 'a@example.com')
     await bare.drain()
     expect(await bare.getStatus(id)).toMatchObject({ status: 'dead', error: expect.stringContaining('no templates') })
@@ -225,7 +225,7 @@ describe('createTestQueue', () => {
   })
 
   test('watchBatch gives the snapshot, then each update, and ends at done', async () => {
-    const queue = createTestQueue()
+    const queue = createTestQueue({ from: FROM })
     await queue.enqueueBatch('b', ['a@example.com', 'b@example.com'], undefined, { subject: 'S', text: 't' })
     const seen: number[] = []
     const watching = (async () => {
@@ -238,7 +238,7 @@ describe('createTestQueue', () => {
   })
 
   test('cancelBatch cancels what has not been sent; later jobs of the batch are refused', async () => {
-    const queue = createTestQueue()
+    const queue = createTestQueue({ from: FROM })
     await queue.enqueueBatch('b', ['a@example.com', 'b@example.com'], undefined, {
       subject: 'S',
       text: 't',
@@ -260,7 +260,7 @@ describe('createTestQueue', () => {
   })
 
   test('suppressed recipients are dropped; a job with only suppressed recipients is suppressed', async () => {
-    const queue = createTestQueue()
+    const queue = createTestQueue({ from: FROM })
     await queue.suppression.add('Gone@Example.com', 'bounce')
     expect(await queue.suppression.has('gone@example.com')).toBe(true)
     const only = await queue.enqueue({ type: 'x', to: 'gone@example.com', subject: 'S', text: 't' })
@@ -277,7 +277,7 @@ describe('createTestQueue', () => {
   })
 
   test('strict priority: high before normal before low, then first in first out', async () => {
-    const queue = createTestQueue()
+    const queue = createTestQueue({ from: FROM })
     const job = (subject: string, priority: 'high' | 'normal' | 'low') => ({
       type: 'x',
       to: 'a@example.com',

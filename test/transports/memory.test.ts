@@ -50,7 +50,7 @@ describe('memory transport', () => {
   const context = () => ({ signal: new AbortController().signal, attempt: 1 })
 
   test('find, filter, waitFor, waitForCount and clear', async () => {
-    const transport = createMemoryTransport()
+    const transport = createMemoryTransport({ from: 'noreply@example.com' })
     const later = transport.waitFor({ to: 'B@example.com' })
     await transport.send(msg('a@example.com'), context())
     await transport.send(msg('b@example.com', 'Second'), context())
@@ -66,8 +66,20 @@ describe('memory transport', () => {
     expect(transport.attempts).toBe(0)
   })
 
+  test('a message with no sender is refused as SES and SMTP refuse it; the transport from is the fallback', async () => {
+    const bare = createMemoryTransport()
+    const error = await bare.send(msg('a@example.com'), context()).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(TransportError)
+    expect(error).toMatchObject({ retry: 'never', statusCode: 'NoSender' })
+    expect(bare.messages).toHaveLength(0)
+    const withFrom = createMemoryTransport({ from: 'noreply@example.com' })
+    await withFrom.send(msg('a@example.com'), context())
+    expect(withFrom.messages).toHaveLength(1)
+    expect(() => createMemoryTransport({ from: 'nobody' })).toThrow(MailstreamError)
+  })
+
   test('failNext fails exactly the next n sends with the given class and details', async () => {
-    const transport = createMemoryTransport()
+    const transport = createMemoryTransport({ from: 'noreply@example.com' })
     transport.failNext('throttle', 2, { retryAfterMs: 1500, statusCode: 429 })
     for (let i = 0; i < 2; i++) {
       const error = await transport.send(msg('a@example.com'), context()).catch((caught: unknown) => caught)
