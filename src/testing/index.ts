@@ -107,6 +107,28 @@ export function validateEmailJob(input: unknown): EmailJob {
   return validateJob(input).job
 }
 
+/**
+ * Delivery runs one at a time, as if one worker with concurrency 1 were sending; each resolves the
+ * deliveries it made, which are also added to `sent`.
+ */
+function createSerialRuns(assertOpen: () => void, sent: TestDelivery[]) {
+  let running: Promise<unknown> = Promise.resolve()
+  return (step: (run: Run) => Promise<void>): Promise<TestDelivery[]> => {
+    assertOpen()
+    const run: Run = { sent: [], tries: 0 }
+    const result = running.then(async () => {
+      try {
+        await step(run)
+      } finally {
+        sent.push(...run.sent)
+      }
+      return run.sent
+    })
+    running = result.catch(() => {})
+    return result
+  }
+}
+
 /** An in-memory `EmailQueue` for unit tests: see `TestQueue`. */
 export function createTestQueue<T extends Transport = MemoryTransport>(
   options: TestQueueOptions<T> = {},
@@ -137,22 +159,7 @@ export function createTestQueue<T extends Transport = MemoryTransport>(
     policy: { backoff: config.backoff, throttleDelayMs: config.throttleDelayMs },
   })
 
-  // One delivery run at a time, as if one worker with concurrency 1 were sending.
-  let running: Promise<unknown> = Promise.resolve()
-  function serially(step: (run: Run) => Promise<void>): Promise<TestDelivery[]> {
-    assertOpen()
-    const run: Run = { sent: [], tries: 0 }
-    const result = running.then(async () => {
-      try {
-        await step(run)
-      } finally {
-        sent.push(...run.sent)
-      }
-      return run.sent
-    })
-    running = result.catch(() => {})
-    return result
-  }
+  const serially = createSerialRuns(assertOpen, sent)
 
   return {
     prefix: config.prefix,

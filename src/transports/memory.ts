@@ -85,6 +85,16 @@ function matcher(match: MessageMatch | ((sent: SentMessage) => boolean) | undefi
   }
 }
 
+/** The error `failNext` asked for. */
+function injected(kind: RetryClass, options: FailOptions): TransportError {
+  return new TransportError(options.message ?? `memory transport: injected ${kind} failure`, {
+    retry: kind,
+    ...(options.retryAfterMs !== undefined && { retryAfterMs: options.retryAfterMs }),
+    ...(options.statusCode !== undefined && { statusCode: options.statusCode }),
+    ...(options.pause !== undefined && { pause: options.pause }),
+  })
+}
+
 /** Records messages in memory and fails on request: the transport for unit tests and benchmarks. */
 export function createMemoryTransport(options: MemoryTransportOptions = {}): MemoryTransport {
   const name = options.name ?? 'memory'
@@ -155,20 +165,7 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Mem
       }
       senderOf(message, defaultFrom as Address | undefined, 'memory transport:')
       const failure = failures.shift()
-      if (failure) {
-        throw new TransportError(failure.options.message ?? `memory transport: injected ${failure.kind} failure`, {
-          retry: failure.kind,
-          ...(failure.options.retryAfterMs !== undefined && {
-            retryAfterMs: failure.options.retryAfterMs,
-          }),
-          ...(failure.options.statusCode !== undefined && {
-            statusCode: failure.options.statusCode,
-          }),
-          ...(failure.options.pause !== undefined && {
-            pause: failure.options.pause,
-          }),
-        })
-      }
+      if (failure) throw injected(failure.kind, failure.options)
       const messageId = `<${randomUUID()}@${name}.mailstream>`
       messages.push({
         message,
