@@ -648,6 +648,27 @@ export interface ValidatedJob {
 }
 
 /**
+ * Validates every job of an `enqueueMany` call before any is written: one bad job throws
+ * `E_VALIDATION` naming it (`jobs[3]: to: ...`, field `3.to`) and nothing is written.
+ */
+export function validateJobs(inputs: unknown, now: number): ValidatedJob[] {
+  if (!Array.isArray(inputs)) {
+    throw new MailstreamError('E_VALIDATION', 'jobs: must be an array', { field: 'jobs' })
+  }
+  return inputs.map((input, index) => {
+    try {
+      return validateJob(input, now)
+    } catch (error) {
+      const inner = error as MailstreamError
+      throw new MailstreamError('E_VALIDATION', `jobs[${index}]: ${inner.message.replace('[mailstream] ', '')}`, {
+        field: `${index}.${inner.field ?? 'job'}`,
+        cause: inner,
+      })
+    }
+  })
+}
+
+/**
  * Validates and normalises an `enqueue` input. Throws `E_VALIDATION` naming the first bad
  * field; the message lists every problem found.
  */

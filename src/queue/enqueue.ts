@@ -1,6 +1,6 @@
 // Single and many-job enqueue: validate, pack as records, write through the enqueue script.
 import { MailstreamError } from '../errors.js'
-import { recipientList, type ValidatedJob, validateJob } from '../job.js'
+import { recipientList, type ValidatedJob, validateJob, validateJobs } from '../job.js'
 import { type EnqueueRecord, type EnqueueReply, enqueue, enqueueSettled } from '../lua/enqueue.js'
 import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
@@ -189,21 +189,7 @@ export function createEnqueue(
 
     async enqueueMany(inputs) {
       assertOpen()
-      if (!Array.isArray(inputs)) {
-        throw new MailstreamError('E_VALIDATION', 'jobs: must be an array', { field: 'jobs' })
-      }
-      const now = Date.now()
-      const validated = inputs.map((input, index) => {
-        try {
-          return validateJob(input, now)
-        } catch (error) {
-          const inner = error as MailstreamError
-          throw new MailstreamError('E_VALIDATION', `jobs[${index}]: ${inner.message.replace('[mailstream] ', '')}`, {
-            field: `${index}.${inner.field ?? 'job'}`,
-            cause: inner,
-          })
-        }
-      })
+      const validated = validateJobs(inputs, Date.now())
       return write(validated, context.steps)
     },
   }

@@ -15,16 +15,21 @@ function parseEntry(address: string, value: string): SuppressionEntry {
   return { address, reason: detail.reason ?? '', at: Number(detail.at ?? 0) }
 }
 
+/** A suppression reason: one line of at most 500 characters (`E_VALIDATION` otherwise). */
+export function checkReason(reason: unknown): asserts reason is string {
+  if (typeof reason !== 'string' || /[\r\n]/.test(reason) || reason.length > 500) {
+    throw new MailstreamError('E_VALIDATION', 'reason: must be a single line of at most 500 characters', {
+      field: 'reason',
+    })
+  }
+}
+
 export function createSuppressionList({ client, keys, assertOpen }: QueueContext): SuppressionList {
   return {
     async add(address, reason = 'manual') {
       assertOpen()
       const normalised = normalise(address)
-      if (typeof reason !== 'string' || /[\r\n]/.test(reason) || reason.length > 500) {
-        throw new MailstreamError('E_VALIDATION', 'reason: must be a single line of at most 500 characters', {
-          field: 'reason',
-        })
-      }
+      checkReason(reason)
       await client.hset(keys.suppressed, normalised, JSON.stringify({ reason, at: Date.now() }))
     },
     async remove(address) {

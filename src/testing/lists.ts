@@ -2,6 +2,7 @@
 import { MailstreamError } from '../errors.js'
 import { addressKey, PRIORITIES, type Priority } from '../job.js'
 import { EVENT_TOTALS, type QueueStats, ratesOf, type StreamStats } from '../queue/stats.js'
+import { checkReason } from '../queue/suppression.js'
 import type { DeadLetter, DeadLetters, SuppressionEntry, SuppressionList } from '../queue/types.js'
 import type { Batches } from './batches.js'
 import type { Totals } from './delivery.js'
@@ -63,11 +64,7 @@ export function createSuppression({ store, suppressed, assertOpen }: ListsContex
     async add(address, reason = 'manual') {
       assertOpen()
       const normalised = normalise(address)
-      if (typeof reason !== 'string' || /[\r\n]/.test(reason) || reason.length > 500) {
-        throw new MailstreamError('E_VALIDATION', 'reason: must be a single line of at most 500 characters', {
-          field: 'reason',
-        })
-      }
+      checkReason(reason)
       suppressed.set(normalised, { reason, at: store.now() })
     },
     async remove(address) {

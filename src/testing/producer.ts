@@ -1,7 +1,7 @@
 // The test queue's producer side: the very validation of `enqueue` and `enqueueBatch`
 // (validateJob, batch-input.ts), written to the in-memory store as the enqueue script writes Redis.
 import { MailstreamError } from '../errors.js'
-import { type EmailJob, ID_RE, parseJob, type ValidatedJob, validateJob } from '../job.js'
+import { type EmailJob, ID_RE, parseJob, type ValidatedJob, validateJob, validateJobs } from '../job.js'
 import {
   type BatchOptions,
   batchTemplate,
@@ -153,22 +153,7 @@ export function createProducer(context: ProducerContext) {
 
     async enqueueMany(inputs) {
       assertOpen()
-      if (!Array.isArray(inputs)) {
-        throw new MailstreamError('E_VALIDATION', 'jobs: must be an array', { field: 'jobs' })
-      }
-      const now = store.now()
-      // Every job is validated before any is written: one bad job writes nothing.
-      const validated = inputs.map((input, index) => {
-        try {
-          return validateJob(input, now)
-        } catch (error) {
-          const inner = error as MailstreamError
-          throw new MailstreamError('E_VALIDATION', `jobs[${index}]: ${inner.message.replace('[mailstream] ', '')}`, {
-            field: `${index}.${inner.field ?? 'job'}`,
-            cause: inner,
-          })
-        }
-      })
+      const validated = validateJobs(inputs, store.now())
       return validated.map(writeValidated)
     },
 
