@@ -1,59 +1,27 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { createDashboard, type Dashboard } from '../../src/dashboard/index.js'
 import { queueInternals } from '../../src/queue/internals.js'
+import { chromiumSkipped, launchChromium } from '../helpers/chromium.js'
 import { serve } from '../helpers/http.js'
 import { harness } from '../helpers/queue.js'
 import { connect } from '../helpers/redis.js'
 
-// The dashboard in a real browser: Debian's chromium, driven by playwright-core (which downloads
-// no browser of its own). On CI (`CI=true`, where .ci/run installs it) a missing or broken chromium
-// fails these tests; on a machine without one they are skipped, and the run says so.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const onCi = !!process.env.CI && !['0', 'false'].includes(process.env.CI.toLowerCase())
-const skipped = !onCi && !existsSync(CHROMIUM)
-if (skipped) {
-  console.warn(
-    `[dashboard/browser] skipped: no Chromium at ${CHROMIUM}. Install it (Debian: sudo apt-get install chromium) ` +
-      'or set CHROMIUM_PATH; with CI=true these tests fail instead.',
-  )
-}
+// The dashboard in a real browser (test/helpers/chromium.ts: skipped without Chromium, except on CI).
+const skipped = chromiumSkipped('dashboard/browser')
 const redis = connect()
 let context: BrowserContext
-let profile: string
+let browser: Awaited<ReturnType<typeof launchChromium>> | undefined
 
 beforeAll(async () => {
   if (skipped) return
-  profile = mkdtempSync(join(tmpdir(), 'mailstream-chromium-'))
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
-  } catch (error) {
-    throw new Error(
-      `the dashboard browser tests need Chromium at ${CHROMIUM} (Debian: apt-get install chromium; ` +
-        `or set CHROMIUM_PATH): ${(error as Error).message}`,
-    )
-  }
+  browser = await launchChromium('dashboard browser tests')
+  context = browser.context
 }, 60_000)
 
 afterAll(async () => {
-  await context?.close()
-  if (profile) rmSync(profile, { recursive: true, force: true })
+  await browser?.close()
 })
 
 const pages: Page[] = []

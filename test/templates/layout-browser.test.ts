@@ -1,20 +1,12 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { type BrowserContext, chromium } from 'playwright-core'
+import type { BrowserContext } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { BUILTIN_TEMPLATE_NAMES, createTemplateRenderer, type TemplateRendererOptions } from '../../src/index.js'
+import { chromiumSkipped, launchChromium } from '../helpers/chromium.js'
 
-// The built-in layout in a real browser: Debian's chromium, driven by playwright-core (which
-// downloads no browser of its own). Without Chromium these tests are skipped with a message, except
-// under CI, where a missing Chromium fails them.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const haveChromium = existsSync(CHROMIUM)
-if (!haveChromium && process.env.CI !== 'true') {
-  console.warn(`[layout-browser] skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`)
-}
+// The built-in layout in a real browser (test/helpers/chromium.ts: skipped without Chromium, except on CI).
+const skipped = chromiumSkipped('layout-browser')
 
 // What makes a phone layout wider than the phone: a tracking link, a Korean sentence without
 // spaces (keep-all keeps it whole), a 1040 px banner, and a table wider than the screen.
@@ -72,13 +64,13 @@ const data = (origin: string): Record<string, Record<string, unknown>> => ({
 const job = { id: 'job-1', type: 'newsletter', to: [{ address: 'reader@example.com' }] }
 
 let context: BrowserContext
-let profile: string
+let browser: Awaited<ReturnType<typeof launchChromium>> | undefined
 let server: Server
 let origin: string
 const pages = new Map<string, string>()
 
 beforeAll(async () => {
-  if (!haveChromium && process.env.CI !== 'true') return
+  if (skipped) return
   server = createServer((req, res) => {
     if (req.url === WIDE_IMAGE)
       return res.writeHead(200, { 'content-type': 'image/svg+xml' }).end(svg(1040, 300, '#3b5bdb', '#dbe4ff'))
@@ -90,32 +82,12 @@ beforeAll(async () => {
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  profile = mkdtempSync(join(tmpdir(), 'mailstream-chromium-'))
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
-  } catch (error) {
-    throw new Error(
-      `the layout browser tests need Chromium at ${CHROMIUM} (Debian: apt-get install chromium; ` +
-        `or set CHROMIUM_PATH): ${(error as Error).message}`,
-    )
-  }
+  browser = await launchChromium('layout browser tests')
+  context = browser.context
 }, 60_000)
 
 afterAll(async () => {
-  await context?.close()
-  if (profile) rmSync(profile, { recursive: true, force: true })
+  await browser?.close()
   if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
 })
 
@@ -145,7 +117,7 @@ async function scrollWidthOf(html: string, width: number): Promise<number> {
   }
 }
 
-describe.skipIf(!haveChromium && process.env.CI !== 'true')('built-in layout in Chromium', () => {
+describe.skipIf(skipped)('built-in layout in Chromium', () => {
   const templates = renderer()
   afterAll(() => templates.close())
 
@@ -168,7 +140,7 @@ describe.skipIf(!haveChromium && process.env.CI !== 'true')('built-in layout in 
   })
 })
 
-describe.skipIf(!haveChromium && process.env.CI !== 'true')('logo in Chromium', () => {
+describe.skipIf(skipped)('logo in Chromium', () => {
   const templates = renderer({
     defaults: { logoUrl: `http://logo.invalid${DARK_LOGO}`, logoUrlDark: 'http://logo.invalid/light.svg' },
   })
