@@ -108,10 +108,18 @@ function style(page: Page, selector: string, property: string, pseudo?: string):
 
 /** Whether the element is inside the phone's screen horizontally (scrolled into view vertically). */
 async function onScreen(page: Page, selector: string, screenWidth = PHONE.width): Promise<boolean> {
-  const locator = page.locator(selector).first()
-  await locator.scrollIntoViewIfNeeded()
-  const box = await locator.boundingBox()
-  return box !== null && box.x >= 0 && box.x + box.width <= screenWidth && box.width > 0
+  // The page redraws its tables on every live update: an element found may be replaced before it
+  // is measured, so measure again (a few times) rather than fail on a detached element.
+  for (let tries = 1; ; tries++) {
+    try {
+      const locator = page.locator(selector).first()
+      await locator.scrollIntoViewIfNeeded()
+      const box = await locator.boundingBox()
+      return box !== null && box.x >= 0 && box.x + box.width <= screenWidth && box.width > 0
+    } catch (error) {
+      if (tries >= 5 || !/not attached/i.test(String(error))) throw error
+    }
+  }
 }
 
 describe.skipIf(skipped)('dashboard on a 390 x 844 phone screen', () => {

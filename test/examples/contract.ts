@@ -501,7 +501,7 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
         const status = (await queue.getStatus(id))?.status
         expect(status).toBe(sentIds.has(id) ? 'sent' : 'queued')
       }
-      const next = createMemoryTransport()
+      const next = createMemoryTransport({ from: 'noreply@example.com' }) // this worker has no from of its own
       const worker = createEmailWorker({ redis, prefix: config.prefix, transport: next })
       await worker.start()
       await next.waitForCount(ids.length - sentIds.size)
