@@ -1,6 +1,8 @@
 import { createRequire } from 'node:module'
 import Mustache from 'mustache'
+import { INLINED_BUILTINS } from './builtin/inlined.generated.js'
 import { isTemplateError, templateError } from './errors.js'
+import { inlineCss, type Juice } from './inline-css.js'
 import type { Layout } from './layout.js'
 import { createLru, type MarkdownRenderer } from './markdown.js'
 import type { FoundTemplate, TemplateSources } from './sources.js'
@@ -20,22 +22,32 @@ export interface CompiledTemplate {
   urls: readonly string[]
   data: Record<string, unknown>
   unsubscribe: boolean | 'required'
+  /** Variables that differ per recipient: the rest of a render is shared and done once (see `personal.ts`). */
+  recipientData: readonly string[]
 }
 
+/** The HTML-to-text conversion the renderer uses. */
 export interface Engines {
-  juice: typeof import('juice')
   /** The plain-text part of a page, its Markdown variables given as placeholders (see `createPageText`). */
   pageText(html: string, markdown: readonly RenderedMarkdown[]): string
+  /** The same without line wrapping: one line per paragraph (for the personalised render). */
+  pageLines(html: string, markdown: readonly RenderedMarkdown[]): string
 }
-let engines: Promise<Engines> | undefined
+let textEngine: Promise<Engines> | undefined
+let juiceEngine: Promise<Juice> | undefined
 
-/** juice and html-to-text are loaded with the first template compiled: importing mailstream stays light. */
+/** html-to-text is loaded with the first template rendered: importing mailstream stays light. */
 export function loadEngines(): Promise<Engines> {
-  engines ??= Promise.all([
-    import('juice').then((module) => module.default, requireInstead('juice')),
-    import('html-to-text').catch(requireInstead('html-to-text')),
-  ]).then(([juice, { compile }]) => ({ juice, pageText: createPageText(compile) }))
-  return engines
+  textEngine ??= import('html-to-text')
+    .catch(requireInstead('html-to-text'))
+    .then(({ compile }) => ({ pageText: createPageText(compile), pageLines: createPageText(compile, false) }))
+  return textEngine
+}
+
+/** juice is the slowest import by far: loaded only for templates with CSS of their own to inline. */
+export function loadJuice(): Promise<Juice> {
+  juiceEngine ??= import('juice').then((module) => module.default, requireInstead('juice'))
+  return juiceEngine
 }
 
 /** jest runs CommonJS in a VM where `import()` fails: there, the CommonJS build of the package is required. */
@@ -44,6 +56,13 @@ function requireInstead(name: string) {
     if ((error as NodeJS.ErrnoException)?.code !== 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING') throw error
     return createRequire(import.meta.url)(name)
   }
+}
+
+/** A built-in template as inlined at build time, or undefined for one the generated module does not have. */
+function prebuilt(name: string, locale: string): string | undefined {
+  const body = INLINED_BUILTINS.bodies[`${name}.${locale}`]
+  const layout = INLINED_BUILTINS.layouts[locale]
+  return body !== undefined && layout !== undefined ? layout.head + body + layout.tail : undefined
 }
 
 function expandPartials(source: string, partials: Record<string, string>): string {
@@ -77,17 +96,24 @@ export function createTemplateCompiler(options: TemplateCompilerOptions): Templa
   const { sources, layout, partials } = options
   const compiled = new Map<string, Promise<CompiledTemplate>>()
 
-  function compileHtml(name: string, body: string, found: FoundTemplate, locale: string, juice: Engines['juice']) {
-    const composed = layout.wrap(body, { name, locale, builtin: found.builtin, layout: found.definition.layout })
+  /** The built-in templates were inlined at build time; only extra CSS makes them need juice again. */
+  const usesPrebuilt = (found: FoundTemplate) => found.builtin && !options.css
+
+  function compileHtml(name: string, body: string, found: FoundTemplate, locale: string, juice: Juice | undefined) {
     try {
+      const ready = usesPrebuilt(found) ? prebuilt(name, locale) : undefined
       // Inlined once here, on the template: Mustache tags are kept as they are by juice.
-      const html = juice(expandPartials(composed, partials), {
-        extraCss: options.css ?? '',
-        preserveMediaQueries: true,
-        removeStyleTags: true,
-        applyWidthAttributes: true,
-        applyHeightAttributes: true,
-      })
+      const html =
+        ready !== undefined
+          ? layout.fillTheme(ready)
+          : inlineCss(
+              juice as Juice,
+              expandPartials(
+                layout.wrap(body, { name, locale, builtin: found.builtin, layout: found.definition.layout }),
+                partials,
+              ),
+              options.css,
+            )
       Mustache.parse(html)
       return html
     } catch (cause) {
@@ -95,7 +121,7 @@ export function createTemplateCompiler(options: TemplateCompilerOptions): Templa
     }
   }
 
-  function compile(name: string, found: FoundTemplate, chain: readonly string[], { juice }: Engines): CompiledTemplate {
+  function compile(name: string, found: FoundTemplate, chain: readonly string[], juice: Juice | undefined) {
     const { definition } = found
     const { source, locale } = sources.pick(definition, chain)
     if (source.html === undefined && source.text === undefined) {
@@ -112,7 +138,7 @@ export function createTemplateCompiler(options: TemplateCompilerOptions): Templa
     if (definition.unsubscribe === 'required' && !required.includes('unsubscribeUrl')) required.push('unsubscribeUrl')
     // The layout links to these: whatever the template says, they are checked when present.
     const urls = [...new Set([...(definition.urls ?? []), 'unsubscribeUrl', 'frontendUrl', 'logoUrl', 'logoUrlDark'])]
-    return {
+    const compiledTemplate: CompiledTemplate = {
       name,
       locale,
       subject: source.subject ?? '',
@@ -123,7 +149,18 @@ export function createTemplateCompiler(options: TemplateCompilerOptions): Templa
       urls,
       data: definition.data ?? {},
       unsubscribe: definition.unsubscribe ?? false,
+      recipientData: definition.recipientData ?? [],
     }
+    return compiledTemplate
+  }
+
+  /** juice, unless the template's HTML was inlined at build time (or it has none). */
+  function juiceFor(name: string, found: FoundTemplate, chain: readonly string[]): Promise<Juice | undefined> {
+    const { source, locale } = sources.pick(found.definition, chain)
+    if (source.html === undefined || (usesPrebuilt(found) && prebuilt(name, locale) !== undefined)) {
+      return Promise.resolve(undefined)
+    }
+    return loadJuice()
   }
 
   function compiledFor(name: string, locale: string | undefined): Promise<CompiledTemplate> {
@@ -136,7 +173,9 @@ export function createTemplateCompiler(options: TemplateCompilerOptions): Templa
         if (result.definition.markdown?.length) options.markdown.start()
         return result
       })
-      entry = Promise.all([found, loadEngines()]).then(([result, loaded]) => compile(name, result, chain, loaded))
+      // The text engine loads meanwhile: the first render needs it.
+      void loadEngines().catch(() => {})
+      entry = found.then(async (result) => compile(name, result, chain, await juiceFor(name, result, chain)))
       compiled.set(key, entry)
       // A failed compile is not kept: a fixed file is read again on the next render.
       entry.catch(() => compiled.delete(key))

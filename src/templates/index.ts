@@ -1,25 +1,68 @@
 import { MailstreamError } from '../errors.js'
 import { TEMPLATE_NAME_RE } from '../job.js'
 import { parseOptions } from '../options.js'
-import { createMarkdownCache, createTemplateCompiler, loadEngines } from './compile.js'
+import { BUILTIN_DEFAULTS, BUILTIN_TEMPLATE_NAMES } from './builtin/index.js'
+import {
+  type CompiledTemplate,
+  createMarkdownCache,
+  createTemplateCompiler,
+  loadEngines,
+  loadJuice,
+} from './compile.js'
 import { templateError } from './errors.js'
 import { createLayout } from './layout.js'
 import { createMarkdownRenderer } from './markdown.js'
-import { optionsSchema } from './options.js'
-import { checkView, renderCompiled, renderMarkdownFields } from './render.js'
+import { optionsSchema, type RendererConfig } from './options.js'
+import { createPersonalRenderer, type RecipientSplit } from './personal.js'
+import { checkView, renderCompiled, renderMarkdownFields, renderSubject } from './render.js'
 import { createTemplateSources } from './sources.js'
-import type { TemplateDefinition, TemplateRenderer, TemplateRendererOptions } from './types.js'
+import type {
+  RenderedTemplate,
+  TemplateDefinition,
+  TemplateRenderContext,
+  TemplateRenderer,
+  TemplateRendererOptions,
+} from './types.js'
 import { createUnsubscribeLinks } from './unsubscribe-links.js'
 
 export type {
   RenderedTemplate,
   TemplateDefaults,
   TemplateDefinition,
+  TemplateRenderContext,
   TemplateRenderer,
   TemplateRendererOptions,
   TemplateSource,
   UnsubscribeOptions,
 } from './types.js'
+
+/**
+ * A renderer that offers nothing but the built-in templates needs what every one of them shows:
+ * without it, each email would be dead at send time. With templates of its own, the built-ins are
+ * extras and a job's data may still bring these (their render names what is missing).
+ */
+function checkBuiltinDefaults(config: RendererConfig): void {
+  if (!config.builtins || config.templates !== undefined || config.dir !== undefined) return
+  for (const field of BUILTIN_DEFAULTS) {
+    if (config.defaults?.[field] !== undefined) continue
+    throw new MailstreamError(
+      'E_CONFIG',
+      `createTemplateRenderer: defaults.${field}: the built-in templates need it (${field === 'brandName' ? "the brand in their subjects and footers, like 'Vality'" : 'the site their header and footer link to'}); set it, or give templates of your own`,
+      { field: `defaults.${field}` },
+    )
+  }
+}
+
+/** The subject alone, with the same errors as a whole render. */
+function subjectOfWith(partials: Record<string, string>) {
+  return (template: CompiledTemplate, view: Record<string, unknown>) => {
+    try {
+      return renderSubject(template, view, partials)
+    } catch (cause) {
+      throw templateError(template.name, `cannot render: ${(cause as Error).message}`, 'template', cause)
+    }
+  }
+}
 
 /**
  * Renders named templates: Mustache (HTML-escaped), in a responsive layout, CSS inlined once per
@@ -32,6 +75,7 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
   const partials = config.partials ?? {}
   const layout = createLayout({ layout: config.layout, defaults: config.defaults, css: config.css })
   const links = createUnsubscribeLinks(config.unsubscribe, config.defaults?.frontendUrl)
+  checkBuiltinDefaults(config)
   const markdown = createMarkdownRenderer({ css: layout.markdownCss, timeoutMs: config.renderTimeoutMs })
   const markdownCache = createMarkdownCache(markdown)
   const sources = createTemplateSources({
@@ -41,6 +85,31 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
     locale: config.locale,
   })
   const compiler = createTemplateCompiler({ sources, layout, markdown, partials, css: config.css })
+  const subjectOf = subjectOfWith(partials)
+  const personal = createPersonalRenderer({ partials, markdown: markdownCache, engines: loadEngines })
+
+  /**
+   * The recipient's own variables and a key for the rest: a batch's shared data says which is which
+   * (what the job's data changes is the recipient's), else the template's `recipientData`.
+   */
+  function recipientSplit(
+    template: CompiledTemplate,
+    view: Record<string, unknown>,
+    context: TemplateRenderContext,
+  ): RecipientSplit | undefined {
+    const keys = new Set(template.recipientData)
+    const { shared } = context
+    if (shared && typeof shared === 'object') {
+      // Whatever differs from the shared data is the recipient's: their data, their signed link.
+      const base: Record<string, unknown> = { ...template.data, ...defaults, ...shared }
+      for (const key of Object.keys(view)) if (!Object.hasOwn(base, key) || view[key] !== base[key]) keys.add(key)
+      return { keys, sharedKey: personal.sharedKeyOf(shared) }
+    }
+    if (template.recipientData.length === 0) return undefined
+    if (template.unsubscribe) keys.add('unsubscribeUrl')
+    const sharedKey = personal.viewKeyOf(template, view, keys)
+    return sharedKey === undefined ? undefined : { keys, sharedKey }
+  }
 
   return {
     async render(name, data = {}, context = {}) {
@@ -56,10 +125,29 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
       const view: Record<string, unknown> = { ...template.data, ...defaults, ...data }
       const headers = template.unsubscribe ? links.apply(view, context, name) : undefined
       checkView(template, view)
-      const views = await renderMarkdownFields(template, view, markdownCache)
-      const rendered = renderCompiled(template, views, partials, await loadEngines())
+      const split = recipientSplit(template, view, context)
+      const page = split ? await personal.render(template, view, split) : undefined
+      let rendered: RenderedTemplate
+      if (page) {
+        rendered = { subject: subjectOf(template, view), text: page.text, locale: template.locale }
+        rendered.html = page.html
+      } else {
+        const views = await renderMarkdownFields(template, view, markdownCache)
+        rendered = renderCompiled(template, views, partials, await loadEngines())
+      }
       if (headers) rendered.headers = headers
       return rendered
+    },
+    async warmup() {
+      const engines = await loadEngines()
+      // A first conversion compiles html-to-text's parser and selectors, which take longer than loading it.
+      engines.pageText('<p>warm</p>', [])
+      if (config.css || config.templates !== undefined || config.dir !== undefined) await loadJuice()
+      if (!config.builtins) return
+      const locales = [config.locale, 'ko', 'en']
+      await Promise.all(
+        BUILTIN_TEMPLATE_NAMES.flatMap((name) => locales.map((locale) => compiler.compiledFor(name, locale))),
+      )
     },
     close: () => markdown.close(),
   }

@@ -38,6 +38,8 @@ export interface Layout {
   markdownCss: string
   /** A template body placed in its layout, the layout's theme and words filled in. */
   wrap(body: string, target: WrapTarget): string
+  /** Fills the theme's colours into a built-in template composed by `composeBuiltin` (and CSS-inlined). */
+  fillTheme(html: string): string
 }
 
 /**
@@ -51,6 +53,20 @@ function preheaderSlot(fallback: string | undefined): string {
     `{{#preheader}}${line}{{/preheader}}` +
     `{{^preheader}}<span class="preheader">${fallback}${PREHEADER_FILLER}</span>{{/preheader}}`
   )
+}
+
+/** The words of the built-in layout for a locale: its language, else English. */
+const stringsFor = (locale: string) =>
+  LAYOUT_STRINGS[locale.split('-')[0] as string] ?? (LAYOUT_STRINGS.en as Record<string, string>)
+
+/**
+ * A built-in template's body in the built-in layout, its words and preview line filled in and its
+ * theme left as `[[key]]` slots: what is CSS-inlined at build time (the slots are kept by juice).
+ */
+export function composeBuiltin(body: string, name: string, locale: string): string {
+  const fallback = BUILTIN_PREHEADERS[name as BuiltInTemplateName]
+  const values = { ...stringsFor(locale), preheader: preheaderSlot(fallback) }
+  return fillStatic(BUILTIN_LAYOUT, values).replace('{{{content}}}', () => body)
 }
 
 /** The theme and the layout templates are placed in; built-in templates always use the built-in layout. */
@@ -68,11 +84,11 @@ export function createLayout(options: LayoutOptions): Layout {
       const layout =
         target.layout === false ? false : target.builtin ? BUILTIN_LAYOUT : (options.layout ?? BUILTIN_LAYOUT)
       if (layout === false) return body
-      const strings =
-        LAYOUT_STRINGS[target.locale.split('-')[0] as string] ?? (LAYOUT_STRINGS.en as Record<string, string>)
+      const strings = stringsFor(target.locale)
       const fallback = target.builtin ? BUILTIN_PREHEADERS[target.name as BuiltInTemplateName] : undefined
       const values = { ...theme, ...strings, preheader: preheaderSlot(fallback) }
       return fillStatic(layout, layout === BUILTIN_LAYOUT ? values : {}).replace('{{{content}}}', () => body)
     },
+    fillTheme: (html) => fillStatic(html, theme),
   }
 }

@@ -19,6 +19,7 @@ export const definitionSchema = sourceSchema.extend({
   required: variables,
   markdown: variables,
   urls: variables,
+  recipientData: z.array(z.string().regex(/^[A-Za-z_$][\w$-]*$/, 'must be a top-level variable name')).optional(),
   data: z.record(z.string(), z.unknown()).optional(),
   layout: z.boolean().optional(),
   unsubscribe: z.union([z.boolean(), z.literal('required')]).optional(),

@@ -24,7 +24,11 @@ export function checkView(template: CompiledTemplate, view: Record<string, unkno
   for (const field of template.required) {
     if (isMissing(lookup(view, field))) {
       const hint =
-        field === 'unsubscribeUrl' ? ' (give the renderer unsubscribe.secret, or pass data.unsubscribeUrl)' : ''
+        field === 'unsubscribeUrl'
+          ? ' (give the renderer unsubscribe.secret, or pass data.unsubscribeUrl)'
+          : field === 'brandName' || field === 'frontendUrl'
+            ? ` (set defaults.${field} in createTemplateRenderer, or pass data.${field})`
+            : ''
       throw templateError(template.name, `missing required variable '${field}'${hint}`, field)
     }
   }
@@ -64,6 +68,17 @@ export async function renderMarkdownFields(
   return { view, textView, parts }
 }
 
+/** The subject of a compiled template for one view: one line. */
+export function renderSubject(
+  template: CompiledTemplate,
+  view: Record<string, unknown>,
+  partials: Record<string, string>,
+) {
+  return Mustache.render(template.subject, view, partials, { escape: asIs })
+    .replace(/\s*[\r\n]+\s*/g, ' ')
+    .trim()
+}
+
 /** The subject, HTML and plain-text part of a compiled template for one view. */
 export function renderCompiled(
   template: CompiledTemplate,
@@ -74,9 +89,7 @@ export function renderCompiled(
   try {
     const html =
       template.html !== undefined ? Mustache.render(template.html, view, partials, { escape: escapeHtml }) : undefined
-    const subject = Mustache.render(template.subject, view, partials, { escape: asIs })
-      .replace(/\s*[\r\n]+\s*/g, ' ')
-      .trim()
+    const subject = renderSubject(template, view, partials)
     const text =
       template.text !== undefined
         ? Mustache.render(template.text, view, partials, { escape: asIs })

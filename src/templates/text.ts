@@ -86,7 +86,7 @@ export const markdownPlaceholder = (index: number) => `<div ${PLACEHOLDER}="${in
  * derived once, off the main thread; here only the page around it is parsed, and the Markdown's
  * text goes in where its div would have been, with the same line breaks around it.
  */
-export function createPageText(compile: typeof import('html-to-text').compile) {
+export function createPageText(compile: typeof import('html-to-text').compile, wrap = true) {
   let parts: readonly RenderedMarkdown[] = []
   const nonce = String(Math.random()).slice(2, 10)
   const token = (index: number) => `\u0000${nonce}-${index}\u0000`
@@ -107,6 +107,7 @@ export function createPageText(compile: typeof import('html-to-text').compile) {
   }
   const convert = compile({
     ...TEXT_OPTIONS,
+    ...(!wrap && { wordwrap: false }),
     formatters: { ...TEXT_FORMATTERS, markdownPart },
     selectors: [...TEXT_OPTIONS.selectors, { selector: `div[${PLACEHOLDER}]`, format: 'markdownPart' }],
   })

@@ -22,6 +22,14 @@ export interface TemplateDefinition extends TemplateSource {
   urls?: string[]
   /** Default data for this template, under the renderer's `defaults` and the job's data. */
   data?: Record<string, unknown>
+  /**
+   * Variables (top-level names) that differ per recipient, like `name`: the rest of the page is
+   * rendered once per distinct other data and kept, and each recipient's values are put into it.
+   * The output is the same as a whole render; a template that uses one of these outside a plain
+   * `{{name}}` slot (or a `{{#name}}` section) is simply rendered whole. Batch jobs get this for
+   * their recipients' own data without declaring it.
+   */
+  recipientData?: string[]
   /** Set false for a template that is a whole HTML document. Default true. */
   layout?: boolean
   /**
@@ -107,10 +115,26 @@ export interface RenderedTemplate extends RenderedEmail {
   locale: string
 }
 
+/** What a render knows besides the data. */
+export interface TemplateRenderContext extends RenderContext {
+  /**
+   * The data the job shares with the other jobs of its batch (already merged into `data`), as one
+   * object that does not change: what `data` has besides it is the recipient's own, and the rest of
+   * the page is rendered once per batch. The worker passes it for batch jobs.
+   */
+  shared?: Record<string, unknown>
+}
+
 /** What `createTemplateRenderer` returns; a worker takes it as `templates`. */
 export interface TemplateRenderer extends TemplateRendererLike {
   /** Renders a template; throws `MailstreamError` `E_TEMPLATE` (with `field`) when it cannot. */
-  render(name: string, data?: Record<string, unknown>, context?: RenderContext): Promise<RenderedTemplate>
+  render(name: string, data?: Record<string, unknown>, context?: TemplateRenderContext): Promise<RenderedTemplate>
+  /**
+   * Loads what rendering needs (html-to-text; juice too when the renderer has templates of its own or
+   * `css`) and compiles the built-in templates, so that the first email is as quick as the others.
+   * Optional: without it, the first render does this.
+   */
+  warmup(): Promise<void>
   /** Ends the Markdown render thread, if one runs (it also ends by itself when idle). */
   close(): Promise<void>
 }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto'
 import { MailstreamError } from '../errors.js'
 
 /** What an unsubscribe token says: who leaves which list, and until when the link works. */
@@ -60,6 +60,20 @@ function secretsOf(secret: UnsubscribeSecret): readonly string[] {
 // HKDF costs several times one encryption: keep the few keys a process uses.
 const derivedKeys = new Map<string, Buffer>()
 
+// IVs are drawn from the CSPRNG 256 at a time: one call per token was a large part of signing a link.
+const ivPool = Buffer.alloc(IV_BYTES * 256)
+let ivAt = ivPool.length
+
+/** A fresh random IV; valid until the next call (the cipher copies it at once). */
+function nextIv(): Buffer {
+  if (ivAt >= ivPool.length) {
+    randomFillSync(ivPool)
+    ivAt = 0
+  }
+  ivAt += IV_BYTES
+  return ivPool.subarray(ivAt - IV_BYTES, ivAt)
+}
+
 function keyOf(secret: string): Buffer {
   let key = derivedKeys.get(secret)
   if (!key) {
@@ -113,7 +127,7 @@ export function createUnsubscribeToken(input: UnsubscribeTokenInput, secret: Uns
   plaintext.writeUInt32BE(expiresSeconds, 0)
   text.copy(plaintext, EXPIRY_BYTES)
   const version = Buffer.from([VERSION])
-  const iv = randomBytes(IV_BYTES)
+  const iv = nextIv()
   const cipher = createCipheriv('aes-256-gcm', keyOf(signing as string), iv, { authTagLength: TAG_BYTES })
   cipher.setAAD(version)
   const encrypted = Buffer.concat([cipher.update(plaintext), cipher.final()])
@@ -205,8 +219,19 @@ export function verifyUnsubscribeToken(
   return result(email, list, plaintext.readUInt32BE(0), now)
 }
 
+const urlPrefixes = new Map<string, string>()
+
 /** `url` with `token` added as a query parameter. */
 export function unsubscribeUrl(base: string, token: string): string {
+  let prefix = urlPrefixes.get(base)
+  if (prefix === undefined) {
+    const url = new URL(base)
+    // A page without a query takes `?token=` as is (a token is base64url: nothing to escape).
+    prefix = url.search === '' && url.hash === '' ? `${url.toString()}?token=` : ''
+    if (urlPrefixes.size >= 64) urlPrefixes.clear()
+    urlPrefixes.set(base, prefix)
+  }
+  if (prefix !== '' && /^[\w-]*$/.test(token)) return prefix + token
   const url = new URL(base)
   url.searchParams.set('token', token)
   return url.toString()

@@ -54,16 +54,33 @@ test('Markdown is rendered once per issue and CSS inlined once per template, not
   }
   expect(names.size).toBe(200) // each recipient has its own signed link
   expect(counts.markdown).toBe(1)
-  // One juice call on this thread, for the template; the issue's Markdown is inlined in the render thread.
-  expect(counts.juice).toBe(1)
+  // No juice on this thread: the built-in template was inlined at build time, the issue's Markdown
+  // is inlined in the render thread.
+  expect(counts.juice).toBe(0)
 
   const issue8 = { title: 'Issue 8', body: 'Another *issue*', email: 'preview@example.com' }
   await templates.render('newsletter-issue', issue8, { locale: 'ko' })
-  expect(counts).toEqual({ juice: 1, markdown: 2 }) // the new issue's Markdown; the template stays compiled
+  expect(counts).toEqual({ juice: 0, markdown: 2 }) // the new issue's Markdown; the template stays compiled
   await templates.render('newsletter-issue', issue8, { locale: 'en' })
-  expect(counts.juice).toBe(2) // the English template, compiled once
   await templates.render('newsletter-issue', issue8, { locale: 'en' })
-  expect(counts).toEqual({ juice: 2, markdown: 2 })
+  expect(counts).toEqual({ juice: 0, markdown: 2 })
+  await templates.close()
+})
+
+test("a template with CSS of its own is inlined once per template and locale, the built-ins with the renderer's css too", async () => {
+  counts.juice = counts.markdown = 0
+  const templates = createTemplateRenderer({
+    defaults: { brandName: 'Vality', frontendUrl: 'https://vality.kr' },
+    templates: { note: { subject: 'Note', html: '<p class="note">{{text}}</p>' } },
+    css: '.note { color: #123456; }',
+  })
+  for (let i = 0; i < 20; i++) {
+    const rendered = await templates.render('note', { text: `Note ${i}` })
+    expect(rendered.html).toMatch(/<p class="note" style="[^"]*color: #123456;[^"]*">Note \d+<\/p>/)
+  }
+  expect(counts.juice).toBe(1)
+  for (let i = 0; i < 20; i++) await templates.render('verification-code', { code: `${100000 + i}` })
+  expect(counts.juice).toBe(2) // extra CSS is inlined into the built-ins as well, once
   await templates.close()
 })
 

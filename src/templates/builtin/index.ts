@@ -72,7 +72,10 @@ export const MARKDOWN_CSS = `
 .markdown th { background-color: #f9fafb; }
 `
 
-const common = { required: ['brandName', 'frontendUrl'], urls: ['frontendUrl', 'logoUrl'] }
+/** What every built-in template needs from the renderer's `defaults` (or the job's data). */
+export const BUILTIN_DEFAULTS = ['brandName', 'frontendUrl'] as const
+
+const common = { required: [...BUILTIN_DEFAULTS], urls: ['frontendUrl', 'logoUrl'] }
 
 export const BUILTIN_TEMPLATES: Record<BuiltInTemplateName, TemplateDefinition> = {
   'verification-code': {
