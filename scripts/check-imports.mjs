@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const src = join(root, 'src')
@@ -14,8 +15,6 @@ function files(dir) {
     return path.endsWith('.ts') && !path.endsWith('.d.ts') ? [path] : []
   })
 }
-
-const SPECIFIER = /(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*['"](\.[^'"]+)['"]/g
 
 function target(from, specifier) {
   const base = resolve(dirname(from), specifier)
@@ -31,8 +30,9 @@ const graph = new Map()
 for (const file of files(src)) {
   const text = readFileSync(file, 'utf8')
   const deps = new Set()
-  for (const match of text.matchAll(SPECIFIER)) {
-    const to = target(file, match[1])
+  // TypeScript's own scanner: imports, re-exports and import() calls, never text inside a string.
+  for (const { fileName } of ts.preProcessFile(text, true, true).importedFiles) {
+    const to = fileName.startsWith('.') ? target(file, fileName) : undefined
     if (to) deps.add(to)
   }
   graph.set(file, deps)
