@@ -12,6 +12,7 @@ import {
   toBatchRecord,
 } from './batch-input.js'
 import { openBatch } from './batch-state.js'
+import { checkTemplate } from './enqueue.js'
 import type { QueueContext } from './types.js'
 
 export {
@@ -140,6 +141,16 @@ export async function enqueueBatch<R>(
 ): Promise<EnqueueBatchResult> {
   checkBatchCall(batchId, recipients, build, options)
   const template = batchTemplate(batchId, options)
+  // Each recipient may bring its own variables: only that the template exists is checked here.
+  if (context.templates && options.template !== undefined) {
+    await checkTemplate(
+      context.templates,
+      { template: options.template, data: options.data, locale: options.locale },
+      '',
+      '',
+      false,
+    )
+  }
   const result: EnqueueBatchResult = { batchId, total: 0, enqueued: 0, duplicates: 0, invalid: 0, cancelled: false }
   const opening = await openBatch(context.steps, context.keys, template)
   if (opening === 'cancelled') return { ...result, cancelled: true }

@@ -1,11 +1,11 @@
 // Single and many-job enqueue: validate, pack as records, write through the enqueue script.
 import { MailstreamError } from '../errors.js'
-import { recipientList, type ValidatedJob, validateJob, validateJobs } from '../job.js'
+import { type EmailJob, recipientList, type ValidatedJob, validateJob, validateJobs } from '../job.js'
 import { type EnqueueRecord, type EnqueueReply, enqueue, enqueueSettled } from '../lua/enqueue.js'
 import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
 import { conflictError, jobFingerprint } from './idempotency.js'
-import type { EmailQueue, EnqueueResult, QueueContext } from './types.js'
+import type { EmailQueue, EnqueueResult, QueueContext, TemplateCheck } from './types.js'
 
 /** Jobs per pipeline: bounds the memory of a big `enqueueMany` and of one coalesced write. */
 const JOBS_PER_PIPELINE = 5000
@@ -150,6 +150,31 @@ export function createEnqueueCoalescer(context: QueueContext) {
 /** The `enqueue` calls of one queue, gathered for each turn of the event loop. */
 export type EnqueueCoalescer = ReturnType<typeof createEnqueueCoalescer>
 
+/**
+ * Checks a job's template and data with the queue's renderer: `E_VALIDATION` naming `template` or
+ * `data.<variable>` (the renderer's error as `cause`), so that nothing is written for it.
+ */
+export async function checkTemplate(
+  templates: TemplateCheck,
+  job: Pick<EmailJob, 'template' | 'data' | 'locale'>,
+  lead = '',
+  fieldLead = '',
+  requiredData = true,
+): Promise<void> {
+  try {
+    await templates.check(job.template as string, job.data ?? {}, { locale: job.locale, requiredData })
+  } catch (cause) {
+    if (!(cause instanceof MailstreamError) || cause.code !== 'E_TEMPLATE') throw cause
+    // The renderer names a variable, or the template itself (its name, folder, html or compile).
+    const own = cause.field === undefined || ['template', 'html', 'text', 'subject'].includes(cause.field)
+    const field = own ? 'template' : cause.field === 'data' ? 'data' : `data.${cause.field}`
+    throw new MailstreamError('E_VALIDATION', `${lead}${cause.message.replace('[mailstream] ', '')}`, {
+      field: `${fieldLead}${field}`,
+      cause,
+    })
+  }
+}
+
 /** `enqueue` and `enqueueMany`. */
 export function createEnqueue(
   context: QueueContext,
@@ -184,12 +209,23 @@ export function createEnqueue(
   return {
     async enqueue(input) {
       assertOpen()
-      return coalescer.write(validateJob(input))
+      const validated = validateJob(input)
+      if (context.templates && validated.job.template !== undefined)
+        await checkTemplate(context.templates, validated.job)
+      return coalescer.write(validated)
     },
 
     async enqueueMany(inputs) {
       assertOpen()
       const validated = validateJobs(inputs, Date.now())
+      const { templates } = context
+      if (templates) {
+        await Promise.all(
+          validated.map(({ job }, index) =>
+            job.template === undefined ? undefined : checkTemplate(templates, job, `jobs[${index}]: `, `${index}.`),
+          ),
+        )
+      }
       return write(validated, context.steps)
     },
   }

@@ -24,7 +24,7 @@ import { registerQueue } from './internals.js'
 import { createJobs } from './jobs.js'
 import { batchStats, queueStats } from './stats.js'
 import { createSuppressionList } from './suppression.js'
-import type { EmailQueue, EmailQueueOptions, QueueContext } from './types.js'
+import type { EmailQueue, EmailQueueOptions, QueueContext, TemplateCheck } from './types.js'
 import { createBatchWatchers } from './watch.js'
 
 export type { QueueStats, StreamStats } from './stats.js'
@@ -36,6 +36,12 @@ const optionsSchema = z.strictObject({
   statusTtlSeconds: z.number().int().positive().default(STATUS_TTL_SECONDS),
   idempotencyTtlSeconds: z.number().int().positive().default(IDEMPOTENCY_TTL_SECONDS),
   strictIdempotency: z.boolean().default(false),
+  templates: z
+    .custom<TemplateCheck>(
+      (value) => typeof value === 'object' && value !== null && typeof (value as TemplateCheck).check === 'function',
+      'must be a template renderer (createTemplateRenderer)',
+    )
+    .optional(),
   commandTimeoutMs: commandTimeoutSchema,
   onError: onErrorSchema,
 })
@@ -74,6 +80,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     statusTtlSeconds: config.statusTtlSeconds,
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     strictIdempotency: config.strictIdempotency,
+    templates: config.templates,
     assertOpen() {
       if (closed) throw new MailstreamError('E_CLOSED', 'the queue is closed')
     },

@@ -27,6 +27,13 @@ export interface EmailQueueOptions {
    */
   strictIdempotency?: boolean
   /**
+   * The renderer the workers use (`createTemplateRenderer`). Given, `enqueue` and `enqueueMany`
+   * refuse a job whose template does not exist or whose data lacks a required variable
+   * (`E_VALIDATION`, field `template` or `data.<name>`), and `enqueueBatch` one whose template does
+   * not exist, instead of dead-lettering it at send time. Default: none (not checked).
+   */
+  templates?: TemplateCheck
+  /**
    * Longest wait for Redis, in ms (10 to 600 000). A call rejects with `E_TIMEOUT` when Redis has
    * not answered within it: the whole call for most methods; each round trip for `enqueueMany`,
    * `enqueueBatch`, `cancelBatch` and `deadLetters.retry`, which may make many. `close()` gives
@@ -40,6 +47,15 @@ export interface EmailQueueOptions {
    * meanwhile reject on their own. Default: none (nothing is printed).
    */
   onError?: (error: MailstreamError) => void
+}
+
+/** The part of a template renderer a queue uses to check jobs at enqueue. */
+export interface TemplateCheck {
+  check(
+    name: string,
+    data?: Record<string, unknown>,
+    options?: { locale?: string | undefined; requiredData?: boolean },
+  ): Promise<void>
 }
 
 export interface EnqueueResult {
@@ -149,6 +165,8 @@ export interface QueueContext {
   idempotencyTtlSeconds: number
   /** Each job with an idempotency key carries its fingerprint; a key reused with other content is refused. */
   strictIdempotency: boolean
+  /** Checks a job's template and data at enqueue, when the queue was given a renderer. */
+  templates: TemplateCheck | undefined
   /** Throws `E_CLOSED` once the queue is closed. */
   assertOpen(): void
 }

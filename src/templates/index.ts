@@ -111,18 +111,24 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
     return sharedKey === undefined ? undefined : { keys, sharedKey }
   }
 
+  /** The compiled template and the view it renders, or `E_TEMPLATE` naming what is wrong. */
+  async function prepare(name: unknown, data: unknown, locale: string | undefined) {
+    if (typeof name !== 'string' || !TEMPLATE_NAME_RE.test(name)) {
+      throw new MailstreamError('E_TEMPLATE', `template: '${String(name)}' is not a template name`, {
+        field: 'template',
+      })
+    }
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      throw templateError(name, 'data must be an object', 'data')
+    }
+    const template = await compiler.compiledFor(name, locale)
+    const view: Record<string, unknown> = { ...template.data, ...defaults, ...data }
+    return { template, view }
+  }
+
   return {
     async render(name, data = {}, context = {}) {
-      if (typeof name !== 'string' || !TEMPLATE_NAME_RE.test(name)) {
-        throw new MailstreamError('E_TEMPLATE', `template: '${String(name)}' is not a template name`, {
-          field: 'template',
-        })
-      }
-      if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-        throw templateError(name, 'data must be an object', 'data')
-      }
-      const template = await compiler.compiledFor(name, context.locale)
-      const view: Record<string, unknown> = { ...template.data, ...defaults, ...data }
+      const { template, view } = await prepare(name, data, context.locale)
       const headers = template.unsubscribe ? links.apply(view, context, name) : undefined
       checkView(template, view)
       const split = recipientSplit(template, view, context)
@@ -137,6 +143,10 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
       }
       if (headers) rendered.headers = headers
       return rendered
+    },
+    async check(name, data = {}, { locale, requiredData = true } = {}) {
+      const { template, view } = await prepare(name, data, locale)
+      if (requiredData) checkView(template, view)
     },
     async warmup() {
       const engines = await loadEngines()

@@ -130,6 +130,16 @@ export interface TemplateRenderer extends TemplateRendererLike {
   /** Renders a template; throws `MailstreamError` `E_TEMPLATE` (with `field`) when it cannot. */
   render(name: string, data?: Record<string, unknown>, context?: TemplateRenderContext): Promise<RenderedTemplate>
   /**
+   * Throws what `render` would for a template name that does not exist or, with `requiredData`
+   * (default true), for data that lacks a required variable or has a bad URL; renders nothing.
+   * A queue given this renderer checks each job with it at enqueue.
+   */
+  check(
+    name: string,
+    data?: Record<string, unknown>,
+    options?: { locale?: string | undefined; requiredData?: boolean },
+  ): Promise<void>
+  /**
    * Loads what rendering needs (html-to-text; juice too when the renderer has templates of its own or
    * `css`) and compiles the built-in templates, so that the first email is as quick as the others.
    * Optional: without it, the first render does this.
