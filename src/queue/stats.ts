@@ -136,7 +136,7 @@ async function streamStats(
   client: RedisClient,
   stream: string,
   now: number,
-  connected: ReadonlySet<string> | undefined,
+  connected: () => Promise<ReadonlySet<string> | undefined>,
 ): Promise<StreamStats> {
   const length = await client.xlen(stream)
   let groups: unknown[] = []
@@ -184,7 +184,7 @@ async function connectedWorkers(client: RedisClient): Promise<Set<string> | unde
 async function liveConsumers(
   client: RedisClient,
   stream: string,
-  connected: ReadonlySet<string> | undefined,
+  connectedNow: () => Promise<ReadonlySet<string> | undefined>,
 ): Promise<number> {
   let rows: unknown[] = []
   try {
@@ -192,6 +192,7 @@ async function liveConsumers(
   } catch {
     // The stream or its group went away since XINFO GROUPS.
   }
+  const connected = await connectedNow()
   return rows
     .map((raw) => toRecord(raw as unknown[]))
     .filter(
@@ -205,7 +206,13 @@ async function liveConsumers(
 
 /** `queue.stats()`: streams, delayed and dead jobs, the suppression list, totals and rates. */
 export async function queueStats(client: RedisClient, keys: QueueKeys): Promise<QueueStats> {
-  const [now, connected] = await Promise.all([redisNow(client), connectedWorkers(client)])
+  const now = await redisNow(client)
+  // CLIENT LIST only when some stream has consumers to tell apart, and once for all of them.
+  let listed: Promise<Set<string> | undefined> | undefined
+  const connected = () => {
+    listed ??= connectedWorkers(client)
+    return listed
+  }
   const [streams, delayed, dead, suppressed, stored] = await Promise.all([
     Promise.all(keys.streams.map((stream) => streamStats(client, stream, now, connected))),
     client.zcard(keys.delayed),
