@@ -1,3 +1,4 @@
+export { type Calendar, createQuietHours, createSendingCalendar, nextLocalTime, type WeeklyHours } from './calendar.js'
 export {
   type ErrorCode,
   isMailstreamError,
