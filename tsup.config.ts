@@ -24,7 +24,7 @@ export default defineConfig({
   clean: true,
   loader: { '.lua': 'text', '.html': 'text' },
   // Peers, loaded from the user's node_modules; nodemailer subpaths too (the MIME composer).
-  external: ['ioredis', '@aws-sdk/client-sesv2', 'nodemailer', /^nodemailer\//, 'tsx'],
+  external: ['ioredis', '@aws-sdk/client-sesv2', 'nodemailer', /^nodemailer\//, 'pg', '@opentelemetry/api', 'tsx'],
   esbuildOptions(options, { format }) {
     if (format !== 'cjs') return
     options.entryPoints = library
