@@ -9,6 +9,7 @@ const library = {
   preview: 'src/transports/preview.ts',
   dashboard: 'src/dashboard/index.ts',
   testing: 'src/testing/index.ts',
+  pg: 'src/pg/index.ts',
 }
 
 export default defineConfig({

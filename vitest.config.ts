@@ -21,6 +21,7 @@ export default defineConfig({
       { find: /^mailstream$/, replacement: `${src}index.ts` },
       { find: /^mailstream\/dashboard$/, replacement: `${src}dashboard/index.ts` },
       { find: /^mailstream\/testing$/, replacement: `${src}testing/index.ts` },
+      { find: /^mailstream\/pg$/, replacement: `${src}pg/index.ts` },
       { find: /^mailstream\/(.+)$/, replacement: `${src}transports/$1.ts` },
     ],
   },

@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'E_IDEMPOTENCY_CONFLICT'
   | 'E_TIMEOUT'
   | 'E_WEBHOOK'
+  /** PostgreSQL failed or did not answer (the outbox relay, `mailstream/pg`). */
+  | 'E_DATABASE'
 
 /** How a failed send should be handled: see DESIGN "Failures are classified by the transport". */
 export type RetryClass = 'throttle' | 'later' | 'never'

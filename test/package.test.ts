@@ -49,6 +49,7 @@ test.each([
   ['preview', [], ['nodemailer', '@aws-sdk', 'ioredis']],
   ['memory', [], ['nodemailer', '@aws-sdk', 'ioredis']],
   ['dashboard', [], ['nodemailer', '@aws-sdk']],
+  ['pg', [], ['pg', 'nodemailer', '@aws-sdk', 'ioredis']],
 ])('mailstream/%s loads %j and not %j', (entry, expected, unexpected) => {
   const script = `
     require(${JSON.stringify(join(outDir, `${entry}.cjs`))});

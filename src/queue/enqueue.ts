@@ -5,6 +5,7 @@ import { type EnqueueRecord, type EnqueueReply, enqueue, enqueueSettled } from '
 import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
 import { conflictError, jobFingerprint } from './idempotency.js'
+import type { QueueInternals } from './internals.js'
 import type { EmailQueue, EnqueueResult, QueueContext, TemplateCheck } from './types.js'
 
 /** Jobs per pipeline: bounds the memory of a big `enqueueMany` and of one coalesced write. */
@@ -179,7 +180,7 @@ export async function checkTemplate(
 export function createEnqueue(
   context: QueueContext,
   coalescer: EnqueueCoalescer = createEnqueueCoalescer(context),
-): Pick<EmailQueue, 'enqueue' | 'enqueueMany'> {
+): Pick<EmailQueue, 'enqueue' | 'enqueueMany'> & Pick<QueueInternals, 'validate' | 'write'> {
   const { keys, assertOpen } = context
 
   /** `enqueueMany`: the jobs of a conflict (strict idempotency) are refused, the others written. */
@@ -206,13 +207,28 @@ export function createEnqueue(
     return results
   }
 
+  /** What `enqueue` checks before it writes: the job, then its template with the queue's renderer. */
+  function validate(input: unknown): ValidatedJob | Promise<ValidatedJob> {
+    assertOpen()
+    const validated = validateJob(input)
+    if (context.templates && validated.job.template !== undefined)
+      return checkTemplate(context.templates, validated.job).then(() => validated)
+    return validated // no promise to wait for: the common path costs no extra turn
+  }
+
   return {
-    async enqueue(input) {
+    async validate(input) {
+      return validate(input)
+    },
+
+    async write(jobs) {
       assertOpen()
-      const validated = validateJob(input)
-      if (context.templates && validated.job.template !== undefined)
-        await checkTemplate(context.templates, validated.job)
-      return coalescer.write(validated)
+      return write(jobs, context.steps)
+    },
+
+    async enqueue(input) {
+      const validated = validate(input)
+      return coalescer.write(validated instanceof Promise ? await validated : validated)
     },
 
     async enqueueMany(inputs) {

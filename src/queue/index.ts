@@ -88,8 +88,9 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   const { assertOpen, steps } = context
   const coalescer = createEnqueueCoalescer(context)
 
+  const { validate, write, ...enqueueMethods } = createEnqueue(context, coalescer)
   const methods: Omit<EmailQueue, 'prefix' | 'onProgress' | 'watchBatch' | 'close'> = {
-    ...createEnqueue(context, coalescer),
+    ...enqueueMethods,
     ...createJobs(context, checkId),
 
     async enqueueBatch(batchId, recipients, build, batchOptions) {
@@ -167,6 +168,12 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       unwatch()
     },
   }
-  registerQueue(queue, { redis: client, keys, prefix: config.prefix })
+  registerQueue(queue, {
+    redis: client,
+    keys,
+    prefix: config.prefix,
+    validate: (input) => bounded(validate(input), timeoutMs, 'validate'),
+    write,
+  })
   return queue
 }

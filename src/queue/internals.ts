@@ -1,5 +1,7 @@
+import type { ValidatedJob } from '../job.js'
 import type { QueueKeys } from '../keys.js'
 import type { RedisClient } from '../redis.js'
+import type { EnqueueResult } from './types.js'
 
 /**
  * What the webhook handler, the dashboard and the command line need of a queue beyond its public
@@ -10,6 +12,10 @@ export interface QueueInternals {
   redis: RedisClient
   keys: QueueKeys
   prefix: string
+  /** What `enqueue` checks (the job, then its template with the queue's renderer), without writing it. */
+  validate(input: unknown): Promise<ValidatedJob>
+  /** Writes jobs validated earlier, as `enqueueMany` does; each Redis reply bounded. */
+  write(jobs: readonly ValidatedJob[]): Promise<EnqueueResult[]>
 }
 
 const internals = new WeakMap<object, QueueInternals>()
