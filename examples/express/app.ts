@@ -8,6 +8,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web'
 import express, { type NextFunction, type Request, type Response } from 'express'
+import { createOutbox, createOutboxRelay, migrationSql, type Outbox } from 'mailstream/pg'
 import type pg from 'pg'
 import type { Config } from '../shared/config.js'
 import { type AppOverrides, connectServices, createHost, type ExampleApp, type Services } from '../shared/host.js'
@@ -46,6 +47,7 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
   let services: Services
   try {
     const applied = await migrate(pool)
+    await pool.query(migrationSql()) // the outbox table (IF NOT EXISTS)
     services = await connectServices(config, overrides)
     services.log(
       `postgres: connected, schema ${overrides.schema ?? 'public'}, migrations applied now: ${applied.length}`,
@@ -55,7 +57,10 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
     throw error
   }
   const { log } = services
-  const store = createPgStore(pool)
+  // Sign-ups and confirmations enqueue their email in their own transaction (mailstream/pg):
+  // the outbox needs the queue, which the host creates below.
+  let outbox: Outbox | undefined
+  const store = createPgStore(pool, () => outbox)
   const emailLog = createEmailLog(pool, log)
 
   const app = express()
@@ -133,5 +138,25 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
     },
   })
   emailLog.attach(host.service.worker)
-  return { ...host, app, pool }
+  outbox = createOutbox({ queue: host.service.queue })
+  const relay = createOutboxRelay({
+    queue: host.service.queue,
+    pool,
+    onError: (error) => log(`outbox: ${error.message}`),
+  })
+  return {
+    ...host,
+    app,
+    pool,
+    // The relay runs with the worker: started after it, stopped before it (rows left wait in the table).
+    async listen(port, hostname) {
+      const url = await host.listen(port, hostname)
+      relay.start()
+      return url
+    },
+    async stop(stopOptions) {
+      await relay.stop()
+      await host.stop(stopOptions)
+    },
+  }
 }

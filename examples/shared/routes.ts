@@ -6,6 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import {
   batchJobId,
   createUnsubscribeToken,
+  type EmailJobInput,
   MailstreamError,
   parseAddress,
   RateLimitError,
@@ -13,7 +14,7 @@ import {
   verifyUnsubscribeToken,
 } from 'mailstream'
 import { CONFIRM_LIST, type MailService, NEWSLETTER_LIST } from './service.js'
-import type { SubscriberStore } from './store.js'
+import type { EmailFor, SubscriberStore } from './store.js'
 
 export interface Reply {
   status: number
@@ -222,18 +223,21 @@ export function createRoutes({
         if (!allowance.allowed) {
           throw new RateLimitError('too many sign-ups for this address', allowance.retryAfterMs, { field: 'email' })
         }
-        const subscriber = await store.requestSubscription({ email, name, locale })
+        const confirmation: EmailFor = (subscriber) =>
+          subscriber.status !== 'pending'
+            ? undefined
+            : {
+                type: 'subscription-confirm',
+                to: subscriber.name ? { name: subscriber.name, address: email } : email,
+                template: 'subscription-confirm',
+                data: { name: subscriber.name ?? '', confirmUrl: confirmUrl(email) },
+                locale: subscriber.locale,
+                priority: 'high',
+              }
+        const subscriber = await store.requestSubscription({ email, name, locale }, confirmation)
         // The same answer whether or not the address was already subscribed: the form does not tell who is.
-        if (subscriber.status === 'pending') {
-          await queue.enqueue({
-            type: 'subscription-confirm',
-            to: subscriber.name ? { name: subscriber.name, address: email } : email,
-            template: 'subscription-confirm',
-            data: { name: subscriber.name ?? '', confirmUrl: confirmUrl(email) },
-            locale: subscriber.locale,
-            priority: 'high',
-          })
-        }
+        const job = store.outbox ? undefined : confirmation(subscriber)
+        if (job) await queue.enqueue(job)
         return json(202, { ok: true, message: 'check your inbox to confirm the subscription' })
       })
     },
@@ -254,16 +258,17 @@ export function createRoutes({
         if (!subscriber || subscriber.status === 'unsubscribed') {
           return page(400, 'This link no longer works', '<p>Subscribe again to get a new confirmation email.</p>')
         }
-        if (await store.activate(subscriber.email)) {
-          await queue.enqueue({
-            type: 'welcome',
-            to: subscriber.name ? { name: subscriber.name, address: subscriber.email } : subscriber.email,
-            template: 'welcome',
-            data: { name: subscriber.name ?? '' },
-            locale: subscriber.locale,
-            // A second welcome within 24 h (a resubscription) returns the first job instead.
-            idempotencyKey: `welcome:${subscriber.email}`,
-          })
+        const welcome: EmailFor = (active) => ({
+          type: 'welcome',
+          to: active.name ? { name: active.name, address: active.email } : active.email,
+          template: 'welcome',
+          data: { name: active.name ?? '' },
+          locale: active.locale,
+          // A second welcome within 24 h (a resubscription) returns the first job instead.
+          idempotencyKey: `welcome:${active.email}`,
+        })
+        if ((await store.activate(subscriber.email, welcome)) && !store.outbox) {
+          await queue.enqueue(welcome(subscriber) as EmailJobInput)
         }
         return page(
           200,
