@@ -423,7 +423,75 @@ async function rss(): Promise<void> {
   })
 }
 
+// ---- the outbox: commit to Redis ---------------------------------------------------------------
+
+/**
+ * 50 callers, each committing transactions that insert one job into the outbox (mailstream/pg),
+ * while two relays (LISTEN/NOTIFY) move them to Redis. Latency: from the caller's COMMIT reply to
+ * the job's status hash (written by the relay), over a sample of the jobs.
+ */
+async function outbox(): Promise<void> {
+  await redis.flushall()
+  const { default: pg } = await import('pg')
+  const { createOutbox, createOutboxRelay } = await import('mailstream/pg')
+  const pool = new pg.Pool({
+    connectionString: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres',
+    max: CALLERS + 4,
+  })
+  const table = 'bench_outbox.mailstream_outbox'
+  await pool.query('DROP SCHEMA IF EXISTS bench_outbox CASCADE; CREATE SCHEMA bench_outbox')
+  const queue = createEmailQueue({ redis, prefix: PREFIX })
+  const box = createOutbox({ queue, table })
+  await box.migrate(pool)
+  const relays = [1, 2].map(() => createOutboxRelay({ queue, pool, table, batchSize: 200 }))
+  for (const relay of relays) relay.start()
+  const committed = new Map<string, number>()
+  const callers = async (from: number, count: number) => {
+    let next = from
+    await Promise.all(
+      Array.from({ length: CALLERS }, async () => {
+        const client = await pool.connect()
+        while (next < from + count) {
+          const i = next++
+          await client.query('BEGIN')
+          const { id } = await box.enqueue(client, { type: 'welcome', to: subscriber(i).email, subject, text })
+          await client.query('COMMIT')
+          committed.set(id, Date.now())
+        }
+        client.release()
+      }),
+    )
+  }
+  const drained = async () => {
+    for (;;) {
+      if ((await relays[0]?.stats())?.waiting === 0) return
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  }
+  await callers(N, 1000) // warm-up, not measured
+  await drained()
+  committed.clear()
+  const stop = await meter()
+  await callers(0, N)
+  await drained()
+  const measured = await stop(N)
+  const sample = [...committed].filter((_, index) => index % Math.max(1, Math.floor(N / 2000)) === 0)
+  const latencies: number[] = []
+  for (const [id, at] of sample) {
+    const state = await queue.getStatus(id)
+    if (state) latencies.push(Math.max(0, state.createdAt - at))
+  }
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0
+  await Promise.all(relays.map((relay) => relay.stop()))
+  await queue.close()
+  await pool.query('DROP SCHEMA IF EXISTS bench_outbox CASCADE')
+  await pool.end()
+  done({ ...measured, p50Ms: at(0.5), p99Ms: at(0.99), callers: CALLERS, relays: relays.length })
+}
+
 const scenarios: Record<string, () => Promise<void>> = {
+  outbox,
   enqueue,
   single,
   fill,

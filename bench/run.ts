@@ -85,6 +85,13 @@ const plan: Step[] = [
     systems: ['mailstream', 'bullmq'],
     runs: RUNS,
   },
+  {
+    scenario: 'outbox',
+    title: `outbox: ${jobs(10_000) / 1000}k transactions (50 callers) committed to PostgreSQL, 2 relays to Redis (p50/p99: COMMIT to Redis)`,
+    n: jobs(10_000),
+    systems: ['mailstream'],
+    runs: RUNS,
+  },
   ...(QUICK
     ? []
     : [
@@ -126,6 +133,8 @@ await run(
     'mailstream',
     '--external',
     'bullmq',
+    '--external',
+    'pg',
   ],
   { cwd: root },
 )

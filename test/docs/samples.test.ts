@@ -145,6 +145,7 @@ const compilerOptions: ts.CompilerOptions = {
     mailstream: ['src/index.ts'],
     'mailstream/dashboard': ['src/dashboard/index.ts'],
     'mailstream/testing': ['src/testing/index.ts'],
+    'mailstream/pg': ['src/pg/index.ts'],
     'mailstream/*': ['src/transports/*.ts'],
   },
 }
