@@ -61,7 +61,13 @@ export function senderData(sender: ConsentNoticeInput['sender'] | undefined): Re
     })
   }
   const data: Record<string, string> = { senderName: plainText(sender.name, 'sender.name') }
-  if (sender.email !== undefined) data.senderEmail = plainText(sender.email, 'sender.email', 254)
+  if (sender.email !== undefined) {
+    // Shown as a mailto: link: an address, not any text.
+    if (typeof sender.email !== 'string' || !parseAddress(sender.email.trim()) || sender.email.includes('<')) {
+      throw new MailstreamError('E_VALIDATION', 'sender.email: must be an email address', { field: 'sender.email' })
+    }
+    data.senderEmail = sender.email.trim()
+  }
   if (sender.phone !== undefined) data.senderPhone = plainText(sender.phone, 'sender.phone', 50)
   if (sender.address !== undefined) data.senderAddress = plainText(sender.address, 'sender.address', 300)
   return data

@@ -136,6 +136,10 @@ describe('sendConsentNotice', () => {
       [{ to: 'r@example.com', change: 'consented', at: 'yesterday', sender }, 'at'],
       [{ to: 'r@example.com', change: 'consented', sender: { name: 'A\r\nBcc: x@evil.example' } }, 'sender.name'],
       [{ to: 'r@example.com', change: 'consented' }, 'sender'],
+      [
+        { to: 'r@example.com', change: 'consented', sender: { name: 'V', email: 'javascript:alert(1)' } },
+        'sender.email',
+      ],
       [{ to: 'r@example.com', change: 'consented', sender, method: 'x'.repeat(500) }, 'method'],
     ]
     for (const [input, field] of cases) {

@@ -10,7 +10,7 @@ import {
 } from '../../src/korea/reminders.js'
 import type { AdvertisingConsent } from '../../src/korea/types.js'
 import { harness } from '../helpers/queue.js'
-import { connect } from '../helpers/redis.js'
+import { connect, uniquePrefix } from '../helpers/redis.js'
 
 const redis = connect()
 
@@ -154,6 +154,22 @@ describe('runConsentReminders', () => {
     expect(second).toMatchObject({ enqueued: 0, skipped: 1 })
     expect(marked.map(([address]) => address)).toEqual(['leap@example.com'])
     expect((await queue.stats()).streams.low?.length).toBe(1)
+  })
+
+  test('under strictIdempotency too: the retry has freshly signed links, and still sends nothing twice', async () => {
+    const prefix = uniquePrefix('remind')
+    const queue = createEmailQueue({ redis, prefix, strictIdempotency: true })
+    try {
+      const { store, marked } = memoryStore(consents())
+      const now = seoul('2026-01-29T08:00:00')
+      store.failMarks = 1
+      await expect(runConsentReminders(queue, store, { sender, links, now })).rejects.toThrow('database is down')
+      expect(await runConsentReminders(queue, store, { sender, links, now })).toMatchObject({ enqueued: 0, skipped: 1 })
+      expect(marked).toHaveLength(1)
+      expect((await queue.stats()).streams.low?.length).toBe(1)
+    } finally {
+      await queue.close()
+    }
   })
 
   test('the worker sends the reminder: sender, consent date, signed keep and withdraw links (ko and en)', async () => {
