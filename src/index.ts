@@ -21,6 +21,30 @@ export {
   type Priority,
   parseAddress,
 } from './job.js'
+export {
+  type ConsentAction,
+  type ConsentActionTokenResult,
+  consentActionUrl,
+  createConsentActionToken,
+  verifyConsentActionToken,
+} from './korea/links.js'
+export { CONSENT_NOTICE_TEMPLATE, type ConsentNoticeInput, sendConsentNotice } from './korea/notices.js'
+export {
+  CONSENT_REMINDER_TEMPLATE,
+  type ConsentReminderLinks,
+  type ConsentReminderOptions,
+  type ConsentReminderResult,
+  type ConsentStore,
+  type ConsentsDueOptions,
+  consentsDue,
+  type DueConsent,
+  type InvalidConsent,
+  type ListConsentsOptions,
+  type ReminderSchedule,
+  reminderSchedule,
+  runConsentReminders,
+} from './korea/reminders.js'
+export type { AdvertisingConsent, AdvertisingSender, ConsentChange } from './korea/types.js'
 export type { BatchProgress, BatchState, ProgressSubscription } from './queue/batches.js'
 export {
   type BatchOptions,
