@@ -467,7 +467,16 @@ export function createFailoverTransport(options: FailoverTransportOptions): Fail
         member.breaker.failure()
         if (verdict === 'unknown') throw uncertain(error, member)
         refusal = { error, member }
-        if (index === 0 && policy === 'wait') throw surface(error, member)
+        if (index === 0 && policy === 'wait') {
+          // Once the breaker is open (a failed probe, or the failure that opened it), the job waits
+          // for the primary without using attempts; before that it is an ordinary failure.
+          if (member.breaker.state === 'closed') throw surface(error, member)
+          throw held(
+            `${member.name} refused the message and its breaker is ${member.breaker.state}; ${message.type} jobs of priority ${message.priority} wait for it: ${describeError(error)}`,
+            member.breaker.retryAfterMs() || config.breaker.openMs,
+            error,
+          )
+        }
         previous = { member, reason: describeError(error) }
       }
     }

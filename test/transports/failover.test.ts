@@ -103,10 +103,20 @@ describe('failover: SES primary, SMTP secondary, through a worker', () => {
     for (const { id } of low) expect((await queue.getStatus(id))?.status).not.toMatch(/sent|dead/)
     expect(smtp.deliveries.some((delivery) => /low\d@/.test(delivery.envelope.to.join()))).toBe(false)
 
+    // A held low job comes back as the half-open probe, is refused, and opens the breaker again.
+    await waitUntil(
+      () =>
+        breakerEvents.some((event) => event.transport === 'ses' && event.from === 'half-open' && event.to === 'open'),
+      10_000,
+      'a failed probe',
+    )
+    expect(smtp.deliveries).toHaveLength(6)
+
     // The primary is back: a half-open probe closes the breaker, and the low jobs go through SES.
     expect(await ses.emails()).toEqual([])
     await ses.clear()
-    for (const { id } of low) expect(await settled(id, 20_000)).toMatchObject({ status: 'sent' })
+    // They used no attempt while they waited (probes the primary refused included).
+    for (const { id } of low) expect(await settled(id, 20_000)).toMatchObject({ status: 'sent', attempts: 1 })
     await waitUntil(() => transport.stats()[0]?.state === 'closed', 5_000, 'the SES breaker to close')
     const sesTransitions = breakerEvents.filter((event) => event.transport === 'ses').map(({ to }) => to)
     expect(sesTransitions.slice(-2)).toEqual(['half-open', 'closed'])
