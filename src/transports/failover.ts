@@ -565,25 +565,24 @@ function metricLine(name: string, value: number, labels: Record<string, string>)
 }
 
 /**
- * Prometheus text (version 0.0.4) of a failover transport's breakers and sends in this process,
- * to append to `queue.metrics()`: breaker state per transport (1 for the current state), sends
- * per transport by outcome, and the sends each transport took over.
+ * Prometheus text (version 0.0.4) of failover transports' breakers and sends in this process, to
+ * append to `queue.metrics()`: breaker state per transport (1 for the current state), sends per
+ * transport by outcome, and the sends each transport took over. Give every failover transport of
+ * the process in one call (each family is declared once); an empty string for none.
  */
-export function failoverMetrics(transport: Pick<FailoverTransport, 'name' | 'stats'>): string {
-  const stats = transport.stats()
-  const failover = transport.name
+export function failoverMetrics(...transports: Pick<FailoverTransport, 'name' | 'stats'>[]): string {
+  if (transports.length === 0) return ''
+  const rows = transports.flatMap((transport) =>
+    transport.stats().map((stat) => ({ stat, labels: { failover: transport.name, transport: stat.name } })),
+  )
   const families: [string, 'gauge' | 'counter', string, string[]][] = [
     [
       'mailstream_failover_breaker_state',
       'gauge',
       'Circuit breaker state of each transport of a failover transport (1 for the current state).',
-      stats.flatMap((stat) =>
+      rows.flatMap(({ stat, labels }) =>
         STATES.map((state) =>
-          metricLine('mailstream_failover_breaker_state', stat.state === state ? 1 : 0, {
-            failover,
-            transport: stat.name,
-            state,
-          }),
+          metricLine('mailstream_failover_breaker_state', stat.state === state ? 1 : 0, { ...labels, state }),
         ),
       ),
     ],
@@ -591,22 +590,16 @@ export function failoverMetrics(transport: Pick<FailoverTransport, 'name' | 'sta
       'mailstream_failover_sends_total',
       'counter',
       'Sends of each transport of a failover transport, by outcome, in this process.',
-      stats.flatMap((stat) => [
-        metricLine('mailstream_failover_sends_total', stat.sent, { failover, transport: stat.name, outcome: 'sent' }),
-        metricLine('mailstream_failover_sends_total', stat.failed, {
-          failover,
-          transport: stat.name,
-          outcome: 'failed',
-        }),
+      rows.flatMap(({ stat, labels }) => [
+        metricLine('mailstream_failover_sends_total', stat.sent, { ...labels, outcome: 'sent' }),
+        metricLine('mailstream_failover_sends_total', stat.failed, { ...labels, outcome: 'failed' }),
       ]),
     ],
     [
       'mailstream_failover_taken_over_total',
       'counter',
       'Messages a transport sent after a transport before it refused them or was unavailable.',
-      stats.map((stat) =>
-        metricLine('mailstream_failover_taken_over_total', stat.tookOver, { failover, transport: stat.name }),
-      ),
+      rows.map(({ stat, labels }) => metricLine('mailstream_failover_taken_over_total', stat.tookOver, labels)),
     ],
   ]
   return `${families

@@ -10,6 +10,7 @@ import {
 import { createMemoryTransport } from '../../src/transports/memory.js'
 import { createSesTransport, type SesTransport } from '../../src/transports/ses.js'
 import { createSmtpTransport, type SmtpTransport } from '../../src/transports/smtp.js'
+import { parseExposition } from '../helpers/prometheus.js'
 import { harness, testJob } from '../helpers/queue.js'
 import { connect, waitUntil } from '../helpers/redis.js'
 import { freePort } from '../helpers/redis-server.js'
@@ -145,10 +146,16 @@ describe('failover: SES primary, SMTP secondary, through a worker', () => {
     expect(sesStats).toMatchObject({ name: 'ses', state: 'closed', sent: 5 })
     expect(sesStats?.failed).toBeGreaterThanOrEqual(2)
     expect(smtpStats).toMatchObject({ name: 'smtp', state: 'closed', sent: 6, tookOver: 6, failed: 0 })
-    const metrics = failoverMetrics(transport)
-    expect(metrics).toContain('mailstream_failover_breaker_state{failover="failover",transport="ses",state="closed"} 1')
-    expect(metrics).toContain('mailstream_failover_sends_total{failover="failover",transport="smtp",outcome="sent"} 6')
-    expect(metrics).toContain('mailstream_failover_taken_over_total{failover="failover",transport="smtp"} 6')
+    // Valid Prometheus text beside the queue's own, with one family per name.
+    const metrics = parseExposition((await queue.metrics()) + failoverMetrics(transport))
+    const labels = { failover: 'failover', transport: 'ses' }
+    expect(metrics.value('mailstream_failover_breaker_state', { ...labels, state: 'closed' })).toBe(1)
+    expect(metrics.value('mailstream_failover_breaker_state', { ...labels, state: 'open' })).toBe(0)
+    expect(metrics.value('mailstream_failover_sends_total', { ...labels, outcome: 'sent' })).toBe(5)
+    const smtpLabels = { failover: 'failover', transport: 'smtp' }
+    expect(metrics.value('mailstream_failover_sends_total', { ...smtpLabels, outcome: 'sent' })).toBe(6)
+    expect(metrics.value('mailstream_failover_taken_over_total', smtpLabels)).toBe(6)
+    expect(metrics.types.get('mailstream_failover_sends_total')).toBe('counter')
   })
 
   test('a paused SES account: high jobs fail over and the worker does not pause', async () => {
@@ -340,6 +347,24 @@ describe('failover: verify, policy, options', () => {
     const error = (await held.catch((caught: unknown) => caught)) as { retryAfterMs: number }
     expect(error.retryAfterMs).toBeGreaterThan(50_000)
     expect(transport.stats().map(({ state }) => state)).toEqual(['open', 'open'])
+  })
+
+  test('failoverMetrics renders several failover transports under one family each, labels escaped', () => {
+    const one = createFailoverTransport({
+      transports: [{ transport: createMemoryTransport({ name: 'a "quoted"\\one' }) }],
+    })
+    const two = createFailoverTransport({
+      transports: [{ transport: createMemoryTransport({ name: 'b' }) }],
+      name: 'bulk',
+    })
+    const metrics = parseExposition(failoverMetrics(one, two))
+    expect(
+      metrics.value('mailstream_failover_breaker_state', { failover: 'bulk', transport: 'b', state: 'closed' }),
+    ).toBe(1)
+    expect(
+      metrics.samples.filter((sample) => sample.name === 'mailstream_failover_taken_over_total').map((s) => s.labels),
+    ).toHaveLength(2)
+    expect(failoverMetrics()).toBe('')
   })
 
   test('options are checked and name the field', () => {
