@@ -10,12 +10,14 @@ import {
 import { createMemoryTransport } from '../../src/transports/memory.js'
 import { createSesTransport, type SesTransport } from '../../src/transports/ses.js'
 import { createSmtpTransport, type SmtpTransport } from '../../src/transports/smtp.js'
+import { receivedFromMime } from '../helpers/mime.js'
 import { parseExposition } from '../helpers/prometheus.js'
 import { harness, testJob } from '../helpers/queue.js'
 import { connect, waitUntil } from '../helpers/redis.js'
 import { freePort } from '../helpers/redis-server.js'
 import { SES_FAULTS, type SesLocal, startSesLocal } from '../helpers/ses-local.js'
 import { type SmtpLocal, startSmtpLocal } from '../helpers/smtp-local.js'
+import { transportContract } from './contract.js'
 
 const redis = connect()
 const smtpOptions = (port: number) => ({ host: '127.0.0.1', port, secure: false, maxConnections: 2 })
@@ -54,6 +56,35 @@ function sesThenSmtp(overrides: Partial<Parameters<typeof createFailoverTranspor
 }
 
 const smtpHeader = (raw: Buffer, name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'im').exec(raw.toString('utf8'))?.[1]
+
+// The contract through a failover whose primary refuses every connection: each message reaches the
+// SMTP sink behind it, and the sink's failures come out in their own class.
+transportContract('failover', async () => {
+  const sink = await startSmtpLocal()
+  const nowhere = createSmtpTransport({ options: smtpOptions(await freePort()), name: 'nowhere' })
+  const backup = createSmtpTransport({ options: smtpOptions(sink.port), name: 'backup' })
+  const transport = createFailoverTransport({ transports: [{ transport: nowhere }, { transport: backup }] })
+  return {
+    transport,
+    async received(_message, messageId) {
+      const delivery = sink.delivery(messageId)
+      if (!delivery) throw new Error(`the SMTP sink has no message ${messageId}`)
+      const got = await receivedFromMime(delivery.raw)
+      const visible = new Set([...got.to, ...got.cc])
+      return { ...got, bcc: delivery.envelope.to.filter((address) => !visible.has(address)) }
+    },
+    failNext(kind) {
+      if (kind === 'throttle')
+        sink.fail(454, { stage: 'mail', text: 'Throttling failure: Maximum sending rate exceeded.' })
+      else if (kind === 'later') sink.fail(451, { stage: 'data', text: 'Temporary local problem' })
+      else sink.fail(554, { stage: 'data', text: 'Message rejected' })
+    },
+    async close() {
+      expect(transport.stats()[0]).toMatchObject({ name: 'nowhere', sent: 0, state: 'open' })
+      await sink.close()
+    },
+  }
+})
 
 describe('failover: SES primary, SMTP secondary, through a worker', () => {
   test('primary down: high jobs reach the secondary within one send, low jobs wait; primary back: the breaker closes; each job once', async () => {
