@@ -370,8 +370,11 @@ export function createFailoverTransport(options: FailoverTransportOptions): Fail
     }
   })
 
+  // A Map: a job type named `constructor` must not find Object.prototype's.
+  const typePolicies = new Map(Object.entries(config.policy.types))
   function policyFor(message: EmailMessage): FailoverPolicy {
-    return config.policy.types[message.type] ?? config.policy[message.priority] ?? 'failover'
+    const byPriority = Object.hasOwn(config.policy, message.priority) ? config.policy[message.priority] : undefined
+    return typePolicies.get(message.type) ?? byPriority ?? 'failover'
   }
 
   /** The job waits without using an attempt until a breaker lets a probe through. */

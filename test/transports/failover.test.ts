@@ -338,6 +338,8 @@ describe('failover: verify, policy, options', () => {
       statusCode: 'CircuitOpen',
     })
     await transport.send(message('digest', 'low'), context)
+    // A type named like an Object.prototype member has no policy of its own.
+    await expect(transport.send(message('constructor', 'low'), context)).rejects.toMatchObject({ retry: 'throttle' })
     await expect(transport.send(message('alert', 'high'), context)).rejects.toMatchObject({ retry: 'throttle' })
     off()
     await transport.send(message('welcome', 'high'), context)
