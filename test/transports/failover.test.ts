@@ -236,6 +236,24 @@ describe('failover: SES primary, SMTP secondary, through a worker', () => {
   })
 })
 
+describe('failover: a reset without an answer', () => {
+  test('is retried on the primary later, never sent to the secondary in the same try', async () => {
+    const transport = sesThenSmtp({ breaker: { failures: 5, windowMs: 10_000, openMs: 1_000 } })
+    const { queue, worker, settled } = harness(redis)
+    ses.fail({ reset: true })
+    const w = worker({ transport })
+    const failed: FailedEvent[] = []
+    w.on('failed', (event) => failed.push(event))
+    await w.start()
+    const job = await queue.enqueue(testJob({ priority: 'high', to: 'reset@example.com' }))
+    expect(await settled(job.id)).toMatchObject({ status: 'sent', attempts: 2 })
+    expect(failed.map((event) => event.error.message)).toEqual([expect.stringMatching(/ses may have accepted/)])
+    expect(smtp.deliveries).toEqual([])
+    expect((await ses.emails()).map((email) => email.destination.to)).toEqual([['reset@example.com']])
+    expect(transport.stats()[0]).toMatchObject({ state: 'closed', sent: 1, failed: 1 })
+  })
+})
+
 describe('failover: SMTP primary, SES secondary', () => {
   test('a hard bounce (550 at RCPT) is dead at once and not sent through SES', async () => {
     failover = createFailoverTransport({
