@@ -81,6 +81,8 @@ transportContract('failover', async () => {
     },
     async close() {
       expect(transport.stats()[0]).toMatchObject({ name: 'nowhere', sent: 0, state: 'open' })
+      // The pool first: the sink waits for its clients to leave before it closes.
+      await transport.close()
       await sink.close()
     },
   }
