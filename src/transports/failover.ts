@@ -67,7 +67,7 @@ export interface FailoverEvent {
   from: string
   /** The transport the message goes to now. */
   to: string
-  /** `breaker open`, or the refusal. */
+  /** `breaker open` (`breaker half-open` while another send probes it), or the refusal. */
   reason: string
 }
 
@@ -254,11 +254,15 @@ function providerFault(error: unknown): boolean {
   })
 }
 
+/** The codes the worker dead-letters at once when a transport throws them (as src/worker/retry.ts). */
+const PERMANENT_CODES = new Set<string>(['E_TEMPLATE', 'E_CONFIG', 'E_VALIDATION'])
+
 function isPermanent(error: unknown): boolean {
   try {
     if (error instanceof TransportError) return error.retry === 'never' && !error.pause && !providerFault(error)
     // A problem of this side (a template, an option): the next transport would fail the same way.
-    return error instanceof MailstreamError || error instanceof RangeError
+    if (error instanceof MailstreamError) return PERMANENT_CODES.has(error.code)
+    return error instanceof RangeError
   } catch {
     return false
   }
@@ -279,6 +283,15 @@ function judge(error: unknown, signal: AbortSignal, refused: FailoverTransportOp
   if (showsRefusal(error)) return 'refused'
   // A reset, a socket timeout, an abort, anything unknown: the provider may have the message.
   return 'unknown'
+}
+
+/** The worker's hard stop aborts sends with `E_CLOSED`; its send timeout with a `TransportError`. */
+function stoppedByHost(signal: AbortSignal): boolean {
+  try {
+    return signal.aborted && signal.reason instanceof MailstreamError && signal.reason.code === 'E_CLOSED'
+  } catch {
+    return false
+  }
 }
 
 /** Settles when the send does, or rejects when the signal aborts (a transport that ignores its signal). */
@@ -440,7 +453,7 @@ export function createFailoverTransport(options: FailoverTransportOptions): Fail
             member.breaker.retryAfterMs() || config.breaker.openMs,
           )
         }
-        previous = { member, reason: 'breaker open' }
+        previous = { member, reason: `breaker ${member.breaker.state}` }
         continue
       }
       if (previous) {
@@ -466,6 +479,11 @@ export function createFailoverTransport(options: FailoverTransportOptions): Fail
         if (verdict === 'permanent') {
           member.breaker.release()
           throw error
+        }
+        if (verdict === 'unknown' && stoppedByHost(signal)) {
+          // The worker stopped: nothing to hold against the provider.
+          member.breaker.release()
+          throw uncertain(error, member)
         }
         member.breaker.failure()
         if (verdict === 'unknown') throw uncertain(error, member)

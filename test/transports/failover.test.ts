@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
-import type { FailedEvent } from '../../src/index.js'
+import { type FailedEvent, MailstreamError, TransportError } from '../../src/index.js'
 import {
   type BreakerEvent,
   createFailoverTransport,
@@ -418,6 +418,38 @@ describe('failover: verify, policy, options', () => {
       metrics.samples.filter((sample) => sample.name === 'mailstream_failover_taken_over_total').map((s) => s.labels),
     ).toHaveLength(2)
     expect(failoverMetrics()).toBe('')
+  })
+
+  test("the worker's hard stop does not count against the breaker; its send timeout does", async () => {
+    const slow = createMemoryTransport({ name: 'slow', latencyMs: 200 })
+    const transport = createFailoverTransport({
+      transports: [{ transport: slow }, { transport: createMemoryTransport({ name: 'other' }) }],
+      breaker: { failures: 1, windowMs: 10_000, openMs: 60_000 },
+    })
+    const message = {
+      jobId: 'j',
+      type: 'welcome',
+      priority: 'high' as const,
+      from: { address: 'a@example.com' },
+      to: [{ address: 'b@example.com' }],
+      subject: 'x',
+    }
+    const stop = new AbortController()
+    const stopped = transport.send(message, { signal: stop.signal, attempt: 1 })
+    stop.abort(new MailstreamError('E_CLOSED', 'worker stopped before the send finished'))
+    await expect(stopped).rejects.toMatchObject({ retry: 'later' })
+    expect(transport.stats()[0]).toMatchObject({ state: 'closed', failed: 1 })
+
+    const timeout = new AbortController()
+    const timedOut = transport.send(message, { signal: timeout.signal, attempt: 1 })
+    timeout.abort(new TransportError('send timed out after 100 ms', { retry: 'later' }))
+    await expect(timedOut).rejects.toMatchObject({
+      retry: 'later',
+      message: expect.stringMatching(/may have accepted/),
+    })
+    expect(transport.stats()[0]).toMatchObject({ state: 'open', failed: 2 })
+    // Neither was handed to the other transport.
+    expect(transport.stats()[1]).toMatchObject({ sent: 0 })
   })
 
   test('options are checked and name the field', () => {
