@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'E_IDEMPOTENCY_CONFLICT'
   | 'E_TIMEOUT'
   | 'E_WEBHOOK'
+  | 'E_CONSENT'
 
 /** How a failed send should be handled: see DESIGN "Failures are classified by the transport". */
 export type RetryClass = 'throttle' | 'later' | 'never'
