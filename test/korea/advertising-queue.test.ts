@@ -12,7 +12,7 @@ afterAll(async () => {
   for (const queue of queues) await queue.close()
 })
 
-export const sender: AdvertisingSender = {
+const sender: AdvertisingSender = {
   name: '주식회사 밸리티',
   email: 'ad@vality.kr',
   phone: '02-1234-5678',
@@ -89,8 +89,9 @@ describe('the advertising profile at enqueue', () => {
     const { queue: q, prefix } = queue({ consent: consents.lookup })
     const result = await q.enqueue(adJob())
     expect(result).toMatchObject({ status: 'queued', duplicate: false })
-    const [[, fields]] = (await redis.xrange(`${prefix}:send:normal`, '-', '+')) as [string, string[]][]
-    const payload = payloadOf(fields)
+    const entries = (await redis.xrange(`${prefix}:send:normal`, '-', '+')) as [string, string[]][]
+    expect(entries).toHaveLength(1)
+    const payload = payloadOf(entries[0]?.[1] ?? [])
     expect(payload).toMatchObject({ subject: '(광고) 봄 세일 30%', advertising: true })
   })
 
