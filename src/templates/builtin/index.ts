@@ -35,7 +35,7 @@ export const LAYOUT_STRINGS: Record<string, Record<string, string>> = {
     adPhone: '전화',
     adAddress: '주소',
     adRefusal:
-      '더 이상 광고 메일을 받지 않으시려면 아래 링크를 눌러 주세요. 수신거부는 무료이며 로그인 없이 바로 처리됩니다.',
+      '더 이상 광고 메일을 받지 않으시려면 수신거부를 눌러 주세요. 수신거부는 무료이며 로그인 없이 바로 처리됩니다.',
     adRefuseLink: '수신거부',
   },
   en: {
@@ -47,7 +47,7 @@ export const LAYOUT_STRINGS: Record<string, Record<string, string>> = {
     adPhone: 'Phone',
     adAddress: 'Address',
     adRefusal:
-      'To stop receiving these advertising emails, follow the link below. It is free and takes one click, with no login.',
+      'To stop receiving these advertising emails, select Unsubscribe. It is free and takes one click, with no login.',
     adRefuseLink: 'Unsubscribe',
   },
 }
