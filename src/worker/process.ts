@@ -2,7 +2,7 @@ import { MailstreamError } from '../errors.js'
 import { type Address, type EmailJob, parseJob } from '../job.js'
 import { applyAdvertisingRules, SENDER_VARIABLE } from '../korea/message.js'
 import type { AdvertisingSender } from '../korea/types.js'
-import type { createMetricsRecorder } from '../metrics.js'
+import { ADVERTISING_SENT, type createMetricsRecorder } from '../metrics.js'
 import type { EmailMessage, TemplateRendererLike } from '../transport.js'
 import { buildMessage, everyRecipientSuppressed, recipientCount, suppressedSet } from './message.js'
 import type { Pacing } from './pacing.js'
@@ -92,6 +92,7 @@ export function createProcess(options: ProcessOptions) {
     try {
       const { messageId, rejected } = await sender.send(message, attempts)
       metrics.observe('delivery_latency', Date.now() - job.createdAt)
+      if (job.advertising !== undefined) metrics.count(ADVERTISING_SENT)
       return { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
     } finally {
       metrics.observe('send_duration', performance.now() - sendStartedAt)

@@ -67,6 +67,12 @@ describe('the worker renders advertising email', () => {
     expect(message?.html).toContain('보내는 사람: 주식회사 밸리티')
     expect(message?.html).toContain(`href="${oneClick.replaceAll('&', '&amp;')}"`)
     expect(message?.text).toContain(oneClick)
+    // The metrics tell advertising from the rest: an ordinary job is sent too, and counted apart.
+    const plain = await queue.enqueue({ type: 'receipt', to: 'reader@example.com', subject: 'Receipt', text: 'x' })
+    expect(await settled(plain.id)).toMatchObject({ status: 'sent' })
+    const metrics = await queue.metrics()
+    expect(metrics).toMatch(/^mailstream_advertising_sent_total 1$/m)
+    expect(metrics).toMatch(/^mailstream_jobs_total\{outcome="sent"\} 2$/m)
   })
 
   test('the English footer, for a batch sharing its data', async () => {
