@@ -21,6 +21,18 @@ export {
   type Priority,
   parseAddress,
 } from './job.js'
+export { type AdvertisingFooterCheck, checkAdvertisingFooter, type FooterItem } from './korea/footer.js'
+export type { AdvertisingQueueOptions, AdvertisingWorkerOptions, ConsentLookup } from './korea/options.js'
+export {
+  ADVERTISING_MARK,
+  type AdvertisingMark,
+  type AdvertisingSubject,
+  advertisingSubject,
+  findAdvertisingMark,
+  ordinarySubjectProblem,
+} from './korea/subject.js'
+export { transactionExceptionEnds, withinTransactionException } from './korea/transaction.js'
+export type { AdvertisingConsent, AdvertisingSender } from './korea/types.js'
 export type { BatchProgress, BatchState, ProgressSubscription } from './queue/batches.js'
 export {
   type BatchOptions,

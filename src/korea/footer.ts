@@ -6,7 +6,7 @@ import type { AdvertisingSender } from './types.js'
 export type FooterItem = 'name' | 'email' | 'phone' | 'address' | 'unsubscribe'
 
 /** What is missing from each part of a rendered advertising email; empty lists when nothing is. */
-export interface FooterCheck {
+export interface AdvertisingFooterCheck {
   ok: boolean
   html: FooterItem[]
   text: FooterItem[]
@@ -83,7 +83,7 @@ export function checkAdvertisingFooter(
   body: { html?: string | undefined; text?: string | undefined },
   sender: AdvertisingSender,
   unsubscribeUrl?: string,
-): FooterCheck {
+): AdvertisingFooterCheck {
   const html: FooterItem[] = []
   const text: FooterItem[] = []
   if (body.html === undefined && (body.text === undefined || body.text === '')) {
@@ -112,7 +112,7 @@ export function checkAdvertisingFooter(
 }
 
 /** One line for a dead letter or an error: what is missing, part by part. */
-export function describeFooterCheck(check: FooterCheck): string {
+export function describeFooterCheck(check: AdvertisingFooterCheck): string {
   const parts: string[] = []
   if (check.html.length) parts.push(`the HTML part lacks ${check.html.join(', ')}`)
   if (check.text.length) parts.push(`the text part lacks ${check.text.join(', ')}`)
