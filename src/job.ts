@@ -485,14 +485,17 @@ const jobSchema = z
       .optional(),
     attachments: z.array(attachmentSchema).max(100).optional(),
     advertising: z
-      .union([
-        z.literal(true),
-        z.strictObject({
-          transactionEndedAt: z
-            .union([z.date(), z.number().int().nonnegative(), z.iso.datetime({ offset: true })])
-            .refine((value) => !Number.isNaN(new Date(value).getTime()), { message: 'must be a valid date' }),
-        }),
-      ])
+      .union(
+        [
+          z.literal(true),
+          z.strictObject({
+            transactionEndedAt: z
+              .union([z.date(), z.number().int().nonnegative(), z.iso.datetime({ offset: true })])
+              .refine((value) => !Number.isNaN(new Date(value).getTime()), { message: 'must be a valid date' }),
+          }),
+        ],
+        { message: 'must be true, or { transactionEndedAt } for the existing-transaction exception' },
+      )
       .optional(),
   })
   .superRefine((job, ctx) => {

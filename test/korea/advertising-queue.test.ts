@@ -183,6 +183,15 @@ describe('the advertising profile at enqueue', () => {
     expect(await keysOf(redis, prefix)).toEqual([])
   })
 
+  test('a malformed advertising field is E_VALIDATION naming it', async () => {
+    const { queue: q, prefix } = queue({})
+    for (const advertising of [false, {}, { transactionEndedAt: 'last spring' }]) {
+      const error = await rejection(q.enqueue(adJob({ advertising })))
+      expect(error).toMatchObject({ code: 'E_VALIDATION', field: expect.stringMatching(/^advertising/) })
+    }
+    expect(await keysOf(redis, prefix)).toEqual([])
+  })
+
   test('a queue without the profile refuses an advertising job', async () => {
     const { queue: q, prefix } = queue(undefined)
     expect(await rejection(q.enqueue(adJob()))).toMatchObject({ code: 'E_VALIDATION', field: 'advertising' })
