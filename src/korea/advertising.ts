@@ -33,6 +33,9 @@ export interface AdvertisingProfile {
 const invalid = (message: string, field: string, cause?: unknown) =>
   new MailstreamError('E_VALIDATION', message, { field, ...(cause !== undefined && { cause }) })
 
+/** How far ahead of this process's clock a consent's time may be: another server's clock may run ahead. */
+const CLOCK_SKEW_MS = 5 * 60_000
+
 /** A consent's time as epoch ms; NaN when it is not a date. */
 const timeOf = (value: unknown): number =>
   value instanceof Date || typeof value === 'number' || typeof value === 'string'
@@ -95,12 +98,21 @@ export function createAdvertisingProfile(config: AdvertisingQueueConfig, command
         field: 'advertising.consent',
       })
     }
+    // An endless or huge answer would hold the event loop: a few per address asked is plenty.
+    let budget = addresses.length * 4 + 100
     for (const consent of found) {
+      if (--budget < 0) {
+        throw new MailstreamError(
+          'E_CONSENT',
+          `advertising.consent: answered with more consents than the ${addresses.length} addresses asked for allow; nothing was written`,
+          { field: 'advertising.consent' },
+        )
+      }
       if (typeof consent !== 'object' || consent === null || typeof consent.address !== 'string') continue
       const address = consent.address.trim().toLowerCase()
-      // A consent dated after now (or not a date) is no consent yet.
+      // A consent dated in the future (beyond clock skew between servers), or not a date, is none yet.
       const at = timeOf(consent.consentedAt)
-      if (wanted.has(address) && at <= now) consented.add(address)
+      if (wanted.has(address) && at <= now + CLOCK_SKEW_MS) consented.add(address)
     }
     return consented
   }

@@ -27,7 +27,11 @@ export const senderSchema = z.strictObject({
 /** Default quiet hours: 21:00-08:00 in Seoul, the hours 제50조 제3항 names for other media. */
 export const DEFAULT_QUIET_HOURS: WeeklyHours = { timeZone: 'Asia/Seoul', from: '21:00', to: '08:00' }
 
-/** Looks up the advertising consents of lower-case addresses; an address it has none for is left out. */
+/**
+ * Looks up the advertising consents of addresses (lower case, an internationalised domain in
+ * punycode); an address it has none for is left out. A consent dated in the future (more than five
+ * minutes ahead) does not count yet.
+ */
 export type ConsentLookup = (
   addresses: string[],
 ) => Promise<Iterable<AdvertisingConsent | null | undefined>> | Iterable<AdvertisingConsent | null | undefined>

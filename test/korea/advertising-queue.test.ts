@@ -97,7 +97,7 @@ describe('the advertising profile at enqueue', () => {
 
   test('a consent dated in the future is no consent yet', async () => {
     const { queue: q, prefix } = queue({
-      consent: async (addresses) => addresses.map((address) => ({ address, consentedAt: Date.now() + 60_000 })),
+      consent: async (addresses) => addresses.map((address) => ({ address, consentedAt: Date.now() + 3_600_000 })),
     })
     expect(await rejection(q.enqueue(adJob()))).toMatchObject({ code: 'E_CONSENT' })
     expect(await keysOf(redis, prefix)).toEqual([])
@@ -130,6 +130,19 @@ describe('the advertising profile at enqueue', () => {
     expect(error).toMatchObject({ code: 'E_TIMEOUT', field: 'advertising.consent' })
     expect(took).toBeGreaterThanOrEqual(140)
     expect(took).toBeLessThan(2000)
+    expect(await keysOf(redis, prefix)).toEqual([])
+  })
+
+  test('a consent lookup that answers without end is cut off: E_CONSENT, nothing written', async () => {
+    const { queue: q, prefix } = queue({
+      consent: () => ({
+        *[Symbol.iterator]() {
+          for (;;) yield { address: 'someone@example.com', consentedAt: 0 }
+        },
+      }),
+    })
+    const error = await rejection(q.enqueue(adJob()))
+    expect(error).toMatchObject({ code: 'E_CONSENT', field: 'advertising.consent' })
     expect(await keysOf(redis, prefix)).toEqual([])
   })
 
