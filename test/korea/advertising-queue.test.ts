@@ -268,6 +268,20 @@ describe('the advertising profile in enqueueBatch', () => {
     }
   })
 
+  test('a batch subject with a look-alike, or an ordinary batch marked (광고), is refused before anything is written', async () => {
+    const { queue: q, prefix } = queue({ consent: consentsFor('a@example.com').lookup })
+    const body = { html: footer, text: footerText }
+    expect(
+      await rejection(
+        q.enqueueBatch('b1', ['a@example.com'], undefined, { ...body, subject: '[광고] 세일', advertising: true }),
+      ),
+    ).toMatchObject({ code: 'E_VALIDATION', field: 'subject' })
+    expect(
+      await rejection(q.enqueueBatch('b2', ['a@example.com'], undefined, { ...body, subject: '(광고) 소식' })),
+    ).toMatchObject({ code: 'E_VALIDATION', field: 'subject' })
+    expect(await keysOf(redis, prefix)).toEqual([])
+  })
+
   test('a batch may not state the transaction exception, nor be advertising without the profile', async () => {
     const { queue: q, prefix } = queue({})
     const options = { subject: 'x', html: footer, text: footerText }
