@@ -2,6 +2,8 @@
 import type { MailstreamError } from '../errors.js'
 import type { EmailJob, EmailJobInput } from '../job.js'
 import type { QueueKeys } from '../keys.js'
+import type { AdvertisingProfile } from '../korea/advertising.js'
+import type { AdvertisingQueueOptions } from '../korea/options.js'
 import type { RedisClient, RedisInput } from '../redis.js'
 import type { JobState, JobStatusName } from '../status.js'
 import type { BatchOptions, BuildRecipient, EnqueueBatchResult } from './batch-input.js'
@@ -47,6 +49,13 @@ export interface EmailQueueOptions {
    * meanwhile reject on their own. Default: none (nothing is printed).
    */
   onError?: (error: MailstreamError) => void
+  /**
+   * The Korean advertising profile (정보통신망법 제50조, docs/korea.md): jobs with `advertising` need
+   * each recipient's consent (looked up with `consent`, bounded by `consentTimeoutMs`) or the
+   * existing-transaction exception, get `(광고)` in front of their subject, and are held out of
+   * quiet hours; other jobs may not carry the mark. Default: none (`advertising` jobs are refused).
+   */
+  advertising?: AdvertisingQueueOptions
 }
 
 /** The part of a template renderer a queue uses to check jobs at enqueue. */
@@ -167,6 +176,8 @@ export interface QueueContext {
   strictIdempotency: boolean
   /** Checks a job's template and data at enqueue, when the queue was given a renderer. */
   templates: TemplateCheck | undefined
+  /** The Korean advertising profile, when the queue has one. */
+  advertising: AdvertisingProfile | undefined
   /** Throws `E_CLOSED` once the queue is closed. */
   assertOpen(): void
 }

@@ -31,8 +31,31 @@ export const BUILTIN_LAYOUT = layout
 
 /** Words of the layout, filled in once per template and locale (`[[key]]`). */
 export const LAYOUT_STRINGS: Record<string, Record<string, string>> = {
-  ko: { lang: 'ko', sentBy: '이 메일은 {{brandName}}에서 보냈습니다.', unsubscribe: '수신 거부' },
-  en: { lang: 'en', sentBy: 'This email was sent by {{brandName}}.', unsubscribe: 'Unsubscribe' },
+  ko: {
+    lang: 'ko',
+    sentBy: '이 메일은 {{brandName}}에서 보냈습니다.',
+    unsubscribe: '수신 거부',
+    // The advertising footer (정보통신망법 제50조 제4항): who sends, and a free way to refuse.
+    adSender: '보내는 사람',
+    adEmail: '이메일',
+    adPhone: '전화',
+    adAddress: '주소',
+    adRefusal:
+      '더 이상 광고 메일을 받지 않으시려면 수신거부를 눌러 주세요. 수신거부는 무료이며 로그인 없이 바로 처리됩니다.',
+    adRefuseLink: '수신거부',
+  },
+  en: {
+    lang: 'en',
+    sentBy: 'This email was sent by {{brandName}}.',
+    unsubscribe: 'Unsubscribe',
+    adSender: 'Sender',
+    adEmail: 'Email',
+    adPhone: 'Phone',
+    adAddress: 'Address',
+    adRefusal:
+      'To stop receiving these advertising emails, select Unsubscribe. It is free and takes one click, with no login.',
+    adRefuseLink: 'Unsubscribe',
+  },
 }
 
 /**
