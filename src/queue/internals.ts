@@ -1,5 +1,6 @@
 import type { QueueKeys } from '../keys.js'
 import type { RedisClient } from '../redis.js'
+import type { Tracing } from '../telemetry/tracing.js'
 
 /**
  * What the webhook handler, the dashboard and the command line need of a queue beyond its public
@@ -10,6 +11,8 @@ export interface QueueInternals {
   redis: RedisClient
   keys: QueueKeys
   prefix: string
+  /** The queue's tracing, which the SES webhook handler records its spans with. */
+  tracing: Tracing
 }
 
 const internals = new WeakMap<object, QueueInternals>()

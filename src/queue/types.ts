@@ -4,6 +4,7 @@ import type { EmailJob, EmailJobInput } from '../job.js'
 import type { QueueKeys } from '../keys.js'
 import type { RedisClient, RedisInput } from '../redis.js'
 import type { JobState, JobStatusName } from '../status.js'
+import type { Tracing, TracingOptions } from '../telemetry/tracing.js'
 import type { BatchOptions, BuildRecipient, EnqueueBatchResult } from './batch-input.js'
 import type { BatchProgress, BatchState, ProgressSubscription } from './batches.js'
 import type { BatchStats, QueueStats } from './stats.js'
@@ -47,6 +48,13 @@ export interface EmailQueueOptions {
    * meanwhile reject on their own. Default: none (nothing is printed).
    */
   onError?: (error: MailstreamError) => void
+  /**
+   * OpenTelemetry spans for `enqueue`, `enqueueMany` and `enqueueBatch`, whose context is stored
+   * with each job so that the worker's and the SES webhook's spans link to it (see
+   * docs/operations.md). Recorded when `@opentelemetry/api` is installed and an SDK is registered;
+   * `false` turns them off. Default: on, without subjects (`{ recordSubject: true }` adds them).
+   */
+  tracing?: false | TracingOptions
 }
 
 /** The part of a template renderer a queue uses to check jobs at enqueue. */
@@ -169,4 +177,5 @@ export interface QueueContext {
   templates: TemplateCheck | undefined
   /** Throws `E_CLOSED` once the queue is closed. */
   assertOpen(): void
+  tracing: Tracing
 }

@@ -5,6 +5,7 @@ import { type Address, type AddressInput, parseAddress } from '../job.js'
 import { STATUS_TTL_SECONDS } from '../keys.js'
 import { parseOptions, prefixSchema, redisInputSchema } from '../options.js'
 import { commandTimeoutSchema, type RedisInput } from '../redis.js'
+import { type TracingOptions, tracingSchema } from '../telemetry/options.js'
 import type { TemplateRendererLike, Transport } from '../transport.js'
 import { dailyQuotaSchema, rateLimitSchema, type WorkerDailyQuota, type WorkerRateLimit } from './pacing.js'
 import { DEFAULT_MAX_THROTTLES } from './retry.js'
@@ -62,6 +63,12 @@ export interface EmailWorkerOptions {
   rateLimit?: WorkerRateLimit
   /** Recipients per rolling 24 h (or `windowMs`): sending pauses while the window is full. */
   dailyQuota?: WorkerDailyQuota
+  /**
+   * OpenTelemetry spans, one per attempt, linked to the job's enqueue span (see docs/operations.md).
+   * Recorded when `@opentelemetry/api` is installed and an SDK is registered; `false` turns them off.
+   * Default: on, without subjects (`{ recordSubject: true }` adds them).
+   */
+  tracing?: false | TracingOptions
 }
 
 const optionsSchema = z.strictObject({
@@ -115,6 +122,7 @@ const optionsSchema = z.strictObject({
     .optional(),
   rateLimit: rateLimitSchema,
   dailyQuota: dailyQuotaSchema,
+  tracing: tracingSchema,
 })
 
 /** A send must end before another worker may take its entry over, or the job is sent twice. */
