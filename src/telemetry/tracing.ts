@@ -118,7 +118,8 @@ export function parseTraceparent(api: Api, value: unknown): OpenTelemetry.SpanCo
   return api.trace.isSpanContextValid(context) ? context : undefined
 }
 
-const ADDRESS_RE = /[^\s<>"'(),;:@]+@[^\s<>"'(),;:@]+/g
+/** Something@something, up to a space, bracket, quote or punctuation (a sentence's final dot stays). */
+const ADDRESS_RE = /[^\s<>"'(),;:@]+@[^\s<>"'(),;:@]*[^\s<>"'(),;:@.]/g
 
 /** Error text without the email addresses in it (an SMTP reply often names the recipient). */
 export function redactAddresses(text: string): string {
