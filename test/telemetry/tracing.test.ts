@@ -208,6 +208,18 @@ describe('worker', () => {
     expect(second.links[0]?.context.spanId).toBe(spans('enqueue')[0]?.spanContext().spanId)
   })
 
+  test('a scheduled job keeps its context through the delayed set: its attempt links to its enqueue span', async () => {
+    const h = harness(redis)
+    await h.worker().start()
+    const { id, status } = await h.queue.enqueue(testJob({ delayMs: 150 }))
+    expect(status).toBe('scheduled')
+    const enqueue = spans('enqueue')[0] as ReadableSpan
+    expect(enqueue.attributes['mailstream.due_at']).toBeGreaterThan(Date.now())
+    await h.settled(id)
+    await waitUntil(() => spans('deliver').length === 1)
+    expect(spans('deliver')[0]?.links[0]?.context.spanId).toBe(enqueue.spanContext().spanId)
+  })
+
   test('a throttle is a `retrying` event with throttled: true', async () => {
     const h = harness(redis)
     h.transport.failNext('throttle', 1)
