@@ -140,7 +140,7 @@ export async function enqueueBatch<R>(
   options: BatchOptions = {},
 ): Promise<EnqueueBatchResult> {
   checkBatchCall(batchId, recipients, build, options)
-  const template = batchTemplate(batchId, options)
+  const template = batchTemplate(batchId, options, context.hold)
   // Each recipient may bring its own variables: only that the template exists is checked here.
   if (context.templates && options.template !== undefined) {
     await checkTemplate(

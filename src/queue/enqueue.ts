@@ -6,6 +6,7 @@ import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
 import { conflictError, jobFingerprint } from './idempotency.js'
 import type { QueueInternals } from './internals.js'
+import { holdJob } from './schedule.js'
 import type { EmailQueue, EnqueueResult, QueueContext, TemplateCheck } from './types.js'
 
 /** Jobs per pipeline: bounds the memory of a big `enqueueMany` and of one coalesced write. */
@@ -211,6 +212,7 @@ export function createEnqueue(
   function validate(input: unknown): ValidatedJob | Promise<ValidatedJob> {
     assertOpen()
     const validated = validateJob(input)
+    if (context.hold) holdJob(context.hold, validated)
     if (context.templates && validated.job.template !== undefined)
       return checkTemplate(context.templates, validated.job).then(() => validated)
     return validated // no promise to wait for: the common path costs no extra turn
@@ -234,6 +236,7 @@ export function createEnqueue(
     async enqueueMany(inputs) {
       assertOpen()
       const validated = validateJobs(inputs, Date.now())
+      if (context.hold) for (const one of validated) holdJob(context.hold, one)
       const { templates } = context
       if (templates) {
         await Promise.all(

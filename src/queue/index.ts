@@ -22,6 +22,7 @@ import { createEnqueue, createEnqueueCoalescer } from './enqueue.js'
 import { enqueueBatch } from './enqueue-batch.js'
 import { registerQueue } from './internals.js'
 import { createJobs } from './jobs.js'
+import { createHold, sendingHoursSchema } from './schedule.js'
 import { batchStats, queueStats } from './stats.js'
 import { createSuppressionList } from './suppression.js'
 import type { EmailQueue, EmailQueueOptions, QueueContext, TemplateCheck } from './types.js'
@@ -44,6 +45,8 @@ const optionsSchema = z.strictObject({
     .optional(),
   commandTimeoutMs: commandTimeoutSchema,
   onError: onErrorSchema,
+  sendingCalendar: sendingHoursSchema(false).optional(),
+  quietHours: sendingHoursSchema(true).optional(),
 })
 
 /** Calls that may make many round trips: bounded per reply, not as a whole. */
@@ -58,6 +61,7 @@ function checkId(id: unknown, field = 'id'): string {
 
 export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   const config = parseOptions(optionsSchema, options, 'createEmailQueue')
+  const hold = createHold(config.sendingCalendar, config.quietHours) // may throw: before any connection
   const { client, owned } = resolveRedis(config.redis)
   checkClusterPrefix(client, config.prefix, 'createEmailQueue')
   defineScripts(client)
@@ -81,6 +85,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     strictIdempotency: config.strictIdempotency,
     templates: config.templates,
+    hold,
     assertOpen() {
       if (closed) throw new MailstreamError('E_CLOSED', 'the queue is closed')
     },
