@@ -7,6 +7,7 @@ const library = {
   ses: 'src/transports/ses.ts',
   smtp: 'src/transports/smtp.ts',
   preview: 'src/transports/preview.ts',
+  failover: 'src/transports/failover.ts',
   dashboard: 'src/dashboard/index.ts',
   testing: 'src/testing/index.ts',
   pg: 'src/pg/index.ts',

@@ -87,9 +87,9 @@ const plan: Step[] = [
   },
   {
     scenario: 'outbox',
-    title: `outbox: ${jobs(10_000) / 1000}k transactions (50 callers) committed to PostgreSQL, 2 relays to Redis (p50/p99: COMMIT to Redis)`,
+    title: `outbox: ${jobs(10_000) / 1000}k transactions (50 callers) committed to PostgreSQL, 2 relays to Redis (p50/p99: COMMIT to Redis); bare: enqueue() after COMMIT`,
     n: jobs(10_000),
-    systems: ['mailstream'],
+    systems: ['mailstream', 'bare'],
     runs: RUNS,
   },
   ...(QUICK

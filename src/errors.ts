@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'E_IDEMPOTENCY_CONFLICT'
   | 'E_TIMEOUT'
   | 'E_WEBHOOK'
+  | 'E_CONSENT'
   /** PostgreSQL failed or did not answer (the outbox relay, `mailstream/pg`). */
   | 'E_DATABASE'
 

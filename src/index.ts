@@ -22,6 +22,41 @@ export {
   type Priority,
   parseAddress,
 } from './job.js'
+export { type AdvertisingFooterCheck, checkAdvertisingFooter, type FooterItem } from './korea/footer.js'
+export {
+  type ConsentAction,
+  type ConsentActionTokenResult,
+  consentActionUrl,
+  createConsentActionToken,
+  verifyConsentActionToken,
+} from './korea/links.js'
+export { CONSENT_NOTICE_TEMPLATE, type ConsentNoticeInput, sendConsentNotice } from './korea/notices.js'
+export type { AdvertisingQueueOptions, AdvertisingWorkerOptions, ConsentLookup } from './korea/options.js'
+export {
+  CONSENT_REMINDER_TEMPLATE,
+  type ConsentReminderLinks,
+  type ConsentReminderOptions,
+  type ConsentReminderResult,
+  type ConsentStore,
+  type ConsentsDueOptions,
+  consentsDue,
+  type DueConsent,
+  type InvalidConsent,
+  type ListConsentsOptions,
+  type ReminderSchedule,
+  reminderSchedule,
+  runConsentReminders,
+} from './korea/reminders.js'
+export {
+  ADVERTISING_MARK,
+  type AdvertisingMark,
+  type AdvertisingSubject,
+  advertisingSubject,
+  findAdvertisingMark,
+  ordinarySubjectProblem,
+} from './korea/subject.js'
+export { transactionExceptionEnds, withinTransactionException } from './korea/transaction.js'
+export type { AdvertisingConsent, AdvertisingSender, ConsentChange } from './korea/types.js'
 export type { BatchProgress, BatchState, ProgressSubscription } from './queue/batches.js'
 export {
   type BatchOptions,

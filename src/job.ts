@@ -69,6 +69,12 @@ export interface EmailJobInput {
   headers?: Record<string, string>
   tags?: Record<string, string>
   attachments?: AttachmentInput[]
+  /**
+   * Advertising under Korean law (정보통신망법 제50조), on a queue with the `advertising` profile:
+   * `true` needs each recipient's consent; `{ transactionEndedAt }` states the existing-transaction
+   * exception instead, good for six months after that date. See docs/korea.md.
+   */
+  advertising?: true | { transactionEndedAt: Date | number | string }
 }
 
 /** A validated job, as stored in Redis and handed to the worker. */
@@ -93,6 +99,8 @@ export interface EmailJob {
   headers?: Record<string, string>
   tags?: Record<string, string>
   attachments?: Attachment[]
+  /** Advertising (see `EmailJobInput.advertising`); the transaction's end as epoch ms. */
+  advertising?: true | { transactionEndedAt: number }
   /** Epoch ms when the job was enqueued. */
   createdAt: number
 }
@@ -483,6 +491,19 @@ const jobSchema = z
       )
       .optional(),
     attachments: z.array(attachmentSchema).max(100).optional(),
+    advertising: z
+      .union(
+        [
+          z.literal(true),
+          z.strictObject({
+            transactionEndedAt: z
+              .union([z.date(), z.number().int().nonnegative(), z.iso.datetime({ offset: true })])
+              .refine((value) => !Number.isNaN(new Date(value).getTime()), { message: 'must be a valid date' }),
+          }),
+        ],
+        { message: 'must be true, or { transactionEndedAt } for the existing-transaction exception' },
+      )
+      .optional(),
   })
   .superRefine((job, ctx) => {
     if (job.delayMs !== undefined && job.sendAt !== undefined) {
@@ -717,6 +738,12 @@ export function validateJob(input: unknown, now = Date.now()): ValidatedJob {
   if (input_.batchId !== undefined) job.batchId = input_.batchId
   if (input_.headers !== undefined) job.headers = input_.headers
   if (input_.tags !== undefined) job.tags = input_.tags
+  if (input_.advertising !== undefined) {
+    job.advertising =
+      input_.advertising === true
+        ? true
+        : { transactionEndedAt: new Date(input_.advertising.transactionEndedAt).getTime() }
+  }
   if (input_.attachments !== undefined) {
     job.attachments = input_.attachments.map((attachment) => {
       const content =

@@ -24,6 +24,9 @@ export const HISTOGRAMS = {
 } as const
 export type HistogramName = keyof typeof HISTOGRAMS
 
+/** The `P:metrics` counter of advertising messages sent. */
+export const ADVERTISING_SENT = 'advertising:sent'
+
 /** Accumulates observations in memory; the worker writes them with each batch of outcomes. */
 export function createMetricsRecorder() {
   const names = Object.keys(HISTOGRAMS) as HistogramName[]
@@ -36,8 +39,15 @@ export function createMetricsRecorder() {
   )
   const fresh = () => new Map(names.map((name) => [name, new Array<number>(fields.get(name)?.length ?? 0).fill(0)]))
   let counts = fresh()
+  /** Plain counters (`advertising:sent`), by `P:metrics` field. */
+  let counters = new Map<string, number>()
   let observed = false
   return {
+    /** Adds `by` to a plain counter of `P:metrics`. */
+    count(field: string, by = 1): void {
+      counters.set(field, (counters.get(field) ?? 0) + by)
+      observed = true
+    },
     observe(name: HistogramName, ms: number): void {
       const value = Math.max(0, Math.round(ms))
       const bounds = HISTOGRAMS[name].bucketsMs
@@ -59,7 +69,9 @@ export function createMetricsRecorder() {
           if (by > 0) increments.set(slots[index] as string, by)
         })
       }
+      for (const [field, by] of counters) increments.set(field, by)
       counts = fresh()
+      counters = new Map()
       observed = false
       return increments
     },
@@ -125,6 +137,12 @@ export function renderMetrics(stats: QueueStats, recorded: Record<string, string
       'counter',
       'Messages with at least one SES event of this type (from the webhook handler).',
       EVENT_TOTALS.map((event) => line('mailstream_ses_events_total', totals[event] ?? 0, { event })),
+    ),
+    family(
+      'mailstream_advertising_sent_total',
+      'counter',
+      'Advertising messages sent (the Korean advertising profile): part of the sent jobs.',
+      [line('mailstream_advertising_sent_total', counter(ADVERTISING_SENT))],
     ),
     ...(Object.entries(HISTOGRAMS) as [HistogramName, (typeof HISTOGRAMS)[HistogramName]][]).map(
       ([name, histogram]) => {

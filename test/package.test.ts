@@ -48,6 +48,7 @@ test.each([
   ['smtp', ['nodemailer'], ['@aws-sdk', 'ioredis']],
   ['preview', [], ['nodemailer', '@aws-sdk', 'ioredis']],
   ['memory', [], ['nodemailer', '@aws-sdk', 'ioredis']],
+  ['failover', [], ['nodemailer', '@aws-sdk', 'ioredis']],
   ['dashboard', [], ['nodemailer', '@aws-sdk']],
   ['pg', [], ['pg', 'nodemailer', '@aws-sdk', 'ioredis']],
 ])('mailstream/%s loads %j and not %j', (entry, expected, unexpected) => {

@@ -20,6 +20,12 @@ export const OPTIONS = {
   before: { type: 'string', value: 'DATE', description: 'only those older than DATE (ISO 8601 or epoch ms)' },
   reason: { type: 'string', value: 'TEXT', description: 'why the address is suppressed (default: manual)' },
   config: { type: 'string', value: 'FILE', description: 'worker options module: .js, .mjs or .ts (with tsx)' },
+  store: {
+    type: 'string',
+    value: 'FILE',
+    description: 'consent store module (.js, .mjs, .ts) exporting the app store, or a .json/.ndjson file of consents',
+  },
+  days: { type: 'string', value: 'N', description: 'consent due: what falls due within N days (default 30)' },
   help: { type: 'boolean', short: 'h', description: 'show the usage' },
   version: { type: 'boolean', description: "show mailstream's version" },
 } satisfies Record<string, OptionSpec>
@@ -116,6 +122,25 @@ export const COMMANDS: Record<string, CommandSpec | GroupSpec> = {
       remove: command('suppression remove', '<address>', 'stop suppressing an address', ['json'], async () => {
         return (await import('./commands/suppression.js')).remove
       }),
+    },
+  },
+  consent: {
+    name: 'consent',
+    subcommands: {
+      due: command(
+        'consent due',
+        '--store FILE [--days N]',
+        'advertising-consent reminders due within N days (Korea, 제50조 제8항)',
+        ['json', 'store', 'days', 'count'],
+        async () => (await import('./commands/consent.js')).due,
+      ),
+      remind: command(
+        'consent remind',
+        '--store FILE',
+        'enqueue the advertising-consent reminders due now (run daily)',
+        ['json', 'store'],
+        async () => (await import('./commands/consent.js')).remind,
+      ),
     },
   },
   worker: command(

@@ -22,6 +22,10 @@ export interface AdvertisingConsent {
   consentedAt: Date | number | string
   /** When the last two-yearly reminder (제50조 제8항) was sent, if one was. */
   lastReminderAt?: Date | number | string
+  /** The recipient's name, for the reminder's greeting. Default: none. */
+  name?: string
+  /** The language of the recipient's notices (`ko`, `en`). Default: the reminder run's `locale`. */
+  locale?: string
 }
 
 /** The result a processing notice (제50조 제7항) reports. */

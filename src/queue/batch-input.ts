@@ -58,6 +58,12 @@ export interface BatchOptions {
   tags?: Record<string, string>
   /** Skip recipients whose address or data is invalid (counted in `invalid`) instead of throwing. Default false. */
   skipInvalid?: boolean
+  /**
+   * Advertising (정보통신망법 제50조), on a queue with the `advertising` profile: each recipient's
+   * consent is looked up a chunk at a time, and a recipient without one is left out and counted in
+   * `withoutConsent`. The transaction exception is per recipient: enqueue those jobs with `enqueue`.
+   */
+  advertising?: true
 }
 
 export interface EnqueueBatchResult {
@@ -72,6 +78,8 @@ export interface EnqueueBatchResult {
   invalid: number
   /** The batch was cancelled (before or during the call): no more jobs were written. */
   cancelled: boolean
+  /** Advertising batches only: recipients left out because they have no advertising consent. */
+  withoutConsent?: number
 }
 
 const BATCH_ID_RE = /^[A-Za-z0-9_.:-]{1,111}$/
@@ -93,6 +101,7 @@ const BATCH_OPTIONS = new Set([
   'headers',
   'tags',
   'skipInvalid',
+  'advertising',
 ])
 
 const sha256 =

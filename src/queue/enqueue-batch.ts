@@ -1,5 +1,6 @@
 // `enqueueBatch`: recipients streamed into the jobs of one batch, in pipelined chunks with bounded memory.
 import { MailstreamError } from '../errors.js'
+import type { AdvertisingProfile } from '../korea/advertising.js'
 import { type EnqueueRecord, enqueue } from '../lua/enqueue.js'
 import { sealBatch } from '../lua/seal-batch.js'
 import {
@@ -13,6 +14,7 @@ import {
 } from './batch-input.js'
 import { openBatch } from './batch-state.js'
 import { checkTemplate } from './enqueue.js'
+import { withHolder } from './schedule.js'
 import type { QueueContext } from './types.js'
 
 export {
@@ -82,13 +84,19 @@ async function feed<R>(
   build: BuildRecipient<R> | undefined,
   result: EnqueueBatchResult,
   writer: ReturnType<typeof createChunkWriter>,
+  advertising: AdvertisingProfile | undefined,
 ): Promise<void> {
   let chunk: EnqueueRecord[] = []
   const flush = (): Promise<void> | undefined => {
     if (chunk.length === 0) return undefined
     const records = chunk
     chunk = []
-    return writer.add(records)
+    if (!advertising) return writer.add(records)
+    // Only the recipients who consented are written; one lookup per chunk.
+    return advertising.consented(records).then(({ records: kept, withoutConsent }) => {
+      result.withoutConsent = (result.withoutConsent ?? 0) + withoutConsent
+      return kept.length > 0 ? writer.add(kept) : undefined
+    })
   }
   const rejected = (error: unknown): Promise<void> | undefined => {
     if (!template.skipInvalid || !(error instanceof MailstreamError) || error.code !== 'E_VALIDATION') throw error
@@ -132,6 +140,26 @@ async function feed<R>(
   if (!writer.stopped()) await flush()
 }
 
+/** The queue's advertising profile for an advertising batch; undefined for another batch. */
+function advertisingOf(context: QueueContext, options: BatchOptions): AdvertisingProfile | undefined {
+  if (options.advertising === undefined) return undefined
+  if (options.advertising !== true) {
+    throw new MailstreamError(
+      'E_VALIDATION',
+      'options.advertising: a batch takes advertising: true (consent per recipient); the transaction exception is per recipient: enqueue those jobs with enqueue',
+      { field: 'options.advertising' },
+    )
+  }
+  if (!context.advertising) {
+    throw new MailstreamError(
+      'E_VALIDATION',
+      'options.advertising: this queue has no advertising profile (createEmailQueue({ advertising: { sender, consent } }))',
+      { field: 'options.advertising' },
+    )
+  }
+  return context.advertising
+}
+
 export async function enqueueBatch<R>(
   context: QueueContext,
   batchId: string,
@@ -140,7 +168,20 @@ export async function enqueueBatch<R>(
   options: BatchOptions = {},
 ): Promise<EnqueueBatchResult> {
   checkBatchCall(batchId, recipients, build, options)
-  const template = batchTemplate(batchId, options, context.hold)
+  const profile = advertisingOf(context, options)
+  if (profile && options.subject !== undefined) {
+    options = { ...options, subject: profile.batchSubject(options.subject) }
+  }
+  if (profile) profile.checkBody(options)
+  else if (context.advertising && options.subject !== undefined) {
+    context.advertising.checkOrdinary({ subject: options.subject })
+  }
+  // Each recipient's due time (its own zone's, if it gives one) held by the calendar, then out of quiet hours.
+  const template = batchTemplate(
+    batchId,
+    options,
+    profile ? withHolder(context.hold, profile.batchDueAt) : context.hold,
+  )
   // Each recipient may bring its own variables: only that the template exists is checked here.
   if (context.templates && options.template !== undefined) {
     await checkTemplate(
@@ -152,6 +193,7 @@ export async function enqueueBatch<R>(
     )
   }
   const result: EnqueueBatchResult = { batchId, total: 0, enqueued: 0, duplicates: 0, invalid: 0, cancelled: false }
+  if (profile) result.withoutConsent = 0
   const opening = await openBatch(context.steps, context.keys, template)
   if (opening === 'cancelled') return { ...result, cancelled: true }
   if (opening === 'finished') {
@@ -162,7 +204,7 @@ export async function enqueueBatch<R>(
   }
   const writer = createChunkWriter(context, result)
   try {
-    await feed(template, recipients, build, result, writer)
+    await feed(template, recipients, build, result, writer, profile)
   } catch (error) {
     // Every write under way settles before this call does, whether it succeeds or throws.
     await writer.drain()

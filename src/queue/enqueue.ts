@@ -1,6 +1,7 @@
 // Single and many-job enqueue: validate, pack as records, write through the enqueue script.
 import { MailstreamError } from '../errors.js'
 import { type EmailJob, recipientList, type ValidatedJob, validateJob, validateJobs } from '../job.js'
+import type { AdvertisingProfile } from '../korea/advertising.js'
 import { type EnqueueRecord, type EnqueueReply, enqueue, enqueueSettled } from '../lua/enqueue.js'
 import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
@@ -177,6 +178,51 @@ export async function checkTemplate(
   }
 }
 
+/**
+ * The advertising rules for the jobs of one call: ordinary jobs may not carry the `(광고)` mark, and
+ * advertising ones are made ready by the profile; without a profile, an advertising job is refused.
+ */
+async function prepareAdvertising(
+  profile: AdvertisingProfile | undefined,
+  list: ValidatedJob[],
+  now: number,
+  many: boolean,
+): Promise<void> {
+  const advertising: ValidatedJob[] = []
+  list.forEach((validated, index) => {
+    const lead = many ? `jobs[${index}]: ` : ''
+    const fieldLead = many ? `${index}.` : ''
+    if (validated.job.advertising === undefined) profile?.checkOrdinary(validated.job, lead, fieldLead)
+    else if (!profile) {
+      throw new MailstreamError(
+        'E_VALIDATION',
+        `${lead}advertising: this queue has no advertising profile (createEmailQueue({ advertising: { sender, consent } }))`,
+        { field: `${fieldLead}advertising` },
+      )
+    } else advertising.push(validated)
+  })
+  if (profile && advertising.length > 0) {
+    if (!many) return profile.prepare(advertising, now)
+    // Indexes in errors are the call's own: prepare each in place, looking consent up once.
+    const indexed = list.flatMap((validated, index) => (validated.job.advertising !== undefined ? [index] : []))
+    try {
+      await profile.prepare(advertising, now, true)
+    } catch (error) {
+      throw reindexed(error, indexed)
+    }
+  }
+}
+
+/** An error naming `jobs[i]` of the advertising jobs, renamed to the index of the whole call. */
+function reindexed(error: unknown, indexes: number[]): unknown {
+  if (!(error instanceof MailstreamError) || error.field === undefined) return error
+  const match = /^(\d+)\.(.*)$/.exec(error.field)
+  if (!match) return error
+  const index = indexes[Number(match[1])] ?? Number(match[1])
+  const message = error.message.replace('[mailstream] ', '').replace(/^jobs\[\d+\]: /, '')
+  return new MailstreamError(error.code, `jobs[${index}]: ${message}`, { field: `${index}.${match[2]}`, cause: error })
+}
+
 /** `enqueue` and `enqueueMany`. */
 export function createEnqueue(
   context: QueueContext,
@@ -213,9 +259,16 @@ export function createEnqueue(
     assertOpen()
     const validated = validateJob(input)
     if (context.hold) holdJob(context.hold, validated)
-    if (context.templates && validated.job.template !== undefined)
-      return checkTemplate(context.templates, validated.job).then(() => validated)
-    return validated // no promise to wait for: the common path costs no extra turn
+    const { templates } = context
+    const templated = templates !== undefined && validated.job.template !== undefined
+    // Only a queue with the advertising profile, or a job that says it is advertising, goes further.
+    const advertising = context.advertising !== undefined || validated.job.advertising !== undefined
+    if (!templated && !advertising) return validated // nothing to wait for: the common path costs no extra turn
+    return (async () => {
+      if (templated) await checkTemplate(templates, validated.job)
+      if (advertising) await prepareAdvertising(context.advertising, [validated], validated.job.createdAt, false)
+      return validated
+    })()
   }
 
   return {
@@ -235,8 +288,12 @@ export function createEnqueue(
 
     async enqueueMany(inputs) {
       assertOpen()
-      const validated = validateJobs(inputs, Date.now())
+      const now = Date.now()
+      const validated = validateJobs(inputs, now)
       if (context.hold) for (const one of validated) holdJob(context.hold, one)
+      if (context.advertising !== undefined || validated.some(({ job }) => job.advertising !== undefined)) {
+        await prepareAdvertising(context.advertising, validated, now, true)
+      }
       const { templates } = context
       if (templates) {
         await Promise.all(

@@ -2,6 +2,8 @@ import { z } from 'zod'
 import { MailstreamError } from '../errors.js'
 import { ID_RE } from '../job.js'
 import { IDEMPOTENCY_TTL_SECONDS, queueKeys, STATUS_TTL_SECONDS } from '../keys.js'
+import { createAdvertisingProfile } from '../korea/advertising.js'
+import { advertisingQueueSchema } from '../korea/options.js'
 import { defineScripts } from '../lua/index.js'
 import { renderMetrics } from '../metrics.js'
 import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from '../options.js'
@@ -47,6 +49,7 @@ const optionsSchema = z.strictObject({
   onError: onErrorSchema,
   sendingCalendar: sendingHoursSchema(false).optional(),
   quietHours: sendingHoursSchema(true).optional(),
+  advertising: advertisingQueueSchema.optional(),
 })
 
 /** Calls that may make many round trips: bounded per reply, not as a whole. */
@@ -62,6 +65,10 @@ function checkId(id: unknown, field = 'id'): string {
 export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   const config = parseOptions(optionsSchema, options, 'createEmailQueue')
   const hold = createHold(config.sendingCalendar, config.quietHours) // may throw: before any connection
+  // Before any connection is made: bad quiet hours throw E_CONFIG.
+  const advertising = config.advertising
+    ? createAdvertisingProfile(config.advertising, config.commandTimeoutMs)
+    : undefined
   const { client, owned } = resolveRedis(config.redis)
   checkClusterPrefix(client, config.prefix, 'createEmailQueue')
   defineScripts(client)
@@ -86,6 +93,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     strictIdempotency: config.strictIdempotency,
     templates: config.templates,
     hold,
+    advertising,
     assertOpen() {
       if (closed) throw new MailstreamError('E_CLOSED', 'the queue is closed')
     },

@@ -134,6 +134,28 @@ export function createHold(sendingCalendar?: HoldRule, quietHours?: HoldRule, no
   }
 }
 
+/**
+ * `hold` with `extra` (the advertising profile's quiet hours) applied to every job after it, and the
+ * two taken in turn until both agree, within MAX_ROUNDS; `extra` alone where `hold` holds nothing.
+ */
+export function withHolder(hold: Hold | undefined, extra: Holder): Hold {
+  return {
+    holderFor(type, fromBatch) {
+      const base = hold?.holderFor(type, fromBatch)
+      if (!base) return extra
+      return (dueAt, now) => {
+        let at = dueAt
+        for (let round = 0; round < MAX_ROUNDS; round++) {
+          const next = extra(base(at, now), now)
+          if (next === at) return at
+          at = next
+        }
+        return extra(at, now) // when the two never agree, the quiet hours have the last word
+      }
+    },
+  }
+}
+
 /** Holds a job validated for `enqueue`/`enqueueMany` to the queue's next opening (its `dueAt` moved). */
 export function holdJob(hold: Hold, validated: ValidatedJob): void {
   const holder = hold.holderFor(validated.job.type, false)

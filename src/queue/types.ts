@@ -2,6 +2,8 @@
 import type { MailstreamError } from '../errors.js'
 import type { EmailJob, EmailJobInput } from '../job.js'
 import type { QueueKeys } from '../keys.js'
+import type { AdvertisingProfile } from '../korea/advertising.js'
+import type { AdvertisingQueueOptions } from '../korea/options.js'
 import type { RedisClient, RedisInput } from '../redis.js'
 import type { JobState, JobStatusName } from '../status.js'
 import type { BatchOptions, BuildRecipient, EnqueueBatchResult } from './batch-input.js'
@@ -62,6 +64,13 @@ export interface EmailQueueOptions {
    * `sendingCalendar`, and may be given with it. Default: none.
    */
   quietHours?: SendingHours
+  /**
+   * The Korean advertising profile (정보통신망법 제50조, docs/korea.md): jobs with `advertising` need
+   * each recipient's consent (looked up with `consent`, bounded by `consentTimeoutMs`) or the
+   * existing-transaction exception, get `(광고)` in front of their subject, and are held out of
+   * quiet hours; other jobs may not carry the mark. Default: none (`advertising` jobs are refused).
+   */
+  advertising?: AdvertisingQueueOptions
 }
 
 /** The part of a template renderer a queue uses to check jobs at enqueue. */
@@ -184,6 +193,8 @@ export interface QueueContext {
   templates: TemplateCheck | undefined
   /** The sending calendar and quiet hours, when given: bulk mail held to their next opening. */
   hold: Hold | undefined
+  /** The Korean advertising profile, when the queue has one. */
+  advertising: AdvertisingProfile | undefined
   /** Throws `E_CLOSED` once the queue is closed. */
   assertOpen(): void
 }

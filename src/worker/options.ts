@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { MailstreamError } from '../errors.js'
 import { type Address, type AddressInput, parseAddress } from '../job.js'
 import { STATUS_TTL_SECONDS } from '../keys.js'
+import { type AdvertisingWorkerOptions, advertisingWorkerSchema } from '../korea/options.js'
 import { parseOptions, prefixSchema, redisInputSchema } from '../options.js'
 import { commandTimeoutSchema, type RedisInput } from '../redis.js'
 import type { TemplateRendererLike, Transport } from '../transport.js'
@@ -62,6 +63,14 @@ export interface EmailWorkerOptions {
   rateLimit?: WorkerRateLimit
   /** Recipients per rolling 24 h (or `windowMs`): sending pauses while the window is full. */
   dailyQuota?: WorkerDailyQuota
+  /**
+   * The Korean advertising profile (docs/korea.md): the sender shown in the footer of every
+   * advertising job (the built-in layout shows it with the refusal link, in Korean or English), and
+   * checked, with the `(광고)` subject, before each send; a job that breaks a rule is dead, not
+   * retried. Other templated jobs may not render the mark into their subject. Default: none (an
+   * advertising job is dead for want of a sender).
+   */
+  advertising?: AdvertisingWorkerOptions
 }
 
 const optionsSchema = z.strictObject({
@@ -115,6 +124,7 @@ const optionsSchema = z.strictObject({
     .optional(),
   rateLimit: rateLimitSchema,
   dailyQuota: dailyQuotaSchema,
+  advertising: advertisingWorkerSchema.optional(),
 })
 
 /** A send must end before another worker may take its entry over, or the job is sent twice. */

@@ -1,6 +1,8 @@
 import { MailstreamError } from '../errors.js'
 import { type Address, type EmailJob, parseJob } from '../job.js'
-import type { createMetricsRecorder } from '../metrics.js'
+import { applyAdvertisingRules, SENDER_VARIABLE } from '../korea/message.js'
+import type { AdvertisingSender } from '../korea/types.js'
+import { ADVERTISING_SENT, type createMetricsRecorder } from '../metrics.js'
 import type { EmailMessage, TemplateRendererLike } from '../transport.js'
 import { buildMessage, everyRecipientSuppressed, recipientCount, suppressedSet } from './message.js'
 import type { Pacing } from './pacing.js'
@@ -22,6 +24,8 @@ export interface ProcessOptions extends RetryPolicy {
   metrics: ReturnType<typeof createMetricsRecorder>
   /** Aborted on a hard stop. */
   signal(): AbortSignal
+  /** The Korean advertising profile: the sender shown in the footer of advertising email. */
+  advertising?: { sender: AdvertisingSender } | undefined
 }
 
 /**
@@ -30,6 +34,17 @@ export interface ProcessOptions extends RetryPolicy {
  */
 export function createProcess(options: ProcessOptions) {
   const { pacing, sender, metrics } = options
+  const advertiser = options.advertising?.sender
+  const sharedWithSender = new WeakMap<object, Record<string, unknown>>()
+  /** A batch's shared data with the sender in it: one object per batch, so the renderer's per-batch cache holds. */
+  function withSender(shared: Record<string, unknown>, sender: AdvertisingSender): Record<string, unknown> {
+    let found = sharedWithSender.get(shared)
+    if (found === undefined) {
+      found = { ...shared, [SENDER_VARIABLE]: sender }
+      sharedWithSender.set(shared, found)
+    }
+    return found
+  }
 
   /** A job that names a template: render it, then build the message from what it gives. */
   async function renderMessage(job: EmailJob, suppressed: ReadonlySet<string>): Promise<EmailMessage> {
@@ -42,8 +57,12 @@ export function createProcess(options: ProcessOptions) {
         },
       )
     }
-    const shared = job.batchId !== undefined ? await options.batchData(job.batchId) : undefined
-    const data = shared ? { ...shared, ...job.data } : (job.data ?? {})
+    const loaded = job.batchId !== undefined ? await options.batchData(job.batchId) : undefined
+    // An advertising job's footer shows the worker's sender: set last, so job data cannot replace it.
+    const footer = job.advertising !== undefined ? advertiser : undefined
+    const shared = loaded && footer ? withSender(loaded, footer) : loaded
+    let data = shared ? { ...shared, ...job.data } : (job.data ?? {})
+    if (footer) data = { ...data, [SENDER_VARIABLE]: footer }
     const context = {
       ...(job.locale !== undefined && { locale: job.locale }),
       job: { id: job.id, type: job.type, to: job.to, ...(job.batchId !== undefined && { batchId: job.batchId }) },
@@ -57,8 +76,9 @@ export function createProcess(options: ProcessOptions) {
   /** One try: the message, its charge against the rate limit, its send. Throws what failed. */
   async function attempt(work: Work, job: EmailJob, attempts: number): Promise<Outcome | typeof ABANDONED> {
     const suppressed = suppressedSet(work)
-    const message =
+    let message =
       job.template === undefined ? buildMessage(job, suppressed, options.from) : await renderMessage(job, suppressed)
+    if (job.advertising !== undefined || advertiser) message = applyAdvertisingRules(job, message, advertiser)
     // Charged per recipient left after the suppression check, right before the send.
     const waitStartedAt = performance.now()
     const charged = pacing ? await pacing.charge(work, recipientCount(message)) : undefined
@@ -72,6 +92,7 @@ export function createProcess(options: ProcessOptions) {
     try {
       const { messageId, rejected } = await sender.send(message, attempts)
       metrics.observe('delivery_latency', Date.now() - job.createdAt)
+      if (job.advertising !== undefined) metrics.count(ADVERTISING_SENT)
       return { kind: 'sent', messageId, ...(rejected?.length && { rejected }) }
     } finally {
       metrics.observe('send_duration', performance.now() - sendStartedAt)

@@ -181,7 +181,7 @@ describe('mailstream command', () => {
     const retry = await cli(['dead', 'retry', 'j1', '--count', '5', ...args])
     expect(retry.code).toBe(2)
     expect(retry.stderr).toContain(
-      "unknown option '--count' for 'dead retry'. --count is an option of 'pending', 'dead list', 'suppression list'.",
+      "unknown option '--count' for 'dead retry'. --count is an option of 'pending', 'dead list', 'suppression list', 'consent due'.",
     )
     expect(retry.stderr).toContain('Usage: mailstream dead retry <id> | --all')
     expect((await cli(['stats', '--all', ...args])).code).toBe(2)

@@ -172,6 +172,52 @@ describe('sending calendar', () => {
   })
 })
 
+describe('with the Korean advertising profile', () => {
+  test("an advertising batch's quiet hours (Seoul, 21:00-08:00) hold each recipient after its own local time", async () => {
+    const sender = {
+      name: '주식회사 밸리티',
+      email: 'ad@vality.kr',
+      phone: '02-1234-5678',
+      address: '서울특별시 중구 세종대로 110',
+    }
+    const footer = `${sender.name} ${sender.email} ${sender.phone} ${sender.address}`
+    const addresses = ['seoul@example.com', 'newyork@example.com']
+    const queue = newQueue({
+      advertising: {
+        sender,
+        consent: async (asked: string[]) => asked.map((address) => ({ address, consentedAt: 0 })),
+      },
+    })
+    const { result, before, after } = await timed(() =>
+      queue.enqueueBatch(
+        'sale-tz',
+        [{ to: addresses[0] as string }, { to: addresses[1] as string, timeZone: 'America/New_York' }],
+        undefined,
+        {
+          subject: '봄 세일',
+          html: `<p>봄 세일</p><p>${footer}</p><p><a href="https://vality.kr/unsubscribe">수신거부</a></p>`,
+          text: `봄 세일\n${footer}\n수신거부 https://vality.kr/unsubscribe`,
+          advertising: true,
+          deliverAt: { local: '22:00', timeZone: 'Asia/Seoul' },
+        },
+      ),
+    )
+    expect(result).toMatchObject({ enqueued: 2 })
+    // 22:00 in Seoul is inside the quiet hours: 08:00 the next morning.
+    const seoul = await dueOf(queue, batchJobId('sale-tz', 'seoul@example.com'))
+    const tonight = [nextLocalTime('22:00', 'Asia/Seoul', before), nextLocalTime('22:00', 'Asia/Seoul', after)]
+    expect(tonight.map((at) => at + 10 * 3600_000)).toContain(seoul)
+    expect(wallTimeAt(seoul, 'Asia/Seoul')).toMatchObject({ hour: 8, minute: 0 })
+    // 22:00 in New York is 11:00 or 12:00 in Seoul: not held.
+    const newYork = await dueOf(queue, batchJobId('sale-tz', 'newyork@example.com'))
+    const local = [
+      nextLocalTime('22:00', 'America/New_York', before),
+      nextLocalTime('22:00', 'America/New_York', after),
+    ]
+    expect(local).toContain(newYork)
+  })
+})
+
 describe('refused input writes nothing', () => {
   test('a bad deliverAt on enqueue, enqueueMany or enqueueBatch', async () => {
     const queue = newQueue({ sendingCalendar: WEEKDAYS_SEOUL })

@@ -59,6 +59,22 @@ const data = (origin: string): Record<string, Record<string, unknown>> => ({
     issueUrl: LONG_URL,
     preheader: KOREAN_RUN,
   },
+  'consent-notice': {
+    senderName: KOREAN_RUN,
+    change: 'consented',
+    consented: true,
+    date: '2026년 12월 3일',
+    method: KOREAN_RUN,
+    name: KOREAN_RUN,
+    manageUrl: LONG_URL,
+  },
+  'consent-reminder': {
+    senderName: KOREAN_RUN,
+    consentedDate: '2024년 12월 3일',
+    keepUrl: LONG_URL,
+    withdrawUrl: LONG_URL,
+    name: KOREAN_RUN,
+  },
 })
 
 const job = { id: 'job-1', type: 'newsletter', to: [{ address: 'reader@example.com' }] }

@@ -78,6 +78,13 @@ const SHARED: Record<(typeof BUILTIN_TEMPLATE_NAMES)[number], Record<string, unk
       '[Read the whole issue](https://vality.kr/issues/12)',
     ].join('\n'),
   },
+  'consent-notice': { senderName: 'Vality', change: 'consented', consented: true, date: '2026-12-03' },
+  'consent-reminder': {
+    senderName: 'Vality',
+    consentedDate: '2024-12-03',
+    keepUrl: 'https://vality.kr/consent?t=keep',
+    withdrawUrl: 'https://vality.kr/consent?t=withdraw',
+  },
 }
 
 /**

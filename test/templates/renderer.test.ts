@@ -35,6 +35,20 @@ const DATA: Record<string, Record<string, unknown>> = {
     name: HOSTILE_NAME,
     openPixelUrl: 'https://vality.kr/o/abc.gif',
   },
+  'consent-notice': {
+    senderName: 'Vality',
+    change: 'withdrawn',
+    withdrawn: true,
+    date: '2026년 12월 3일',
+    name: HOSTILE_NAME,
+  },
+  'consent-reminder': {
+    senderName: 'Vality',
+    consentedDate: '2024년 12월 3일',
+    keepUrl: 'https://vality.kr/consent?token=keep',
+    withdrawUrl: 'https://vality.kr/consent?token=withdraw',
+    name: HOSTILE_NAME,
+  },
 }
 
 async function rejection(promise: Promise<unknown>): Promise<MailstreamError> {

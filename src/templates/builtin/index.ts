@@ -1,4 +1,8 @@
 import type { TemplateDefinition } from '../types.js'
+import consentNoticeEn from './consent-notice.en.html'
+import consentNoticeKo from './consent-notice.ko.html'
+import consentReminderEn from './consent-reminder.en.html'
+import consentReminderKo from './consent-reminder.ko.html'
 import layout from './layout.html'
 import newsletterIssueEn from './newsletter-issue.en.html'
 import newsletterIssueKo from './newsletter-issue.ko.html'
@@ -17,6 +21,8 @@ export const BUILTIN_TEMPLATE_NAMES = [
   'subscription-cancel',
   'welcome',
   'newsletter-issue',
+  'consent-notice',
+  'consent-reminder',
 ] as const
 export type BuiltInTemplateName = (typeof BUILTIN_TEMPLATE_NAMES)[number]
 
@@ -25,8 +31,31 @@ export const BUILTIN_LAYOUT = layout
 
 /** Words of the layout, filled in once per template and locale (`[[key]]`). */
 export const LAYOUT_STRINGS: Record<string, Record<string, string>> = {
-  ko: { lang: 'ko', sentBy: '이 메일은 {{brandName}}에서 보냈습니다.', unsubscribe: '수신 거부' },
-  en: { lang: 'en', sentBy: 'This email was sent by {{brandName}}.', unsubscribe: 'Unsubscribe' },
+  ko: {
+    lang: 'ko',
+    sentBy: '이 메일은 {{brandName}}에서 보냈습니다.',
+    unsubscribe: '수신 거부',
+    // The advertising footer (정보통신망법 제50조 제4항): who sends, and a free way to refuse.
+    adSender: '보내는 사람',
+    adEmail: '이메일',
+    adPhone: '전화',
+    adAddress: '주소',
+    adRefusal:
+      '더 이상 광고 메일을 받지 않으시려면 수신거부를 눌러 주세요. 수신거부는 무료이며 로그인 없이 바로 처리됩니다.',
+    adRefuseLink: '수신거부',
+  },
+  en: {
+    lang: 'en',
+    sentBy: 'This email was sent by {{brandName}}.',
+    unsubscribe: 'Unsubscribe',
+    adSender: 'Sender',
+    adEmail: 'Email',
+    adPhone: 'Phone',
+    adAddress: 'Address',
+    adRefusal:
+      'To stop receiving these advertising emails, select Unsubscribe. It is free and takes one click, with no login.',
+    adRefuseLink: 'Unsubscribe',
+  },
 }
 
 /**
@@ -121,6 +150,28 @@ export const BUILTIN_TEMPLATES: Record<BuiltInTemplateName, TemplateDefinition> 
     locales: {
       ko: { subject: '[{{brandName}}] {{title}}', html: newsletterIssueKo },
       en: { subject: '[{{brandName}}] {{title}}', html: newsletterIssueEn },
+    },
+  },
+  // Korean advertising law (정보통신망법 제50조 제7항, 제8항): notices about consent, not advertising
+  // (no (광고) prefix, no unsubscribe link). Filled by src/korea/notices.ts and src/korea/reminders.ts.
+  'consent-notice': {
+    required: [...common.required, 'senderName', 'change', 'date'],
+    urls: [...common.urls, 'manageUrl'],
+    locales: {
+      ko: {
+        subject:
+          '[{{senderName}}] 광고성 정보 {{#consented}}수신동의{{/consented}}{{#refused}}수신거부{{/refused}}{{#withdrawn}}수신동의 철회{{/withdrawn}} 처리 결과 안내',
+        html: consentNoticeKo,
+      },
+      en: { subject: '[{{senderName}}] Your advertising email choice has been processed', html: consentNoticeEn },
+    },
+  },
+  'consent-reminder': {
+    required: [...common.required, 'senderName', 'consentedDate', 'keepUrl', 'withdrawUrl'],
+    urls: [...common.urls, 'keepUrl', 'withdrawUrl'],
+    locales: {
+      ko: { subject: '[{{senderName}}] 광고성 정보 수신동의 여부 확인 안내', html: consentReminderKo },
+      en: { subject: '[{{senderName}}] Please confirm your consent to advertising email', html: consentReminderEn },
     },
   },
 }
