@@ -54,6 +54,12 @@ describe('deliverAt', () => {
     expect(dueAt('09:00', 'America/New_York', saturday)).toBe('2026-11-01T14:00:00.000Z') // 09:00 EST, UTC-5
     const midnight = at('2026-11-01T04:00:00Z') // Sun 00:00 EDT
     expect(dueAt('01:30', 'America/New_York', midnight)).toBe('2026-11-01T05:30:00.000Z') // 01:30 EDT
+    // Asked after the first 01:30, the clock reads 01:30 once more an hour later (EST).
+    expect(dueAt('01:30', 'America/New_York', at('2026-11-01T05:45:00Z'))).toBe('2026-11-01T06:30:00.000Z')
+    expect(dueAt('01:30', 'America/New_York', at('2026-11-01T06:15:00Z'))).toBe('2026-11-01T06:30:00.000Z')
+    expect(dueAt('01:30', 'America/New_York', at('2026-11-01T06:31:00Z'))).toBe('2026-11-02T06:30:00.000Z')
+    // Lord Howe Island falls back half an hour (02:00 +11 to 01:30 +10:30) on 2026-04-05.
+    expect(dueAt('01:45', 'Australia/Lord_Howe', at('2026-04-04T14:50:00Z'))).toBe('2026-04-04T15:15:00.000Z')
   })
 
   test('Europe/Berlin keeps 09:00 local across both changes of 2026 (03-29 and 10-25)', () => {
