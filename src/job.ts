@@ -103,6 +103,8 @@ export interface EmailJob {
   advertising?: true | { transactionEndedAt: number }
   /** Epoch ms when the job was enqueued. */
   createdAt: number
+  /** The W3C traceparent of the span that enqueued it, when traced (see docs/operations.md). */
+  trace?: string
 }
 
 export const MAX_PAYLOAD_BYTES = 1024 * 1024

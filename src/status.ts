@@ -32,6 +32,8 @@ export const STATUS = {
   updatedAt: 'updatedAt',
   sentAt: 'sentAt',
   dueAt: 'dueAt',
+  /** The W3C traceparent of the job's enqueue span, when it was traced (see docs/operations.md). */
+  trace: 'trace',
 } as const
 
 /** Delivery tracking of one job, written by the SES webhook handler (see `JobState.delivery`). */

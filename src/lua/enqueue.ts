@@ -20,6 +20,8 @@ export interface EnqueueRecord {
   idempotencyKey?: string | undefined
   /** Hash of the job's content, stored with its idempotency key; a key stored with another is a conflict. */
   fingerprint?: string | undefined
+  /** The W3C traceparent of the enqueue span, stored in the status hash (`trace`); none when not traced. */
+  trace?: string | undefined
 }
 
 /**
@@ -44,6 +46,12 @@ export interface EnqueueCall {
 /** Jobs per script call: many per call is what makes a big batch cheap, but a call blocks Redis. */
 const JOBS_PER_CALL = 100
 
+/** The optional end of a record's argument: ' <fingerprint>', and ' <trace>' after it ('-' for no fingerprint). */
+function tail(fingerprint: string | undefined, trace: string | undefined): string {
+  if (trace === undefined) return fingerprint ? ` ${fingerprint}` : ''
+  return ` ${fingerprint || '-'} ${trace}`
+}
+
 function pack(keys: QueueKeys, now: number, ttl: number, group: readonly EnqueueRecord[]) {
   const scriptKeys: string[] = [keys.delayed, ...keys.streams]
   const args: (string | number)[] = [now, ttl]
@@ -58,7 +66,7 @@ function pack(keys: QueueKeys, now: number, ttl: number, group: readonly Enqueue
     args.push(
       record.id,
       record.payload,
-      `${record.dueAt} ${record.priority} ${record.type} ${record.maxAttempts} ${record.batchId} ${record.rcpt} ${hasKey ? '1' : '0'}${hasKey && record.fingerprint ? ` ${record.fingerprint}` : ''}`,
+      `${record.dueAt} ${record.priority} ${record.type} ${record.maxAttempts} ${record.batchId} ${record.rcpt} ${hasKey ? '1' : '0'}${tail(hasKey ? record.fingerprint : undefined, record.trace)}`,
     )
   }
   return { scriptKeys, args }

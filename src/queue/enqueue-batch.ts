@@ -3,6 +3,7 @@ import { MailstreamError } from '../errors.js'
 import type { AdvertisingProfile } from '../korea/advertising.js'
 import { type EnqueueRecord, enqueue } from '../lua/enqueue.js'
 import { sealBatch } from '../lua/seal-batch.js'
+import { endWith, startEnqueueManySpan } from '../telemetry/spans.js'
 import {
   type BatchOptions,
   type BatchTemplate,
@@ -36,12 +37,14 @@ const isThenable = (value: unknown): value is Promise<unknown> =>
  * Writes chunks of records, at most IN_FLIGHT pipelines at once, counting what each reply says
  * into `result`. `stopped()` turns true when the batch turned out cancelled or a write failed.
  */
-function createChunkWriter(context: QueueContext, result: EnqueueBatchResult) {
+function createChunkWriter(context: QueueContext, result: EnqueueBatchResult, trace: string | undefined) {
   const inFlight = new Set<Promise<void>>()
   let failure: unknown
   let stop = false
 
   async function write(records: readonly EnqueueRecord[]): Promise<void> {
+    // The payloads carry the trace already (in the template's shared middle); the status hashes get it here.
+    if (trace !== undefined) for (const record of records) record.trace = trace
     const replies = await enqueue(context.steps, context.keys, {
       now: Date.now(),
       idempotencyTtlSeconds: context.idempotencyTtlSeconds,
@@ -160,6 +163,10 @@ function advertisingOf(context: QueueContext, options: BatchOptions): Advertisin
   return context.advertising
 }
 
+/**
+ * `enqueueBatch`. When traced, one span covers the whole call, and every job of the batch stores
+ * its traceparent (in the shared middle of the payloads, and on each record for the status hash).
+ */
 export async function enqueueBatch<R>(
   context: QueueContext,
   batchId: string,
@@ -192,6 +199,34 @@ export async function enqueueBatch<R>(
       false,
     )
   }
+  const { tracing } = context
+  const span = !tracing.active()
+    ? undefined
+    : startEnqueueManySpan(tracing, 'enqueueBatch', context.keys.stream(template.priority), {
+        'mailstream.batch.id': batchId,
+        'mailstream.job.type': template.type,
+        'mailstream.subject': tracing.recordSubject ? options.subject : undefined,
+      })
+  if (!span) return writeBatch(context, template, recipients, build, profile, undefined)
+  template.middle += `,"trace":"${span.traceparent}"`
+  return endWith(span, writeBatch(context, template, recipients, build, profile, span.traceparent), (result) => ({
+    'messaging.batch.message_count': result.enqueued,
+    'mailstream.batch.total': result.total,
+    'mailstream.batch.duplicates': result.duplicates,
+    'mailstream.batch.invalid': result.invalid,
+    'mailstream.batch.cancelled': result.cancelled,
+  }))
+}
+
+async function writeBatch<R>(
+  context: QueueContext,
+  template: BatchTemplate,
+  recipients: Iterable<R> | AsyncIterable<R>,
+  build: BuildRecipient<R> | undefined,
+  profile: AdvertisingProfile | undefined,
+  trace: string | undefined,
+): Promise<EnqueueBatchResult> {
+  const { batchId } = template
   const result: EnqueueBatchResult = { batchId, total: 0, enqueued: 0, duplicates: 0, invalid: 0, cancelled: false }
   if (profile) result.withoutConsent = 0
   const opening = await openBatch(context.steps, context.keys, template)
@@ -202,7 +237,7 @@ export async function enqueueBatch<R>(
     result.duplicates = result.total
     return result
   }
-  const writer = createChunkWriter(context, result)
+  const writer = createChunkWriter(context, result, trace)
   try {
     await feed(template, recipients, build, result, writer, profile)
   } catch (error) {

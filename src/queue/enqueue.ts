@@ -5,6 +5,7 @@ import type { AdvertisingProfile } from '../korea/advertising.js'
 import { type EnqueueRecord, type EnqueueReply, enqueue, enqueueSettled } from '../lua/enqueue.js'
 import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
+import { endWith, startEnqueueManySpan, startEnqueueSpan } from '../telemetry/spans.js'
 import { conflictError, jobFingerprint } from './idempotency.js'
 import type { QueueInternals } from './internals.js'
 import { holdJob } from './schedule.js'
@@ -13,11 +14,18 @@ import type { EmailQueue, EnqueueResult, QueueContext, TemplateCheck } from './t
 /** Jobs per pipeline: bounds the memory of a big `enqueueMany` and of one coalesced write. */
 const JOBS_PER_PIPELINE = 5000
 
-/** A validated job as the script takes it; with strict idempotency, with its fingerprint. */
-function toRecord({ job, payload, dueAt }: ValidatedJob, strict: boolean): EnqueueRecord {
+/** A payload (a JSON object) with the traceparent of its enqueue span as `trace`. */
+export const withTrace = (payload: string, trace: string): string => `${payload.slice(0, -1)},"trace":"${trace}"}`
+
+/**
+ * A validated job as the script takes it; with strict idempotency, with its fingerprint; when
+ * traced, with its enqueue span's traceparent in the payload (for the worker) and the record (for
+ * the status hash, for the webhook handler).
+ */
+function toRecord({ job, payload, dueAt }: ValidatedJob, strict: boolean, trace?: string): EnqueueRecord {
   const record: EnqueueRecord = {
     id: job.id,
-    payload,
+    payload: trace === undefined ? payload : withTrace(payload, trace),
     dueAt,
     priority: job.priority,
     type: job.type,
@@ -27,6 +35,7 @@ function toRecord({ job, payload, dueAt }: ValidatedJob, strict: boolean): Enque
     idempotencyKey: job.idempotencyKey,
   }
   if (strict && job.idempotencyKey !== undefined) record.fingerprint = jobFingerprint(job)
+  if (trace !== undefined) record.trace = trace
   return record
 }
 
@@ -126,8 +135,8 @@ export function createEnqueueCoalescer(context: QueueContext) {
   }
 
   return {
-    write(validated: ValidatedJob): Promise<EnqueueResult> {
-      const record = toRecord(validated, context.strictIdempotency)
+    write(validated: ValidatedJob, trace?: string): Promise<EnqueueResult> {
+      const record = toRecord(validated, context.strictIdempotency, trace)
       return new Promise<EnqueueResult>((resolve, reject) => {
         const one: Waiting = { record, resolve, reject }
         if (client.status === 'ready' && gathering) {
@@ -223,21 +232,33 @@ function reindexed(error: unknown, indexes: number[]): unknown {
   return new MailstreamError(error.code, `jobs[${index}]: ${message}`, { field: `${index}.${match[2]}`, cause: error })
 }
 
+/** What an enqueue span says of its result. */
+const enqueuedAttributes = (result: EnqueueResult) => ({
+  'mailstream.job.status': result.status,
+  'mailstream.duplicate': result.duplicate,
+})
+
+/** The stream every job of a call goes to; the queue's prefix when they go to several. */
+function oneStream(keys: QueueContext['keys'], list: readonly ValidatedJob[]): string {
+  const first = list[0]?.job.priority ?? 'normal'
+  return list.every(({ job }) => job.priority === first) ? keys.stream(first) : keys.prefix
+}
+
 /** `enqueue` and `enqueueMany`. */
 export function createEnqueue(
   context: QueueContext,
   coalescer: EnqueueCoalescer = createEnqueueCoalescer(context),
 ): Pick<EmailQueue, 'enqueue' | 'enqueueMany'> & Pick<QueueInternals, 'validate' | 'write'> {
-  const { keys, assertOpen } = context
+  const { keys, assertOpen, tracing } = context
 
   /** `enqueueMany`: the jobs of a conflict (strict idempotency) are refused, the others written. */
-  async function write(list: readonly ValidatedJob[], via: RedisClient): Promise<EnqueueResult[]> {
+  async function write(list: readonly ValidatedJob[], via: RedisClient, trace?: string): Promise<EnqueueResult[]> {
     const results: EnqueueResult[] = []
     let conflict: MailstreamError | undefined
     for (let start = 0; start < list.length; start += JOBS_PER_PIPELINE) {
       const records = list
         .slice(start, start + JOBS_PER_PIPELINE)
-        .map((job) => toRecord(job, context.strictIdempotency))
+        .map((job) => toRecord(job, context.strictIdempotency, trace))
       const replies = await enqueue(via, keys, {
         now: Date.now(),
         idempotencyTtlSeconds: context.idempotencyTtlSeconds,
@@ -282,8 +303,12 @@ export function createEnqueue(
     },
 
     async enqueue(input) {
-      const validated = validate(input)
-      return coalescer.write(validated instanceof Promise ? await validated : validated)
+      const checked = validate(input)
+      const validated = checked instanceof Promise ? await checked : checked
+      // Without an SDK (or with tracing off) this is one check, and nothing is made per job.
+      const span = startEnqueueSpan(tracing, keys.stream(validated.job.priority), validated.job, validated.dueAt)
+      if (span === undefined) return coalescer.write(validated)
+      return endWith(span, coalescer.write(validated, span.traceparent), enqueuedAttributes)
     },
 
     async enqueueMany(inputs) {
@@ -302,7 +327,13 @@ export function createEnqueue(
           ),
         )
       }
-      return write(validated, context.steps)
+      const span = startEnqueueManySpan(tracing, 'enqueueMany', oneStream(keys, validated), {
+        'messaging.batch.message_count': validated.length,
+      })
+      if (span === undefined) return write(validated, context.steps)
+      return endWith(span, write(validated, context.steps, span.traceparent), (results) => ({
+        'mailstream.enqueued.count': results.filter((result) => !result.duplicate).length,
+      }))
     },
   }
 }

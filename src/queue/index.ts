@@ -18,6 +18,8 @@ import {
   quit,
   resolveRedis,
 } from '../redis.js'
+import { tracingSchema } from '../telemetry/options.js'
+import { createTracing } from '../telemetry/tracing.js'
 import { cancelBatch, createProgressListeners, getBatch } from './batches.js'
 import { createDeadLetters } from './dead-letters.js'
 import { createEnqueue, createEnqueueCoalescer } from './enqueue.js'
@@ -50,6 +52,7 @@ const optionsSchema = z.strictObject({
   sendingCalendar: sendingHoursSchema(false).optional(),
   quietHours: sendingHoursSchema(true).optional(),
   advertising: advertisingQueueSchema.optional(),
+  tracing: tracingSchema,
 })
 
 /** Calls that may make many round trips: bounded per reply, not as a whole. */
@@ -82,6 +85,8 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     snapshot: (batchId) => bounded(getBatch(client, keys, batchId), timeoutMs, 'watchBatch'),
   })
   let closed = false
+  // Starts loading `@opentelemetry/api` (once per process); calls made before it loads get no span.
+  const tracing = createTracing(config.tracing)
   const context: QueueContext = {
     client,
     // Most calls are bounded as a whole (guardMethods below); the LONG_CALLS use this view of the
@@ -97,6 +102,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     assertOpen() {
       if (closed) throw new MailstreamError('E_CLOSED', 'the queue is closed')
     },
+    tracing,
   }
   const { assertOpen, steps } = context
   const coalescer = createEnqueueCoalescer(context)
@@ -185,6 +191,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     redis: client,
     keys,
     prefix: config.prefix,
+    tracing,
     validate: (input) => bounded(validate(input), timeoutMs, 'validate'),
     write,
   })

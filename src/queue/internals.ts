@@ -1,6 +1,7 @@
 import type { ValidatedJob } from '../job.js'
 import type { QueueKeys } from '../keys.js'
 import type { RedisClient } from '../redis.js'
+import type { Tracing } from '../telemetry/tracing.js'
 import type { EnqueueResult } from './types.js'
 
 /**
@@ -16,6 +17,8 @@ export interface QueueInternals {
   validate(input: unknown): Promise<ValidatedJob>
   /** Writes jobs validated earlier, as `enqueueMany` does; each Redis reply bounded. */
   write(jobs: readonly ValidatedJob[]): Promise<EnqueueResult[]>
+  /** The queue's tracing, which the SES webhook handler records its spans with. */
+  tracing: Tracing
 }
 
 const internals = new WeakMap<object, QueueInternals>()

@@ -6,6 +6,7 @@ import type { AdvertisingProfile } from '../korea/advertising.js'
 import type { AdvertisingQueueOptions } from '../korea/options.js'
 import type { RedisClient, RedisInput } from '../redis.js'
 import type { JobState, JobStatusName } from '../status.js'
+import type { Tracing, TracingOptions } from '../telemetry/tracing.js'
 import type { BatchOptions, BuildRecipient, EnqueueBatchResult } from './batch-input.js'
 import type { BatchProgress, BatchState, ProgressSubscription } from './batches.js'
 import type { Hold, SendingHours } from './schedule.js'
@@ -71,6 +72,13 @@ export interface EmailQueueOptions {
    * quiet hours; other jobs may not carry the mark. Default: none (`advertising` jobs are refused).
    */
   advertising?: AdvertisingQueueOptions
+  /**
+   * OpenTelemetry spans for `enqueue`, `enqueueMany` and `enqueueBatch`, whose context is stored
+   * with each job so that the worker's and the SES webhook's spans link to it (see
+   * docs/operations.md). Recorded when `@opentelemetry/api` is installed and an SDK is registered;
+   * `false` turns them off. Default: on, without subjects (`{ recordSubject: true }` adds them).
+   */
+  tracing?: false | TracingOptions
 }
 
 /** The part of a template renderer a queue uses to check jobs at enqueue. */
@@ -197,4 +205,5 @@ export interface QueueContext {
   advertising: AdvertisingProfile | undefined
   /** Throws `E_CLOSED` once the queue is closed. */
   assertOpen(): void
+  tracing: Tracing
 }

@@ -1,5 +1,6 @@
 import { ID_RE } from '../job.js'
 import type { QueueInternals } from '../queue/internals.js'
+import { STATUS } from '../status.js'
 import type { ParsedEvent } from './ses-event.js'
 
 /** The job and batch an event belongs to; `found` when the job's status hash still exists. */
@@ -7,6 +8,8 @@ export interface EventOwner {
   jobId?: string
   batchId?: string
   found: boolean
+  /** The traceparent of the job's enqueue span, when it was traced. */
+  trace?: string
 }
 
 export interface EventLocator {
@@ -41,7 +44,7 @@ export function createEventLocator({
       const batchIds = candidates(event.batchTag)
       if (jobIds.length === 0 && batchIds.length === 0) return { found: false }
       const pipeline = redis.pipeline()
-      for (const id of jobIds) pipeline.hmget(keys.status(id), 'status', 'batch')
+      for (const id of jobIds) pipeline.hmget(keys.status(id), STATUS.status, STATUS.batch, STATUS.trace)
       for (const id of batchIds) pipeline.exists(keys.batch(id))
       const replies = (await pipeline.exec()) ?? []
       for (const [error] of replies) if (error) throw error
@@ -56,6 +59,8 @@ export function createEventLocator({
       const out: EventOwner = { found: jobIndex >= 0 }
       if (jobId !== undefined) out.jobId = jobId
       if (batchId) out.batchId = batchId
+      const trace = states[jobIndex]?.[2]
+      if (trace) out.trace = trace
       return out
     },
   }

@@ -1,13 +1,14 @@
 import { describeError } from '../errors.js'
 import { sesEvent } from '../lua/ses-event.js'
 import type { QueueInternals } from '../queue/internals.js'
+import { recordSesEvent } from '../telemetry/spans.js'
 import { failed, reject, respond } from './http.js'
 import type { EventLocator } from './locate.js'
 import { parseSesEvent, suppressionsOf } from './ses-event.js'
 import type { SnsMessage } from './sns.js'
 import type { SesEvent, SesWebhookOptions, SesWebhookResponse } from './types.js'
 
-export interface NotificationOptions extends Pick<QueueInternals, 'redis' | 'keys'> {
+export interface NotificationOptions extends Pick<QueueInternals, 'redis' | 'keys' | 'tracing'> {
   locator: EventLocator
   onEvent?: SesWebhookOptions['onEvent']
   dedupeTtlSeconds: number
@@ -27,6 +28,7 @@ export function createNotificationHandler({
   onEvent,
   dedupeTtlSeconds,
   trackingTtlSeconds,
+  tracing,
 }: NotificationOptions): NotificationHandler {
   async function runHook(event: SesEvent): Promise<SesWebhookResponse | undefined> {
     if (!onEvent) return undefined
@@ -48,7 +50,7 @@ export function createNotificationHandler({
       if (now - sentAt > dedupeTtlSeconds * 1000) return reject(403, 'notification is too old', 'Timestamp')
       const parsed = parseSesEvent(message.Message, now)
       if (!parsed) return respond(200, 'ignored', 'ignored: not an SES event')
-      const { jobId, batchId, found } = await locator.locate(parsed)
+      const { jobId, batchId, found, trace } = await locator.locate(parsed)
       const suppressions = suppressionsOf(parsed, now)
       const applied = await sesEvent(redis, keys, {
         snsMessageId: message.MessageId,
@@ -77,6 +79,19 @@ export function createNotificationHandler({
       if (parsed.bounceType) event.bounceType = parsed.bounceType
       if (parsed.bounceSubType) event.bounceSubType = parsed.bounceSubType
       if (parsed.link) event.link = parsed.link
+      // Once per event: SNS's redeliveries of an applied notification are not recorded again.
+      if (applied.state !== 'duplicate') {
+        recordSesEvent(tracing, {
+          type: parsed.type,
+          sesMessageId: parsed.messageId,
+          jobId,
+          batchId,
+          trace,
+          recipients: parsed.recipients,
+          bounceType: parsed.bounceType,
+          timestamp: parsed.timestamp,
+        })
+      }
       if (applied.state === 'duplicate') {
         // Applied before; its onEvent had not succeeded yet, so give the host another go.
         if (applied.previous === 'hook') return (await runHook(event)) ?? respond(200, 'duplicate', 'duplicate')

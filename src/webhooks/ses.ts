@@ -72,7 +72,7 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
       { field: 'confirmSubscriptions' },
     )
   }
-  const { redis, keys } = queueInternals(config.queue)
+  const { redis, keys, tracing } = queueInternals(config.queue)
   const fetchImpl: typeof fetch = config.fetch ?? ((...args) => globalThis.fetch(...args))
   const verifier = createSnsVerifier({
     fetchCertificate: config.fetchCertificate ?? defaultFetchCertificate(fetchImpl, config.timeoutMs),
@@ -86,6 +86,7 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
     onEvent: config.onEvent,
     dedupeTtlSeconds: config.dedupeTtlSeconds,
     trackingTtlSeconds: config.trackingTtlSeconds,
+    tracing,
   })
   const subscriptions = createSubscriptionHandler({
     onSubscription: config.onSubscription,

@@ -6,6 +6,7 @@ import { STATUS_TTL_SECONDS } from '../keys.js'
 import { type AdvertisingWorkerOptions, advertisingWorkerSchema } from '../korea/options.js'
 import { parseOptions, prefixSchema, redisInputSchema } from '../options.js'
 import { commandTimeoutSchema, type RedisInput } from '../redis.js'
+import { type TracingOptions, tracingSchema } from '../telemetry/options.js'
 import type { TemplateRendererLike, Transport } from '../transport.js'
 import { dailyQuotaSchema, rateLimitSchema, type WorkerDailyQuota, type WorkerRateLimit } from './pacing.js'
 import { DEFAULT_MAX_THROTTLES } from './retry.js'
@@ -71,6 +72,12 @@ export interface EmailWorkerOptions {
    * advertising job is dead for want of a sender).
    */
   advertising?: AdvertisingWorkerOptions
+  /**
+   * OpenTelemetry spans, one per attempt, linked to the job's enqueue span (see docs/operations.md).
+   * Recorded when `@opentelemetry/api` is installed and an SDK is registered; `false` turns them off.
+   * Default: on, without subjects (`{ recordSubject: true }` adds them).
+   */
+  tracing?: false | TracingOptions
 }
 
 const optionsSchema = z.strictObject({
@@ -125,6 +132,7 @@ const optionsSchema = z.strictObject({
   rateLimit: rateLimitSchema,
   dailyQuota: dailyQuotaSchema,
   advertising: advertisingWorkerSchema.optional(),
+  tracing: tracingSchema,
 })
 
 /** A send must end before another worker may take its entry over, or the job is sent twice. */

@@ -3,11 +3,14 @@ import { type Address, type EmailJob, parseJob } from '../job.js'
 import { applyAdvertisingRules, SENDER_VARIABLE } from '../korea/message.js'
 import type { AdvertisingSender } from '../korea/types.js'
 import { ADVERTISING_SENT, type createMetricsRecorder } from '../metrics.js'
+import { messageAttributes, startDeliverySpan } from '../telemetry/spans.js'
+import type { SpanHandle, Tracing } from '../telemetry/tracing.js'
 import type { EmailMessage, TemplateRendererLike } from '../transport.js'
 import { buildMessage, everyRecipientSuppressed, recipientCount, suppressedSet } from './message.js'
 import type { Pacing } from './pacing.js'
 import { decide, type RetryPolicy } from './retry.js'
 import type { Sender } from './sender.js'
+import { endDeliverySpan } from './trace.js'
 import type { Outcome, Processed, Work } from './types.js'
 
 /** What a job gives when the worker was stopped hard meanwhile: its entry stays pending. */
@@ -26,6 +29,11 @@ export interface ProcessOptions extends RetryPolicy {
   signal(): AbortSignal
   /** The Korean advertising profile: the sender shown in the footer of advertising email. */
   advertising?: { sender: AdvertisingSender } | undefined
+  tracing: Tracing
+  transport: { name: string }
+  /** The send streams, high to low (span destinations), and the consumer group. */
+  streams: readonly string[]
+  group: string
 }
 
 /**
@@ -74,11 +82,17 @@ export function createProcess(options: ProcessOptions) {
   }
 
   /** One try: the message, its charge against the rate limit, its send. Throws what failed. */
-  async function attempt(work: Work, job: EmailJob, attempts: number): Promise<Outcome | typeof ABANDONED> {
+  async function attempt(
+    work: Work,
+    job: EmailJob,
+    attempts: number,
+    span: SpanHandle | undefined,
+  ): Promise<Outcome | typeof ABANDONED> {
     const suppressed = suppressedSet(work)
     let message =
       job.template === undefined ? buildMessage(job, suppressed, options.from) : await renderMessage(job, suppressed)
     if (job.advertising !== undefined || advertiser) message = applyAdvertisingRules(job, message, advertiser)
+    span?.set(messageAttributes(options.tracing, recipientCount(message), message.subject))
     // Charged per recipient left after the suppression check, right before the send.
     const waitStartedAt = performance.now()
     const charged = pacing ? await pacing.charge(work, recipientCount(message)) : undefined
@@ -99,8 +113,11 @@ export function createProcess(options: ProcessOptions) {
     }
   }
 
-  return async function process(work: Work): Promise<Processed | typeof ABANDONED> {
-    const job = parseJob(work.delivery.payload)
+  async function handle(
+    work: Work,
+    job: EmailJob | null,
+    span: SpanHandle | undefined,
+  ): Promise<Processed | typeof ABANDONED> {
     const done = (outcome: Outcome, attempts = work.attempts): Processed => ({ work, job, attempts, outcome })
     if (!job) return done({ kind: 'dead', error: 'job payload is not readable JSON' })
     if (work.verdict === 'over') {
@@ -113,7 +130,7 @@ export function createProcess(options: ProcessOptions) {
     // Every try counts, a failed render as much as a failed send: nothing is retried without end.
     const attempts = work.attempts + 1
     try {
-      const outcome = await attempt(work, job, attempts)
+      const outcome = await attempt(work, job, attempts, span)
       if (outcome === ABANDONED) return ABANDONED
       // A throttle does not use an attempt. (Only a pacing delay gives one here: the worker's own
       // limiter, not the transport, so the run of transport throttles neither grows nor ends.)
@@ -129,6 +146,31 @@ export function createProcess(options: ProcessOptions) {
         failure: decision.failure,
         ...(decision.pause !== undefined && { pauseReason: decision.pause }),
       }
+    }
+  }
+
+  return async function process(work: Work): Promise<Processed | typeof ABANDONED> {
+    const job = parseJob(work.delivery.payload)
+    const span = !options.tracing.active()
+      ? undefined
+      : startDeliverySpan(options.tracing, {
+          destination: options.streams[work.delivery.streamIndex - 1] ?? '',
+          group: options.group,
+          transport: options.transport.name,
+          attempt: work.attempts + 1,
+          deliveries: work.delivery.deliveries,
+          job,
+          jobId: work.delivery.jobId,
+        })
+    if (!span) return handle(work, job, undefined)
+    try {
+      const processed = await span.run(() => handle(work, job, span))
+      endDeliverySpan(span, processed === ABANDONED ? 'abandoned' : processed)
+      return processed
+    } catch (error) {
+      span.fail(error)
+      span.end()
+      throw error
     }
   }
 }

@@ -1,7 +1,8 @@
 // The worker's units wired to each other and to the lifecycle (worker/index.ts).
 import { BATCH_DATA_FIELD, createBatchDataCache } from '../batch-data.js'
-import { queueKeys } from '../keys.js'
+import { GROUP, queueKeys } from '../keys.js'
 import { createMetricsRecorder } from '../metrics.js'
+import { createTracing } from '../telemetry/tracing.js'
 import { createConnections } from './connections.js'
 import { createDispatcher } from './dispatcher.js'
 import { type createEvents, toMailstreamError } from './events.js'
@@ -76,6 +77,10 @@ export function createUnits(
     sender,
     metrics,
     signal: () => state.hardStop.signal,
+    // Starts loading `@opentelemetry/api` (once per process): jobs taken before it loads get no span.
+    tracing: createTracing(config.tracing),
+    streams: keys.streams,
+    group: GROUP,
   })
   const running = () => state.running
   const outcomes = createOutcomes({ ...config, connections, keys, metrics, onError: onRedisError })
