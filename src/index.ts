@@ -1,4 +1,5 @@
 export { type Calendar, createQuietHours, createSendingCalendar, nextLocalTime, type WeeklyHours } from './calendar.js'
+export type { DeliverAt } from './deliver-at.js'
 export {
   type ErrorCode,
   isMailstreamError,
@@ -81,6 +82,7 @@ export {
   EVENT_STREAM_HEADERS,
   type WatchesBatches,
 } from './queue/progress-stream.js'
+export type { SendingHours } from './queue/schedule.js'
 export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals } from './queue/stats.js'
 export type { WatchBatchOptions } from './queue/watch.js'
 export {

@@ -15,6 +15,7 @@ import {
 } from './batch-input.js'
 import { openBatch } from './batch-state.js'
 import { checkTemplate } from './enqueue.js'
+import { withHolder } from './schedule.js'
 import type { QueueContext } from './types.js'
 
 export {
@@ -182,8 +183,12 @@ export async function enqueueBatch<R>(
   else if (context.advertising && options.subject !== undefined) {
     context.advertising.checkOrdinary({ subject: options.subject })
   }
-  const template = batchTemplate(batchId, options)
-  if (profile) template.dueAt = profile.batchDueAt(template.dueAt, template.startedAt)
+  // Each recipient's due time (its own zone's, if it gives one) held by the calendar, then out of quiet hours.
+  const template = batchTemplate(
+    batchId,
+    options,
+    profile ? withHolder(context.hold, profile.batchDueAt) : context.hold,
+  )
   // Each recipient may bring its own variables: only that the template exists is checked here.
   if (context.templates && options.template !== undefined) {
     await checkTemplate(
