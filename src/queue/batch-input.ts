@@ -171,6 +171,8 @@ export interface BatchTemplate {
   priority: Priority
   type: string
   maxAttempts: number
+  /** An advertising batch (`advertising: true`): marked so in the batch hash, for the dashboard. */
+  advertising: boolean
 }
 
 export function batchTemplate(batchId: string, options: BatchOptions): BatchTemplate {
@@ -214,6 +216,7 @@ export function batchTemplate(batchId: string, options: BatchOptions): BatchTemp
     priority,
     type,
     maxAttempts,
+    advertising: commonJob.advertising !== undefined,
   }
 }
 
