@@ -31,7 +31,10 @@ export interface ReminderRun {
   runOnce(now?: Date): Promise<Awaited<ReturnType<typeof runConsentReminders>>>
   /** Runs every `config.advertising.reminderIntervalMs`, the first one shortly after the start. */
   start(): void
-  /** Stops the timer and waits for a run in flight (each store and Redis call in it is bounded). */
+  /**
+   * Stops the timer and waits for a run in flight, at most `STOP_WAIT_MS`: a run cut short by the
+   * shutdown sends nothing twice (each reminder is keyed by its period), the next run goes on.
+   */
   stop(): Promise<void>
 }
 
@@ -39,6 +42,8 @@ export interface ReminderRun {
 const MAX_CONSENTS_PER_RUN = 20_000
 /** Longest wait for one page of the consent table. */
 const STORE_TIMEOUT_MS = 10_000
+/** How long `stop()` waits for a run in flight. */
+const STOP_WAIT_MS = 5000
 /** The first run waits this long after the start, so that a restart loop does not hammer the table. */
 const FIRST_RUN_DELAY_MS = 60_000
 
@@ -96,7 +101,18 @@ export function createReminderRun(options: {
     async stop() {
       clearTimeout(timer)
       timer = undefined
-      await running?.catch(() => {})
+      if (!running) return
+      let wait: NodeJS.Timeout | undefined
+      await Promise.race([
+        running.catch(() => {}),
+        new Promise<void>((resolve) => {
+          wait = setTimeout(() => {
+            log(`consents: stopping without waiting longer for the reminder run (${STOP_WAIT_MS} ms)`)
+            resolve()
+          }, STOP_WAIT_MS)
+        }),
+      ])
+      clearTimeout(wait)
     },
   }
 }

@@ -7,6 +7,7 @@ import {
   batchJobId,
   createUnsubscribeToken,
   type EmailJobInput,
+  findAdvertisingMark,
   MailstreamError,
   parseAddress,
   RateLimitError,
@@ -464,9 +465,19 @@ export function createRoutes({
         const sponsor = sponsorOf(input)
         if (sponsor && !consents) return notImplemented()
         const text = requiredString(input, 'body', 200_000)
+        const title = requiredString(input, 'title', 200)
+        // The subject is `[brand] title`: a mark in the title is never at its start. A sponsored
+        // issue gets `(광고)` in front; any other may not carry it (the worker would refuse every job).
+        const mark = findAdvertisingMark(title)
+        if (mark) {
+          throw validationError(
+            'title',
+            `may not carry '${mark.text}': an issue with a sponsor is marked (광고) for you`,
+          )
+        }
         const issue = await store.saveIssue({
           id,
-          title: requiredString(input, 'title', 200),
+          title,
           body: sponsor ? `${text}\n\n---\n\n### Sponsor: ${sponsor.name}\n\n${sponsor.body}` : text,
           publishedAt: Date.now(),
         })

@@ -125,6 +125,12 @@ describe('Express: advertising', () => {
       }
       expect(message.headers?.['List-Unsubscribe']).toMatch(/^<https:/)
     }
+    // The mark is the queue's to add: in a title it would not be at the start of the subject.
+    for (const title of ['(광고) Sale', '[광고] Sale']) {
+      const marked = await postJson(`${main.url}/api/issues/marked/publish`, { title, body: 'x' })
+      expect(marked.status).toBe(400)
+      expect(await marked.json()).toMatchObject({ error: { field: 'title' } })
+    }
     // An issue without a sponsor is not advertising: everyone, no mark.
     const plain = await postJson(`${main.url}/api/issues/plain-1/publish`, { title: 'Plain', body: 'Hello.' })
     expect(await plain.json()).toMatchObject({ total: 3, enqueued: 3 })
