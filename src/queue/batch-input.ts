@@ -182,6 +182,8 @@ export interface BatchTemplate {
   priority: Priority
   type: string
   maxAttempts: number
+  /** An advertising batch (`advertising: true`): marked so in the batch hash, for the dashboard. */
+  advertising: boolean
 }
 
 export function batchTemplate(batchId: string, options: BatchOptions, hold?: Hold, now = Date.now()): BatchTemplate {
@@ -233,6 +235,7 @@ export function batchTemplate(batchId: string, options: BatchOptions, hold?: Hol
     priority,
     type,
     maxAttempts,
+    advertising: commonJob.advertising !== undefined,
   }
 }
 

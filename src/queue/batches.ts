@@ -50,6 +50,8 @@ export interface BatchState extends BatchProgress {
   state: 'enqueueing' | 'sending' | 'finished' | 'cancelled'
   /** Epoch ms, when `enqueueBatch` began (absent for batches built with `enqueueMany`). */
   createdAt?: number
+  /** An advertising batch (`enqueueBatch` with `advertising: true`, docs/korea.md). */
+  advertising?: true
   finishedAt?: number
   cancelledAt?: number
 }
@@ -65,6 +67,7 @@ export async function getBatch(client: RedisClient, keys: QueueKeys, batchId: st
     'finishedAt',
     'createdAt',
     'cancelledAt',
+    'advertising',
   ]
   const values = await client.hmget(keys.batch(batchId), ...fields)
   if (values.every((value) => value === null)) return null
@@ -90,6 +93,7 @@ export async function getBatch(client: RedisClient, keys: QueueKeys, batchId: st
   for (const field of ['createdAt', 'finishedAt', 'cancelledAt'] as const) {
     if (hash[field] !== undefined) state[field] = Number(hash[field])
   }
+  if (hash.advertising === '1') state.advertising = true
   return state
 }
 
