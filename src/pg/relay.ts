@@ -9,7 +9,6 @@ import { createRelayPass } from './pass.js'
 import { checkTable, DEFAULT_TABLE, statements } from './sql.js'
 import { createWakeup } from './wakeup.js'
 
-
 export interface OutboxRelayOptions {
   queue: EmailQueue
   /** A `pg.Pool` (or anything whose `connect()` gives a client with `query` and `release`). */
