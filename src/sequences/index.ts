@@ -124,7 +124,7 @@ export interface SequenceStepStats {
   kind: 'send' | 'delay' | 'waitFor' | 'branch'
   /** Enrolments (active or waiting) whose next step this is. */
   at: number
-  /** Emails enqueued by this step. */
+  /** Enrolments that moved past this step with its email enqueued (once each, crashes included). */
   sent: number
 }
 
@@ -142,7 +142,7 @@ export interface SequenceStats {
 export interface RunResult {
   /** Enrolments taken. */
   claimed: number
-  /** Emails enqueued (duplicates of an earlier run's not counted). */
+  /** Steps whose email was enqueued and the enrolment moved past (a job an earlier, crashed run wrote counts here). */
   sent: number
   done: number
   exited: number
@@ -488,9 +488,8 @@ export function createSequences(options: SequencesOptions): Sequences {
         status = 'active'
       }
       const id = sequenceJobId(definition.id, hash16, enrolment.run, node.id)
-      let duplicate: boolean
       try {
-        duplicate = (await queue.enqueue(jobOf(definition, action, enrolment, id, context))).duplicate
+        await queue.enqueue(jobOf(definition, action, enrolment, id, context))
       } catch (error) {
         if (error instanceof MailstreamError && REFUSALS.has(error.code)) {
           report(error)
@@ -502,7 +501,8 @@ export function createSequences(options: SequencesOptions): Sequences {
       const moved = await move(node.next, {
         status: 'active',
         nextAt: leaseUntil,
-        sentStep: duplicate ? '' : node.id,
+        // Counted by the move, not the enqueue: a step retried after a crash finds its job there already.
+        sentStep: node.id,
         fields: { lastJob: id },
       })
       if (!moved) {
@@ -510,7 +510,7 @@ export function createSequences(options: SequencesOptions): Sequences {
         if ((await client.hget(key, 'status')) === 'exited') await cancelJob(id)
         return
       }
-      if (!duplicate) result.sent++
+      result.sent++
       enrolment.lastJob = id
       stored = node.next
       position = {

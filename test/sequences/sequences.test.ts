@@ -258,6 +258,40 @@ describe('sequences over a fake clock', () => {
   })
 })
 
+describe('crashes', () => {
+  test('a run that died after enqueueing a step, before moving on: the next run finds the job and sends nothing twice', async () => {
+    const t = setup([welcome], { leaseMs: 1000 })
+    await t.runner.enroll('welcome', READER)
+    // What the dead run did: took the enrolment under a lease and enqueued the step's email.
+    await redis.zadd(`${t.prefix}:seq-due`, START + 1000, `${t.prefix}:seq:welcome:${addressHash(READER)}`)
+    await t.queue.enqueue({
+      id: jobId('welcome', 'hello'),
+      type: 'sequence',
+      to: READER,
+      subject: 'Hello',
+      text: 'Hello',
+    })
+    expect(await t.at(START + 999)).toMatchObject({ claimed: 0 })
+    expect(await t.at(START + 1000)).toMatchObject({ claimed: 1, sent: 1 })
+    expect(await t.enqueued()).toEqual([jobId('welcome', 'hello')])
+    expect(await t.runner.get('welcome', READER)).toMatchObject({ step: 'best-of', lastJob: jobId('welcome', 'hello') })
+    expect((await t.runner.stats('welcome')).steps[0]).toMatchObject({ id: 'hello', sent: 1 })
+  })
+
+  test('two runners on the same due enrolments: each step once', async () => {
+    const t = setup([welcome])
+    const other = createSequences({ queue: t.queue, sequences: [welcome], now: () => t.clock.now })
+    for (let i = 0; i < 20; i++) await t.runner.enroll('welcome', `r${i}@example.com`)
+    for (const at of [START, START + 3 * DAY, START + 7 * DAY]) {
+      t.clock.now = at
+      await Promise.all([t.runner.runOnce(), other.runOnce(), t.runner.runOnce(), other.runOnce()])
+    }
+    expect(new Set(await t.enqueued()).size).toBe(60)
+    expect(await t.enqueued()).toHaveLength(60)
+    expect(await t.runner.stats('welcome')).toMatchObject({ done: 20 })
+  })
+})
+
 describe('exit paths', () => {
   test('exit() stops the series and cancels an email not sent yet', async () => {
     const t = setup([welcome])
