@@ -14,6 +14,11 @@ import { boundedClient, connectionOptionsShape, type ErrorReport, guardMethods }
 import { type Action, plan } from './machine.js'
 import type { SequenceDefinition, StepContext } from './steps.js'
 
+export { type KoreanWelcomeOptions, koreanWelcomeSeries } from './korean-welcome.js'
+
+import type { SequenceDefinition, StepContext } from './steps.js'
+
+export { type KoreanWelcomeOptions, koreanWelcomeSeries } from './korean-welcome.js'
 export {
   type Action,
   currentStep,
@@ -28,7 +33,6 @@ export {
   defineSequence,
   delay,
   type ProgramNode,
-  parseDuration,
   type SendOptions,
   type SequenceDefinition,
   type SequenceDefinitionInput,
