@@ -15,16 +15,6 @@ import { type Action, plan } from './machine.js'
 import type { SequenceDefinition, StepContext } from './steps.js'
 
 export { type KoreanWelcomeOptions, koreanWelcomeSeries } from './korean-welcome.js'
-
-import type { SequenceDefinition, StepContext } from './steps.js'
-
-export { type KoreanWelcomeOptions, koreanWelcomeSeries } from './korean-welcome.js'
-export {
-  type Action,
-  currentStep,
-  type Position,
-  plan,
-} from './machine.js'
 export {
   type BranchOptions,
   branch,
@@ -32,7 +22,6 @@ export {
   type Duration,
   defineSequence,
   delay,
-  type ProgramNode,
   type SendOptions,
   type SequenceDefinition,
   type SequenceDefinitionInput,
