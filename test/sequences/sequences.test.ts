@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { afterEach, describe, expect, test } from 'vitest'
-import { createEmailQueue, type EmailQueue } from '../../src/index.js'
+import { createEmailQueue, type EmailQueue, MailstreamError } from '../../src/index.js'
 import {
   addressHash,
   branch,
@@ -13,7 +13,8 @@ import {
   sequenceJobId,
   waitFor,
 } from '../../src/sequences/index.js'
-import { connect, keysOf, uniquePrefix } from '../helpers/redis.js'
+import { connect, keysOf, uniquePrefix, waitUntil } from '../helpers/redis.js'
+import { freePort } from '../helpers/redis-server.js'
 
 const DAY = 86_400_000
 const START = Date.UTC(2026, 0, 5, 1, 0) // Monday 10:00 in Seoul
@@ -334,6 +335,9 @@ describe('exit paths', () => {
     expect(await t.runner.signal(READER, 'purchased')).toEqual({ resumed: 0, exited: 1 })
     expect(await t.runner.get('trial', READER)).toMatchObject({ status: 'exited', exitReason: 'goal:purchased' })
     expect(await t.runner.get('welcome', READER)).toMatchObject({ status: 'active' })
+    // Its email not sent yet (no worker here): cancelled.
+    expect(await t.queue.getStatus(jobId('trial', 'one'))).toMatchObject({ status: 'cancelled' })
+    expect(await t.queue.getStatus(jobId('welcome', 'hello'))).toMatchObject({ status: 'queued' })
     await t.at(START + DAY)
     expect(await t.enqueued()).not.toContain(jobId('trial', 'two'))
   })
@@ -375,6 +379,41 @@ describe('versions', () => {
     t.clock.now = START + 4 * DAY
     await next.runOnce()
     expect(await t.enqueued()).toEqual(['hello', 'best-of', 'survey'].map((step) => jobId('welcome', step)))
+  })
+})
+
+describe('start() and stop()', () => {
+  test('the loop runs due steps on its own, and stop() ends it', async () => {
+    const t = setup([welcome], { intervalMs: 10, now: Date.now })
+    await t.runner.enroll('welcome', READER)
+    t.runner.start()
+    t.runner.start() // a second call changes nothing
+    await waitUntil(async () => (await t.enqueued()).length === 1, 5000, 'the first email')
+    await t.runner.stop()
+    await t.runner.enroll('welcome', 'later@example.com')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(await t.enqueued()).toHaveLength(1)
+  })
+
+  test('Redis errors go to onError, and the loop keeps going with a backoff', async () => {
+    // A port nothing listens on: every run fails.
+    const queue = createEmailQueue({ redis: `redis://127.0.0.1:${await freePort()}`, prefix: uniquePrefix('seq') })
+    queues.push(queue)
+    const errors: MailstreamError[] = []
+    const runner = createSequences({
+      queue,
+      sequences: [welcome],
+      intervalMs: 10,
+      onError: (error) => errors.push(error),
+    })
+    runner.start()
+    await waitUntil(() => errors.length >= 2, 5000, 'two reports')
+    const count = errors.length
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    // Backing off (20, 40, 80, 160 ms...): a few more reports, not one per 10 ms.
+    expect(errors.length - count).toBeLessThan(5)
+    expect(errors[0]).toBeInstanceOf(MailstreamError)
+    await runner.stop()
   })
 })
 
