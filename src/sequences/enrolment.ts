@@ -4,7 +4,8 @@ import { parseTimeZone } from '../calendar.js'
 import { MailstreamError } from '../errors.js'
 import { addressKey, LOCALE_RE, showValue } from '../job.js'
 import type { EnrolmentStatus } from '../lua/sequences.js'
-import type { Contact, Enrolment } from './types.js'
+import type { SequenceDefinition } from './steps.js'
+import type { Contact, Enrolment, SequenceStats } from './types.js'
 
 export const REASON_RE = /^[A-Za-z0-9_:.-]{1,64}$/
 const MAX_DATA_BYTES = 64 * 1024
@@ -102,4 +103,27 @@ export function parseEnrolment(hash: Record<string, string>): Enrolment | null {
     if (value !== undefined && value !== '') (out as unknown as Record<string, unknown>)[field] = value
   }
   return out
+}
+
+/** A sequence's counters hash as `stats()` gives it: totals, exits by reason, and one row per step. */
+export function parseStats(hash: Record<string, string>, definition: SequenceDefinition): SequenceStats {
+  const count = (field: string) => Math.max(0, Number(hash[field] ?? 0))
+  const exitReasons: Record<string, number> = {}
+  for (const [field, value] of Object.entries(hash)) {
+    if (field.startsWith('exited:')) exitReasons[field.slice(7)] = Number(value)
+  }
+  return {
+    enrolled: count('enrolled'),
+    active: count('status:active'),
+    waiting: count('status:waiting'),
+    done: count('status:done'),
+    exited: count('status:exited'),
+    exitReasons,
+    steps: definition.nodes.map((node) => ({
+      id: node.id,
+      kind: node.kind,
+      at: count(`at:${node.id}`),
+      sent: count(`sent:${node.id}`),
+    })),
+  }
 }

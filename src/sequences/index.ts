@@ -17,8 +17,10 @@ import {
   checkName,
   fail,
   parseEnrolment,
+  parseStats,
   REASON_RE,
 } from './enrolment.js'
+import { createRunLoop } from './loop.js'
 import { createSequenceRunner } from './runner.js'
 import type { SequenceDefinition } from './steps.js'
 
@@ -55,8 +57,6 @@ export type {
   SequencesOptions,
 } from './types.js'
 export type { EnrolmentStatus }
-
-const MAX_BACKOFF_MS = 30_000
 
 const optionsSchema = z.strictObject({
   queue: z.custom<EmailQueue>(isEmailQueue, 'must be a queue made by createEmailQueue'),
@@ -208,26 +208,7 @@ export function createSequences(options: SequencesOptions): Sequences {
 
     async stats(sequenceId: string) {
       const definition = definitionOf(sequenceId)
-      const hash = await client.hgetall(keys.stats(definition.id))
-      const count = (field: string) => Math.max(0, Number(hash[field] ?? 0))
-      const exitReasons: Record<string, number> = {}
-      for (const [field, value] of Object.entries(hash)) {
-        if (field.startsWith('exited:')) exitReasons[field.slice(7)] = Number(value)
-      }
-      return {
-        enrolled: count('enrolled'),
-        active: count('status:active'),
-        waiting: count('status:waiting'),
-        done: count('status:done'),
-        exited: count('status:exited'),
-        exitReasons,
-        steps: definition.nodes.map((node) => ({
-          id: node.id,
-          kind: node.kind,
-          at: count(`at:${node.id}`),
-          sent: count(`sent:${node.id}`),
-        })),
-      }
+      return parseStats(await client.hgetall(keys.stats(definition.id)), definition)
     },
 
     runOnce,
@@ -235,44 +216,12 @@ export function createSequences(options: SequencesOptions): Sequences {
 
   const guarded = guardMethods(methods, config.commandTimeoutMs, { unbounded: ['runOnce'] })
 
-  let timer: ReturnType<typeof setTimeout> | undefined
-  let running: Promise<void> | undefined
-  let started = false
-  let failures = 0
+  const loop = createRunLoop({
+    run: () => guarded.runOnce(),
+    batchSize: config.batchSize,
+    intervalMs: config.intervalMs,
+    report,
+  })
 
-  function schedule(ms: number): void {
-    if (!started) return
-    timer = setTimeout(tick, ms)
-  }
-
-  function tick(): void {
-    timer = undefined
-    running = guarded.runOnce().then(
-      (result) => {
-        failures = 0
-        // A full batch means more are due: go on at once (after other work of the loop).
-        schedule(result.claimed >= config.batchSize ? 0 : config.intervalMs)
-      },
-      (error: unknown) => {
-        failures++
-        report(error as MailstreamError)
-        schedule(Math.min(MAX_BACKOFF_MS, config.intervalMs * 2 ** Math.min(failures, 10)))
-      },
-    )
-  }
-
-  return {
-    ...guarded,
-    start() {
-      if (started) return
-      started = true
-      schedule(0)
-    },
-    async stop() {
-      started = false
-      if (timer !== undefined) clearTimeout(timer)
-      timer = undefined
-      await running
-    },
-  }
+  return { ...guarded, start: loop.start, stop: loop.stop }
 }

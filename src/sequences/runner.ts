@@ -15,6 +15,64 @@ import type { Enrolment, RunResult } from './types.js'
 /** Refusals of an email that no retry will change: the enrolment ends as `invalid`. */
 const REFUSALS = new Set(['E_VALIDATION', 'E_TEMPLATE', 'E_CONSENT', 'E_IDEMPOTENCY_CONFLICT'])
 
+/** The calendar's hold of a delay's end, read in the contact's zone (one calendar per zone, kept). */
+function createHolds(calendar: WeeklyHours | undefined) {
+  const calendars = new Map<string, Calendar>()
+  return function holdFor(timeZone: string | undefined): (atMs: number) => number {
+    if (calendar === undefined) return (atMs) => atMs
+    const zone = timeZone ?? calendar.timeZone
+    let held = calendars.get(zone)
+    if (!held) {
+      held = createSendingCalendar({ ...calendar, timeZone: zone }, 'calendar', 'E_CONFIG')
+      if (calendars.size < 1000) calendars.set(zone, held)
+    }
+    return (held as Calendar).nextOpen
+  }
+}
+
+const indexOf = (definition: SequenceDefinition, step: string) =>
+  step === '' ? definition.nodes.length : (definition.node(step)?.index ?? definition.nodes.length)
+
+const contextOf = (definition: SequenceDefinition, enrolment: Enrolment, now: number): StepContext => ({
+  sequenceId: definition.id,
+  address: enrolment.address,
+  ...(enrolment.name !== undefined && { name: enrolment.name }),
+  ...(enrolment.locale !== undefined && { locale: enrolment.locale }),
+  ...(enrolment.timeZone !== undefined && { timeZone: enrolment.timeZone }),
+  data: enrolment.data,
+  enrolledAt: enrolment.enrolledAt,
+  events: enrolment.events,
+  now,
+})
+
+/** The email of a send step for one enrolment, under its fixed job id. */
+function jobOf(
+  definition: SequenceDefinition,
+  action: Extract<Action, { kind: 'send' }>,
+  enrolment: Enrolment,
+  id: string,
+  context: StepContext,
+): EmailJobInput {
+  const { node } = action
+  const extra = node.options.job ? node.options.job(context) : {}
+  const data = {
+    ...(enrolment.name !== undefined && { name: enrolment.name }),
+    ...enrolment.data,
+    ...node.options.data,
+    ...extra.data,
+  }
+  return {
+    type: node.options.type ?? 'sequence',
+    ...(node.template !== undefined && { template: node.template }),
+    ...(enrolment.locale !== undefined && { locale: enrolment.locale }),
+    ...extra,
+    tags: { sequence: definition.id, step: node.id, ...extra.tags },
+    data,
+    id,
+    to: enrolment.name !== undefined ? { name: enrolment.name, address: enrolment.address } : enrolment.address,
+  }
+}
+
 export function createSequenceRunner(options: {
   client: RedisClient
   keys: ReturnType<typeof sequenceKeys>
@@ -27,32 +85,7 @@ export function createSequenceRunner(options: {
 }) {
   const { client, keys, queue, definitions, report } = options
   const config = options
-  const calendars = new Map<string, Calendar>()
-  function holdFor(timeZone: string | undefined): (atMs: number) => number {
-    if (config.calendar === undefined) return (atMs) => atMs
-    const zone = timeZone ?? config.calendar.timeZone
-    let calendar = calendars.get(zone)
-    if (!calendar) {
-      calendar = createSendingCalendar({ ...config.calendar, timeZone: zone }, 'calendar', 'E_CONFIG')
-      if (calendars.size < 1000) calendars.set(zone, calendar)
-    }
-    return (calendar as Calendar).nextOpen
-  }
-
-  const indexOf = (definition: SequenceDefinition, step: string) =>
-    step === '' ? definition.nodes.length : (definition.node(step)?.index ?? definition.nodes.length)
-
-  const contextOf = (definition: SequenceDefinition, enrolment: Enrolment, now: number): StepContext => ({
-    sequenceId: definition.id,
-    address: enrolment.address,
-    ...(enrolment.name !== undefined && { name: enrolment.name }),
-    ...(enrolment.locale !== undefined && { locale: enrolment.locale }),
-    ...(enrolment.timeZone !== undefined && { timeZone: enrolment.timeZone }),
-    data: enrolment.data,
-    enrolledAt: enrolment.enrolledAt,
-    events: enrolment.events,
-    now,
-  })
+  const holdFor = createHolds(options.calendar)
 
   /** Cancels the enrolment's last email when it has not gone yet; a failure leaves it to the worker's suppression check. */
   async function cancelJob(id: string | undefined): Promise<void> {
@@ -80,33 +113,6 @@ export function createSequenceRunner(options: {
     })
     if (moved) await cancelJob(enrolment.lastJob)
     return moved
-  }
-
-  function jobOf(
-    definition: SequenceDefinition,
-    action: Extract<Action, { kind: 'send' }>,
-    enrolment: Enrolment,
-    id: string,
-    context: StepContext,
-  ): EmailJobInput {
-    const { node } = action
-    const extra = node.options.job ? node.options.job(context) : {}
-    const data = {
-      ...(enrolment.name !== undefined && { name: enrolment.name }),
-      ...enrolment.data,
-      ...node.options.data,
-      ...extra.data,
-    }
-    return {
-      type: node.options.type ?? 'sequence',
-      ...(node.template !== undefined && { template: node.template }),
-      ...(enrolment.locale !== undefined && { locale: enrolment.locale }),
-      ...extra,
-      tags: { sequence: definition.id, step: node.id, ...extra.tags },
-      data,
-      id,
-      to: enrolment.name !== undefined ? { name: enrolment.name, address: enrolment.address } : enrolment.address,
-    }
   }
 
   /** Moves one claimed enrolment on as far as it goes now. */
