@@ -1,3 +1,4 @@
+import { AB_STATE_FIELDS, type AbTestState, abTestState } from '../ab-test/state.js'
 import { MailstreamError } from '../errors.js'
 import type { QueueKeys } from '../keys.js'
 import { addCancel, parseCancelReply } from '../lua/cancel.js'
@@ -52,6 +53,8 @@ export interface BatchState extends BatchProgress {
   createdAt?: number
   finishedAt?: number
   cancelledAt?: number
+  /** A/B test batches: the variants' counts and rates, and the decision with its numbers once made. */
+  abTest?: AbTestState
 }
 
 export async function getBatch(client: RedisClient, keys: QueueKeys, batchId: string): Promise<BatchState | null> {
@@ -66,8 +69,9 @@ export async function getBatch(client: RedisClient, keys: QueueKeys, batchId: st
     'createdAt',
     'cancelledAt',
   ]
-  const values = await client.hmget(keys.batch(batchId), ...fields)
+  const values = await client.hmget(keys.batch(batchId), ...fields, ...AB_STATE_FIELDS)
   if (values.every((value) => value === null)) return null
+  const abTest = abTestState(values.slice(fields.length))
   const hash = Object.fromEntries(fields.map((field, index) => [field, values[index] ?? undefined]))
   const counters = countersFromReply([
     hash.total ?? 0,
@@ -90,6 +94,7 @@ export async function getBatch(client: RedisClient, keys: QueueKeys, batchId: st
   for (const field of ['createdAt', 'finishedAt', 'cancelledAt'] as const) {
     if (hash[field] !== undefined) state[field] = Number(hash[field])
   }
+  if (abTest) state.abTest = abTest
   return state
 }
 

@@ -63,6 +63,7 @@ export function createNotificationHandler({
         kind: parsed.type,
         bounceType: parsed.bounceType,
         at: parsed.timestamp,
+        opener: parsed.opener,
         suppress: suppressions,
       })
       const event: SesEvent = {
