@@ -200,6 +200,18 @@ describe('A/B test batches', () => {
     })
   })
 
+  test('a cancelled test sends nothing more: its held recipients are dropped at the decision', async () => {
+    const h = harness(redis)
+    const keys = queueKeys(h.prefix)
+    const result = await h.queue.enqueueBatch('ab-cancel', readers(50, 'c'), undefined, abOptions('clicks'))
+    await h.queue.cancelBatch('ab-cancel')
+    expect(await h.queue.decideAbTest('ab-cancel')).toMatchObject({ done: true, enqueued: 0 })
+    expect(await redis.exists(keys.abRest('ab-cancel'))).toBe(0)
+    const batch = await h.queue.getBatch('ab-cancel')
+    expect(batch).toMatchObject({ state: 'cancelled', total: result.enqueued, abTest: { state: 'done', released: 0 } })
+    expect(await redis.xlen(keys.stream('low'))).toBe(0)
+  })
+
   test('bad options are named and nothing is written', async () => {
     const h = harness(redis)
     const fieldOf = async (options: Record<string, unknown>) => {
