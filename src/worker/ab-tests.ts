@@ -26,17 +26,28 @@ export function createAbTests(options: {
   const { connections, keys } = options
   const wake = wakeable()
 
-  async function decideDue(): Promise<void> {
+  /** Decides and drains one claimed test, renewing its lease between calls. */
+  async function finish(batchId: string): Promise<void> {
     const client = connections.bounded()
-    const due = await abClaim(client, keys, { now: Date.now(), leaseMs: LEASE_MS, count: CLAIM })
+    while (options.running()) {
+      const result = await runAbTest(client, keys, batchId, { maxChunks: CHUNKS_PER_CALL })
+      if (!result || result.done) {
+        if (!result) await client.zrem(keys.abTests, batchId) // not a test (any more): nothing to decide
+        return
+      }
+      await client.zadd(keys.abTests, 'XX', Date.now() + LEASE_MS, batchId)
+    }
+  }
+
+  /** Claims the tests due now and finishes each; one that fails is tried again when its lease ends. */
+  async function decideDue(): Promise<void> {
+    const due = await abClaim(connections.bounded(), keys, { now: Date.now(), leaseMs: LEASE_MS, count: CLAIM })
     for (const batchId of due) {
-      while (options.running()) {
-        const result = await runAbTest(client, keys, batchId, { maxChunks: CHUNKS_PER_CALL })
-        if (!result || result.done) {
-          if (!result) await client.zrem(keys.abTests, batchId) // not a test (any more): nothing to decide
-          break
-        }
-        await client.zadd(keys.abTests, 'XX', Date.now() + LEASE_MS, batchId)
+      try {
+        await finish(batchId)
+      } catch (error) {
+        if (!options.running()) break
+        options.onError(error, `A/B test of batch ${batchId} failed, retrying when its lease ends`, 1)
       }
     }
   }
