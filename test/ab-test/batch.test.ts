@@ -141,6 +141,12 @@ describe('A/B test batches', () => {
     const h = harness(redis)
     const addresses = readers(40, 'm')
     await h.queue.enqueueBatch('ab-min', addresses, undefined, abOptions('clicks', { minSample: 100 }))
+    // Enqueued again before the decision: the same split, so no recipient gets a second job.
+    expect(
+      await h.queue.enqueueBatch('ab-min', addresses, undefined, abOptions('clicks', { minSample: 100 })),
+    ).toMatchObject({
+      enqueued: 0,
+    })
     const { decision, done } = await h.queue.decideAbTest('ab-min')
     expect(done).toBe(true)
     expect(decision).toMatchObject({ winner: 0, reason: 'min-sample', numbers: { minSample: 100 } })
@@ -152,6 +158,28 @@ describe('A/B test batches', () => {
     const rest = split('ab-min', addresses, 0.3).rest
     const subjects = subjectsByAddress(h)
     for (const address of rest) expect(subjects.get(address)).toBe('Subject A')
+  })
+
+  test('a content variant replaces the shared body; its data goes under each recipient', async () => {
+    const h = harness(redis)
+    const addresses = readers(60, 'v')
+    await h.queue.enqueueBatch('ab-body', addresses, (address) => ({ to: address, data: { own: 1 } }), {
+      subject: 'Same subject',
+      html: '<p>Shared</p>',
+      variants: [{ data: { offer: 'none' } }, { text: 'Body B', data: { offer: 'ten', own: 0 } }],
+      test: { share: 0.5, decideAfter: '1h', metric: 'clicks' },
+    })
+    const keys = queueKeys(h.prefix)
+    const jobs = await redis.xrange(keys.stream('low'), '-', '+')
+    const { variants } = split('ab-body', addresses, 0.5)
+    expect(jobs).toHaveLength(variants.flat().length)
+    for (const [, fields] of jobs) {
+      const job = JSON.parse(fields[fields.indexOf('job') + 1] as string)
+      const variant = variants[1]?.includes(job.to[0].address) ? 1 : 0
+      if (variant === 1) expect(job).toMatchObject({ text: 'Body B', data: { offer: 'ten', own: 1 } })
+      else expect(job).toMatchObject({ html: '<p>Shared</p>', data: { offer: 'none', own: 1 } })
+      if (variant === 1) expect(job.html).toBeUndefined()
+    }
   })
 
   test('a drain that runs twice at once, or dies before trimming, enqueues every held recipient once', async () => {
