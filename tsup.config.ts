@@ -11,6 +11,7 @@ const library = {
   dashboard: 'src/dashboard/index.ts',
   testing: 'src/testing/index.ts',
   pg: 'src/pg/index.ts',
+  sequences: 'src/sequences/index.ts',
 }
 
 export default defineConfig({

@@ -22,6 +22,7 @@ export default defineConfig({
       { find: /^mailstream\/dashboard$/, replacement: `${src}dashboard/index.ts` },
       { find: /^mailstream\/testing$/, replacement: `${src}testing/index.ts` },
       { find: /^mailstream\/pg$/, replacement: `${src}pg/index.ts` },
+      { find: /^mailstream\/sequences$/, replacement: `${src}sequences/index.ts` },
       { find: /^mailstream\/(.+)$/, replacement: `${src}transports/$1.ts` },
     ],
   },

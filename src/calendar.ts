@@ -25,6 +25,7 @@ export interface Calendar {
 const DAY_NAMES = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat']
 const CLOCK_RE = /^([01]\d|2[0-3]):([0-5]\d)$/
 const DAY_MS = 86_400_000
+const HOUR_MS = 3_600_000
 
 interface Window {
   timeZone: string
@@ -166,6 +167,13 @@ export function nextLocalTime(local: string, timeZone: string, afterMs: number, 
     const date = addDays(wall.year, wall.month, wall.day, offset)
     const at = instantOf(date.year, date.month, date.day, minutes, timeZone)
     if (at >= afterMs) return at
+    // A time that a fall-back change repeats is read again half an hour or an hour later.
+    if (afterMs - at <= HOUR_MS) {
+      for (const again of [at + HOUR_MS / 2, at + HOUR_MS]) {
+        const reading = wallTimeAt(again, timeZone)
+        if (again >= afterMs && reading.day === date.day && reading.hour * 60 + reading.minute === minutes) return again
+      }
+    }
   }
   return afterMs + DAY_MS
 }

@@ -2,6 +2,7 @@ export type { AbDecision, AbDecisionReason, AbMetric } from './ab-test/decision.
 export type { BatchTestOptions, BatchVariant } from './ab-test/options.js'
 export type { AbTestState, AbVariantState, RunAbTestResult } from './ab-test/state.js'
 export { type Calendar, createQuietHours, createSendingCalendar, nextLocalTime, type WeeklyHours } from './calendar.js'
+export type { DeliverAt } from './deliver-at.js'
 export {
   type ErrorCode,
   isMailstreamError,
@@ -84,6 +85,7 @@ export {
   EVENT_STREAM_HEADERS,
   type WatchesBatches,
 } from './queue/progress-stream.js'
+export type { SendingHours } from './queue/schedule.js'
 export type { BatchStats, BatchTotals, DeliveryRates, DeliveryTotals } from './queue/stats.js'
 export type { WatchBatchOptions } from './queue/watch.js'
 export {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { domainToASCII } from 'node:url'
 import { z } from 'zod'
+import { type DeliverAt, deliverAtDue, deliverAtSchema } from './deliver-at.js'
 import { issuesError, MailstreamError } from './errors.js'
 
 export const PRIORITIES = ['high', 'normal', 'low'] as const
@@ -57,6 +58,11 @@ export interface EmailJobInput {
   priority?: Priority
   delayMs?: number
   sendAt?: Date | number | string
+  /**
+   * Due the next time the reader's clock shows `local` (`HH:MM`) in `timeZone` (IANA), daylight
+   * saving included: `{ local: '09:00', timeZone: 'America/New_York' }`. Not with `delayMs` or `sendAt`.
+   */
+  deliverAt?: DeliverAt
   maxAttempts?: number
   idempotencyKey?: string
   batchId?: string
@@ -463,6 +469,7 @@ const jobSchema = z
         message: 'must be a valid date',
       })
       .optional(),
+    deliverAt: deliverAtSchema.optional(),
     maxAttempts: z.number().int().min(1).max(50).optional(),
     idempotencyKey: z
       .string()
@@ -506,6 +513,13 @@ const jobSchema = z
         code: 'custom',
         path: ['sendAt'],
         message: 'give either delayMs or sendAt, not both',
+      })
+    }
+    if (job.deliverAt !== undefined && (job.delayMs !== undefined || job.sendAt !== undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deliverAt'],
+        message: 'give deliverAt, sendAt or delayMs, not two of them',
       })
     }
     const hasBody = job.html !== undefined || job.text !== undefined
@@ -775,6 +789,7 @@ export function validateJob(input: unknown, now = Date.now()): ValidatedJob {
     const at = new Date(input_.sendAt).getTime()
     if (at > now) dueAt = at
   }
+  if (input_.deliverAt !== undefined) dueAt = deliverAtDue(input_.deliverAt, now)
   return { job, payload, dueAt }
 }
 

@@ -60,3 +60,21 @@ export function queueKeys(prefix: string): QueueKeys {
 
 export const STATUS_TTL_SECONDS = 24 * 3600
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+/** Redis key layout of the sequences of one queue (docs/sequences.md): under the queue's prefix, so in its slot. */
+export interface SequenceKeys {
+  /** Zset of enrolment keys by the epoch ms they are next due (a claimed one: when its lease ends). */
+  due: string
+  /** One hash per (sequence, address), by the address's hash. */
+  enrolment(sequenceId: string, addressHash: string): string
+  /** Counters of one sequence: enrolled, status:<status>, at:<step>, sent:<step>, exited:<reason>. */
+  stats(sequenceId: string): string
+}
+
+export function sequenceKeys(prefix: string): SequenceKeys {
+  return {
+    due: `${prefix}:seq-due`,
+    enrolment: (sequenceId, addressHash) => `${prefix}:seq:${sequenceId}:${addressHash}`,
+    stats: (sequenceId) => `${prefix}:seq-stats:${sequenceId}`,
+  }
+}

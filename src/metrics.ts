@@ -1,4 +1,4 @@
-import { EVENT_TOTALS, type QueueStats, WORKER_TOTALS } from './queue/stats.js'
+import { ADVERTISING_SENT, EVENT_TOTALS, type QueueStats, WORKER_TOTALS } from './queue/stats.js'
 
 /**
  * Histograms the workers record into `P:metrics` (a hash of integer counters), shared by every
@@ -24,8 +24,8 @@ export const HISTOGRAMS = {
 } as const
 export type HistogramName = keyof typeof HISTOGRAMS
 
-/** The `P:metrics` counter of advertising messages sent. */
-export const ADVERTISING_SENT = 'advertising:sent'
+/** The `P:metrics` counter of advertising messages sent (defined with the stats, which read it too). */
+export { ADVERTISING_SENT }
 
 /** Accumulates observations in memory; the worker writes them with each batch of outcomes. */
 export function createMetricsRecorder() {

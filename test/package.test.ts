@@ -51,6 +51,7 @@ test.each([
   ['failover', [], ['nodemailer', '@aws-sdk', 'ioredis']],
   ['dashboard', [], ['nodemailer', '@aws-sdk']],
   ['pg', [], ['pg', 'nodemailer', '@aws-sdk', 'ioredis']],
+  ['sequences', [], ['nodemailer', '@aws-sdk']],
 ])('mailstream/%s loads %j and not %j', (entry, expected, unexpected) => {
   const script = `
     require(${JSON.stringify(join(outDir, `${entry}.cjs`))});

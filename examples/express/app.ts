@@ -13,6 +13,7 @@ import type pg from 'pg'
 import type { Config } from '../shared/config.js'
 import { type AppOverrides, connectServices, createHost, type ExampleApp, type Services } from '../shared/host.js'
 import { json, type Reply, type StreamReply } from '../shared/routes.js'
+import { createPgConsents } from './consents.js'
 import { connectDatabase, migrate } from './db.js'
 import { createEmailLog } from './email-log.js'
 import { createPgStore } from './store.js'
@@ -62,6 +63,8 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
   let outbox: Outbox | undefined
   const store = createPgStore(pool, () => outbox)
   const emailLog = createEmailLog(pool, log)
+  // Advertising consents: sponsored issues go to consenting subscribers only, with the reminder run.
+  const consents = createPgConsents(pool)
 
   const app = express()
   // Behind a proxy (a load balancer), set 'trust proxy' so that req.ip is the client's address.
@@ -71,6 +74,7 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
     config,
     services,
     store,
+    consents,
     overrides,
     onSesEvent: emailLog.recordSesEvent,
     createServer: ({ service, routes }) => {
@@ -99,6 +103,18 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
       // The body (List-Unsubscribe=One-Click) needs no parsing: the token in the URL decides.
       app.post('/api/unsubscribe', async (req, res) => {
         send(res, await routes.unsubscribe(req.query.token as string | undefined))
+      })
+      app.post('/api/consents', body, async (req, res) => {
+        send(res, await routes.giveConsent(req.body))
+      })
+      app.post('/api/consents/withdraw', body, async (req, res) => {
+        send(res, await routes.withdrawConsent(req.body))
+      })
+      app.get('/api/consents/action', (req, res) => {
+        send(res, routes.consentActionPage(req.query.token as string | undefined))
+      })
+      app.post('/api/consents/action', async (req, res) => {
+        send(res, await routes.consentAction(req.query.token as string | undefined))
       })
       app.post('/api/issues/:id/publish', admin, body, async (req, res) => {
         send(res, await routes.publishIssue(req.params.id as string, req.body))

@@ -51,6 +51,11 @@ export async function createHonoApp(config: Config, overrides: AppOverrides = {}
       app.get('/api/unsubscribe', (c) => respond(routes.unsubscribePage(c.req.query('token'))))
       // The body (List-Unsubscribe=One-Click) needs no parsing: the token in the URL decides.
       app.post('/api/unsubscribe', async (c) => respond(await routes.unsubscribe(c.req.query('token'))))
+      // No consent records here: these answer 501, as does publishing an issue with a sponsor.
+      app.post('/api/consents', async (c) => respond(await routes.giveConsent(await jsonBody(c))))
+      app.post('/api/consents/withdraw', async (c) => respond(await routes.withdrawConsent(await jsonBody(c))))
+      app.get('/api/consents/action', (c) => respond(routes.consentActionPage(c.req.query('token'))))
+      app.post('/api/consents/action', async (c) => respond(await routes.consentAction(c.req.query('token'))))
       app.post('/api/issues/:id/publish', admin, async (c) =>
         respond(await routes.publishIssue(c.req.param('id'), await jsonBody(c))),
       )

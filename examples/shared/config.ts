@@ -3,6 +3,7 @@
  * variable is listed in the README's Examples section.
  */
 import { resolve } from 'node:path'
+import type { AdvertisingSender } from 'mailstream'
 
 export type TransportConfig =
   | { kind: 'ses'; region: string; configurationSetName?: string }
@@ -27,10 +28,34 @@ export interface Config {
   snsTopicArns: string[]
   /** Basic auth for the dashboard and for publishing; unset: the dashboard is read-only and open. */
   dashboardPassword?: string
+  /**
+   * Advertising email (정보통신망법 제50조, docs/korea.md): who sends it, shown in the footer of a
+   * sponsored issue and named in consent notices and reminders.
+   */
+  advertising: AdvertisingConfig
   /** PostgreSQL (Express example only). */
   databaseUrl: string
   /** Lines to print at start: development defaults in use. */
   warnings: string[]
+}
+
+export interface AdvertisingConfig {
+  /** AD_SENDER_NAME, AD_SENDER_EMAIL, AD_SENDER_PHONE, AD_SENDER_ADDRESS; a demo sender when unset. */
+  sender: AdvertisingSender
+  /** AD_CONSENT_TEXT_VERSION: the version of the consent wording the form shows, stored with each consent. Default `v1`. */
+  consentTextVersion: string
+  /** AD_QUIET_HOURS=off sends advertising at any hour; default: held 21:00-08:00 Seoul time. */
+  quietHours: boolean
+  /** How often the consent reminder run (제50조 제8항) starts. Default once a day. */
+  reminderIntervalMs: number
+}
+
+/** The demo sender: set the AD_SENDER_* variables to your company's real details before sending advertising. */
+export const DEMO_AD_SENDER: AdvertisingSender = {
+  name: 'Vality Inc.',
+  email: 'ad@example.com',
+  phone: '02-1234-5678',
+  address: '110 Sejong-daero, Jung-gu, Seoul',
 }
 
 const DEV_CODE_SECRET = 'dev-only-code-secret-change-me'
@@ -84,8 +109,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .split(',')
       .map((arn) => arn.trim())
       .filter(Boolean),
+    advertising: {
+      sender: {
+        name: env.AD_SENDER_NAME || DEMO_AD_SENDER.name,
+        email: env.AD_SENDER_EMAIL || DEMO_AD_SENDER.email,
+        phone: env.AD_SENDER_PHONE || DEMO_AD_SENDER.phone,
+        address: env.AD_SENDER_ADDRESS || DEMO_AD_SENDER.address,
+      },
+      consentTextVersion: env.AD_CONSENT_TEXT_VERSION || 'v1',
+      quietHours: env.AD_QUIET_HOURS !== 'off',
+      reminderIntervalMs: 24 * 3600_000,
+    },
     databaseUrl: env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres',
     warnings,
+  }
+  if (!env.AD_SENDER_NAME || !env.AD_SENDER_EMAIL || !env.AD_SENDER_PHONE || !env.AD_SENDER_ADDRESS) {
+    warnings.push('AD_SENDER_NAME/EMAIL/PHONE/ADDRESS are not all set: sponsored issues show a demo sender')
   }
   if (env.REDIS_URL) config.redisUrl = env.REDIS_URL
   const perSecond = positiveNumber(env, 'RATE_LIMIT_PER_SECOND')

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { Redis } from 'ioredis'
 import type { EmailWorkerOptions, FetchCertificate, SesEvent, Transport } from 'mailstream'
 import type { Config } from './config.js'
+import { type AdvertisingConsents, createReminderRun, type ReminderRun } from './consents.js'
 import { createRoutes, type Routes } from './routes.js'
 import { createMailService, type MailService } from './service.js'
 import type { SubscriberStore } from './store.js'
@@ -26,6 +27,8 @@ export interface ExampleApp {
   service: MailService
   store: SubscriberStore
   routes: Routes
+  /** The daily consent reminder run, when the host keeps advertising consents. */
+  reminders?: ReminderRun
   /** Starts the worker, then listens. Resolves the server's URL. */
   listen(port?: number, host?: string): Promise<string>
   /** Graceful shutdown: stop accepting requests, drain the worker, close the queue and Redis. Safe to call twice. */
@@ -73,6 +76,8 @@ export function createHost(options: {
   store: SubscriberStore
   overrides: AppOverrides
   onSesEvent?: (event: SesEvent) => void | Promise<void>
+  /** The advertising consents, if the host keeps them: the consent routes, sponsored issues and reminders work. */
+  consents?: AdvertisingConsents
   /** Builds the framework's server around the routes (not listening yet). */
   createServer: (context: { service: MailService; routes: Routes }) => Server
   /** Closes what the host opened besides Redis (a database pool), after the worker stopped. */
@@ -88,8 +93,11 @@ export function createHost(options: {
     ...(options.onSesEvent && { onSesEvent: options.onSesEvent }),
     ...(overrides.fetchCertificate && { fetchCertificate: overrides.fetchCertificate }),
     ...(overrides.worker && { worker: overrides.worker }),
+    ...(options.consents && { consents: options.consents }),
   })
-  const routes = createRoutes({ service, store, log })
+  const routes = createRoutes({ service, store, log, ...(options.consents && { consents: options.consents }) })
+  const reminders =
+    options.consents && createReminderRun({ config, queue: service.queue, consents: options.consents, log })
   const server = options.createServer({ service, routes })
   let stopping: Promise<void> | undefined
 
@@ -109,8 +117,10 @@ export function createHost(options: {
     service,
     store,
     routes,
+    ...(reminders && { reminders }),
     async listen(port = config.port, host) {
       await service.start()
+      reminders?.start()
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen(port, host, () => {
@@ -126,6 +136,7 @@ export function createHost(options: {
     stop(stopOptions = {}) {
       stopping ??= (async () => {
         await closeServer()
+        await reminders?.stop()
         await service.stop(stopOptions)
         await options.closeStore?.()
       })()

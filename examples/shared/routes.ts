@@ -7,12 +7,16 @@ import {
   batchJobId,
   createUnsubscribeToken,
   type EmailJobInput,
+  findAdvertisingMark,
   MailstreamError,
   parseAddress,
   RateLimitError,
   type SesWebhookRequest,
+  sendConsentNotice,
+  verifyConsentActionToken,
   verifyUnsubscribeToken,
 } from 'mailstream'
+import type { AdvertisingConsents, StoredChange } from './consents.js'
 import { CONFIRM_LIST, type MailService, NEWSLETTER_LIST } from './service.js'
 import type { EmailFor, SubscriberStore } from './store.js'
 
@@ -71,6 +75,11 @@ button{font:inherit;padding:.6rem 1.2rem;border:0;border-radius:6px;background:#
   }
 }
 
+const notImplemented = () =>
+  json(501, {
+    error: { code: 'E_NOT_IMPLEMENTED', message: 'this host keeps no advertising consents (see the Express example)' },
+  })
+
 const invalidUnsubscribeLink = () => page(400, 'This link is not valid', '<p>Use the link in a recent email.</p>')
 
 function validationError(field: string, message: string): MailstreamError {
@@ -116,16 +125,63 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
+/** The sponsor section of an issue: `{ name, body }` (Markdown), or undefined when none was given. */
+function sponsorOf(input: Record<string, unknown>): { name: string; body: string } | undefined {
+  if (input.sponsor === undefined || input.sponsor === null) return undefined
+  if (typeof input.sponsor !== 'object' || Array.isArray(input.sponsor)) {
+    throw validationError('sponsor', 'must be { name, body }')
+  }
+  const sponsor = input.sponsor as Record<string, unknown>
+  const name = optionalString(sponsor, 'name', 200)
+  const body = optionalString(sponsor, 'body', 20_000)
+  if (name === undefined) throw validationError('sponsor.name', 'is required')
+  if (body === undefined) throw validationError('sponsor.body', 'is required')
+  return { name, body }
+}
+
 export function createRoutes({
   service,
   store,
   log,
+  consents,
 }: {
   service: MailService
   store: SubscriberStore
   log: (line: string) => void
+  /** Without: the consent routes and sponsored issues answer 501. */
+  consents?: AdvertisingConsents
 }) {
   const { config, queue, codes } = service
+  const { sender } = config.advertising
+
+  /** The 제7항 processing notice for a stored change, keyed by its stored time (a retry sends nothing twice). */
+  function notify(email: string, change: 'consented' | 'withdrawn', stored: StoredChange, method: string) {
+    return sendConsentNotice(queue, {
+      to: email,
+      change,
+      at: stored.at,
+      sender,
+      method,
+      manageUrl: config.publicUrl,
+    })
+  }
+
+  /** Checks the verification code of a consent request (`E_VALIDATION` on `code`), once only. */
+  async function verifiedEmail(input: Record<string, unknown>): Promise<string> {
+    const email = emailOf(input.email)
+    const result = await codes.verify(email, String(input.code ?? ''))
+    if (!result.ok) throw validationError('code', `is not valid (${result.reason})`)
+    return email
+  }
+
+  /** Withdraws a consent and sends the notice; false when the address never consented. */
+  async function withdraw(email: string, method: string): Promise<boolean> {
+    const stored = await (consents as AdvertisingConsents).withdraw(email, { method })
+    if (!stored) return false
+    await notify(email, 'withdrawn', stored, method)
+    log(`consents: ${email} withdrew (${method})${stored.changed ? '' : ', already withdrawn'}`)
+    return true
+  }
 
   /** Turns an error into a reply: validation 400, rate limits 429, anything else 500 (logged). */
   function errorReply(error: unknown): Reply {
@@ -306,6 +362,8 @@ export function createRoutes({
         const verified = verifyUnsubscribeToken(token, config.unsubscribeSecret)
         if (!verified.ok || verified.list !== NEWSLETTER_LIST) return invalidUnsubscribeLink()
         await store.unsubscribe(verified.email)
+        // The refusal of 제50조 제2항: the advertising consent goes too, with its processing notice.
+        if (consents) await withdraw(verified.email, 'unsubscribe link')
         let cancelled = 0
         for (const issue of await store.recentIssues(RECENT_ISSUES)) {
           const batchId = issueBatchId(issue.id)
@@ -322,17 +380,105 @@ export function createRoutes({
     },
 
     /**
-     * POST /api/issues/:id/publish {title, body}: one job per active subscriber, read from the store
-     * in pages. Batch `issue-<id>`: publishing again adds nothing (the jobs are counted as duplicates).
+     * POST /api/consents {email, code}: the subscriber consents to advertising (a sponsored issue).
+     * The code (from POST /api/auth/send-verification-code) proves the address is theirs. The consent
+     * is stored with how, where and to which wording it was given, and the 제7항 notice is sent.
+     */
+    giveConsent(body: unknown): Promise<Reply> {
+      return handled(async () => {
+        if (!consents) return notImplemented()
+        const input = objectOf(body)
+        const locale = optionalString(input, 'locale', 5)
+        if (locale !== undefined && !LOCALES.includes(locale)) throw validationError('locale', "must be 'ko' or 'en'")
+        const email = await verifiedEmail(input)
+        const method = 'website form'
+        const stored = await consents.give(email, {
+          method,
+          source: 'POST /api/consents',
+          textVersion: config.advertising.consentTextVersion,
+          ...(locale && { locale }),
+        })
+        await notify(email, 'consented', stored, method)
+        log(`consents: ${email} consented${stored.changed ? '' : ', already had'}`)
+        return json(stored.changed ? 201 : 200, { ok: true, consentedAt: stored.at.toISOString() })
+      })
+    },
+
+    /** POST /api/consents/withdraw {email, code}: withdraws the consent, with the 제7항 notice. */
+    withdrawConsent(body: unknown): Promise<Reply> {
+      return handled(async () => {
+        if (!consents) return notImplemented()
+        const email = await verifiedEmail(objectOf(body))
+        const found = await withdraw(email, 'website form')
+        return json(found ? 200 : 404, { ok: found })
+      })
+    },
+
+    /**
+     * GET /api/consents/action?token=: the keep or withdraw link of a 제8항 reminder. GET shows a
+     * button and changes nothing (mail scanners open links); the button POSTs.
+     */
+    consentActionPage(token: string | undefined): Reply {
+      if (!consents) return notImplemented()
+      const verified = verifyConsentActionToken(token, config.unsubscribeSecret)
+      if (!verified.ok) return page(400, 'This link is not valid', '<p>Use the link in a recent email.</p>')
+      const [title, button] =
+        verified.action === 'withdraw'
+          ? [`Stop advertising email from ${config.brandName}?`, 'Withdraw my consent']
+          : [`Keep receiving sponsored issues from ${config.brandName}?`, 'Keep my consent']
+      return page(
+        200,
+        title,
+        `<p>${escapeHtml(verified.email)}</p><form method="post"><button type="submit">${escapeHtml(button)}</button></form>`,
+      )
+    },
+
+    /** POST /api/consents/action?token=: withdraw acts (with its notice); keep changes nothing. */
+    consentAction(token: string | undefined): Promise<Reply> {
+      return handled(async () => {
+        if (!consents) return notImplemented()
+        const verified = verifyConsentActionToken(token, config.unsubscribeSecret)
+        if (!verified.ok) return page(400, 'This link is not valid', '<p>Use the link in a recent email.</p>')
+        if (verified.action === 'keep') {
+          return page(200, 'Your consent stays', '<p>Nothing changes: thank you for confirming.</p>')
+        }
+        await withdraw(verified.email, 'reminder link')
+        return page(
+          200,
+          'Your consent is withdrawn',
+          `<p>${escapeHtml(verified.email)} will not receive advertising from ${escapeHtml(config.brandName)}.</p>`,
+        )
+      })
+    },
+
+    /**
+     * POST /api/issues/:id/publish {title, body, sponsor?: {name, body}}: one job per active
+     * subscriber, read from the store in pages. Batch `issue-<id>`: publishing again adds nothing
+     * (the jobs are counted as duplicates). An issue with a sponsor section is advertising: it goes
+     * to subscribers who consented only, `(광고)` in the subject and the sender in the footer, and
+     * the reply counts the others in `withoutConsent`.
      */
     publishIssue(id: string, body: unknown): Promise<Reply> {
       return handled(async () => {
         if (!ISSUE_ID_RE.test(id)) throw validationError('id', 'must be 1-64 letters, digits, - or _')
         const input = objectOf(body)
+        const sponsor = sponsorOf(input)
+        if (sponsor && !consents) return notImplemented()
+        const text = requiredString(input, 'body', 200_000)
+        const title = requiredString(input, 'title', 200)
+        // The subject is `[brand] title`: a mark in the title is never at its start. A sponsored
+        // issue gets `(광고)` in front; any other may not carry it (the worker would refuse every job).
+        const mark = findAdvertisingMark(title)
+        if (mark) {
+          throw validationError(
+            'title',
+            `may not carry '${mark.text}': an issue with a sponsor is marked (광고) for you`,
+          )
+        }
         const issue = await store.saveIssue({
           id,
-          title: requiredString(input, 'title', 200),
-          body: requiredString(input, 'body', 200_000),
+          title,
+          body: sponsor ? `${text}\n\n---\n\n### Sponsor: ${sponsor.name}\n\n${sponsor.body}` : text,
           publishedAt: Date.now(),
         })
         const result = await queue.enqueueBatch(
@@ -343,9 +489,16 @@ export function createRoutes({
             data: { name: subscriber.name ?? '' },
             locale: subscriber.locale,
           }),
-          { template: 'newsletter-issue', data: { title: issue.title, body: issue.body } },
+          {
+            template: 'newsletter-issue',
+            data: { title: issue.title, body: issue.body },
+            ...(sponsor && { advertising: true as const }),
+          },
         )
-        log(`issues: ${id} published: ${result.enqueued} enqueued, ${result.duplicates} already there`)
+        log(
+          `issues: ${id} published: ${result.enqueued} enqueued, ${result.duplicates} already there` +
+            (result.withoutConsent === undefined ? '' : `, ${result.withoutConsent} without advertising consent`),
+        )
         return json(202, result)
       })
     },

@@ -25,6 +25,7 @@ import {
 } from 'mailstream'
 import { createDashboard, type Dashboard } from 'mailstream/dashboard'
 import type { Config } from './config.js'
+import type { AdvertisingConsents } from './consents.js'
 
 /** The list named in newsletter unsubscribe tokens. */
 export const NEWSLETTER_LIST = 'newsletter'
@@ -42,6 +43,11 @@ export interface MailServiceOptions {
   fetchCertificate?: FetchCertificate
   /** Tests: more worker options. */
   worker?: Partial<EmailWorkerOptions>
+  /**
+   * The app's advertising consents: with them the queue has the advertising profile (docs/korea.md),
+   * so that a sponsored issue reaches consenting subscribers only. Without: advertising is refused.
+   */
+  consents?: AdvertisingConsents
 }
 
 export interface MailService {
@@ -72,7 +78,19 @@ export function createMailService(options: MailServiceOptions): MailService {
   const { config, redis, transport, log } = options
   const prefix = config.prefix
 
-  const queue = createEmailQueue({ redis, prefix })
+  const { sender } = config.advertising
+  const consents = options.consents
+  const queue = createEmailQueue({
+    redis,
+    prefix,
+    ...(consents && {
+      advertising: {
+        sender,
+        consent: (addresses: string[]) => consents.lookup(addresses),
+        ...(!config.advertising.quietHours && { quietHours: false as const }),
+      },
+    }),
+  })
   const templates = createTemplateRenderer({
     locale: 'ko',
     defaults: { brandName: config.brandName, frontendUrl: config.publicUrl },
@@ -90,6 +108,8 @@ export function createMailService(options: MailServiceOptions): MailService {
     transport,
     templates,
     from: config.mailFrom,
+    // Advertising jobs show the sender in the footer; the worker checks it is there before each send.
+    advertising: { sender },
     ...(config.rateLimitPerSecond !== undefined && { rateLimit: { perSecond: config.rateLimitPerSecond } }),
     ...options.worker,
   })

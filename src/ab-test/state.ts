@@ -132,6 +132,8 @@ export function withVariantData(built: unknown, data: Record<string, unknown> | 
 /** Chunk of held recipients enqueued per round (one LRANGE, ten enqueue calls, one trim). */
 const DRAIN_CHUNK = 1000
 
+const sendNow = (): number => 0
+
 /** The winner's records for held recipients; a held entry that no longer builds is skipped. */
 export function winnerRecords(
   template: BatchTemplate,
@@ -142,7 +144,8 @@ export function winnerRecords(
   const records: EnqueueRecord[] = []
   for (const [index, entry] of entries.entries()) {
     try {
-      const record = toBatchRecord(template, withVariantData(JSON.parse(entry), data), index)
+      // Stored as JSON, the template has lost its due-time function: the winner goes out now.
+      const record = toBatchRecord({ ...template, due: sendNow }, withVariantData(JSON.parse(entry), data), index)
       if (record.dueAt <= now) record.dueAt = 0
       records.push(record)
     } catch {

@@ -55,6 +55,7 @@ ${card('dead', 'Dead', 'dead letters')}
 ${card('suppressed', 'Suppressed', 'addresses on the suppression list')}
 ${card('sent', 'Sent', 'jobs sent since the queue began')}
 ${card('failed', 'Failed', 'jobs that went to the dead letters since the queue began')}
+${card('advertisingSent', 'Advertising sent', 'advertising messages sent since the queue began (part of Sent; docs/korea.md)')}
 ${card('throughput', 'Sent / s', 'average over the last minute this dashboard watched')}
 </div>
 </section>
@@ -71,6 +72,7 @@ ${card('throughput', 'Sent / s', 'average over the last minute this dashboard wa
 <thead><tr><th scope="col">outcome</th><th scope="col">total</th><th scope="col">of sent</th></tr></thead>
 <tbody>
 ${total('sent', 'sent')}
+${total('advertisingSent', 'of which advertising')}
 ${total('retried', 'retried')}
 ${total('throttled', 'throttled')}
 ${total('failed', 'failed (dead)')}
@@ -293,6 +295,7 @@ export const SCRIPT = String.raw`(() => {
     setText('[data-stat="suppressed"]', count(stats.suppressed))
     setText('[data-stat="sent"]', count(stats.totals.sent))
     setText('[data-stat="failed"]', count(stats.totals.failed))
+    setText('[data-stat="advertisingSent"]', count(stats.totals.advertisingSent))
     setText('[data-stat="throughput"]', stats.throughput ? stats.throughput.sentPerSecond.toFixed(1) : dash)
     for (const row of document.querySelectorAll('#streams tbody tr')) {
       const stream = stats.streams[row.getAttribute('data-priority')]
@@ -445,6 +448,9 @@ export const SCRIPT = String.raw`(() => {
     const item = el('li', { class: 'batch', 'data-batch-id': batch.batchId }, [
       el('div', { class: 'batch-head' }, [
         el('strong', { 'data-field': 'batchId' }, [batch.batchId]),
+        ...(batch.advertising
+          ? [el('span', { class: 'badge', 'data-field': 'advertising', title: 'sent as advertising (docs/korea.md)' }, ['advertising'])]
+          : []),
         el('span', { class: 'state', 'data-field': 'state' }),
         el('span', { class: 'muted', 'data-field': 'createdAt' }, [batch.createdAt ? 'started ' + time(batch.createdAt) : '']),
       ]),

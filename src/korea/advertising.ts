@@ -42,25 +42,12 @@ const timeOf = (value: unknown): number =>
     ? new Date(value).getTime()
     : Number.NaN
 
-/** The profile of a queue's checked `advertising` option. */
-export function createAdvertisingProfile(config: AdvertisingQueueConfig, commandTimeoutMs: number): AdvertisingProfile {
-  const sender = config.sender as AdvertisingSender
-  const lookup = config.consent as ConsentLookup
-  // The queue bounds a whole enqueue by commandTimeoutMs: the lookup's own bound must come first,
-  // or a late answer could still write a job whose caller was told it timed out.
-  const timeoutMs = config.consentTimeoutMs ?? Math.min(2000, Math.floor(commandTimeoutMs / 2))
-  if (timeoutMs >= commandTimeoutMs) {
-    throw new MailstreamError(
-      'E_CONFIG',
-      `createEmailQueue: advertising.consentTimeoutMs: must be below commandTimeoutMs (${commandTimeoutMs}), got ${timeoutMs}`,
-      { field: 'advertising.consentTimeoutMs' },
-    )
-  }
-  const quiet: Calendar | undefined =
-    config.quietHours === false ? undefined : createQuietHours(config.quietHours, 'advertising.quietHours', 'E_CONFIG')
-
-  /** The lower-case addresses among `addresses` that have a consent given at or before `now`. */
-  async function consentedOf(addresses: string[], now: number): Promise<Set<string>> {
+/**
+ * The consent lookup, bounded by `timeoutMs` and read defensively: resolves the lower-case
+ * addresses among `addresses` that have a consent given at or before `now`.
+ */
+function createConsentCheck(lookup: ConsentLookup, timeoutMs: number) {
+  return async function consentedOf(addresses: string[], now: number): Promise<Set<string>> {
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -116,6 +103,26 @@ export function createAdvertisingProfile(config: AdvertisingQueueConfig, command
     }
     return consented
   }
+}
+
+/** The profile of a queue's checked `advertising` option. */
+export function createAdvertisingProfile(config: AdvertisingQueueConfig, commandTimeoutMs: number): AdvertisingProfile {
+  const sender = config.sender as AdvertisingSender
+  const lookup = config.consent as ConsentLookup
+  // The queue bounds a whole enqueue by commandTimeoutMs: the lookup's own bound must come first,
+  // or a late answer could still write a job whose caller was told it timed out.
+  const timeoutMs = config.consentTimeoutMs ?? Math.min(2000, Math.floor(commandTimeoutMs / 2))
+  if (timeoutMs >= commandTimeoutMs) {
+    throw new MailstreamError(
+      'E_CONFIG',
+      `createEmailQueue: advertising.consentTimeoutMs: must be below commandTimeoutMs (${commandTimeoutMs}), got ${timeoutMs}`,
+      { field: 'advertising.consentTimeoutMs' },
+    )
+  }
+  const quiet: Calendar | undefined =
+    config.quietHours === false ? undefined : createQuietHours(config.quietHours, 'advertising.quietHours', 'E_CONFIG')
+
+  const consentedOf = createConsentCheck(lookup, timeoutMs)
 
   function markSubject(job: EmailJob, lead: string, fieldLead: string): void {
     if (job.subject === undefined) return // a template's subject is marked when the worker renders it

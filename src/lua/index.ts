@@ -17,6 +17,9 @@ import quota from './quota.lua'
 import reclaim from './reclaim.lua'
 import retryDead from './retry-dead.lua'
 import sealBatch from './seal-batch.lua'
+import sequenceClaim from './sequence-claim.lua'
+import sequenceEnroll from './sequence-enroll.lua'
+import sequenceMove from './sequence-move.lua'
 import sesEvent from './ses-event.lua'
 import slidingWindow from './sliding-window.lua'
 import verifyAttempt from './verify-attempt.lua'
@@ -40,6 +43,9 @@ const SOURCES = {
   reclaim,
   retryDead: withBatchLib(retryDead),
   sealBatch: withBatchLib(sealBatch),
+  sequenceClaim,
+  sequenceEnroll,
+  sequenceMove,
   sesEvent,
   gcra,
   quota,

@@ -2,6 +2,7 @@
 // and each recipient turned into an enqueue record with its payload joined as a string.
 import * as nodeCrypto from 'node:crypto'
 import type { BatchTestOptions, BatchVariant } from '../ab-test/options.js'
+import type { DeliverAt } from '../deliver-at.js'
 import { MailstreamError } from '../errors.js'
 import {
   type Address,
@@ -14,6 +15,7 @@ import {
   validateJob,
 } from '../job.js'
 import type { EnqueueRecord } from '../lua/enqueue.js'
+import { batchDue, type Hold, type RecipientDue } from './schedule.js'
 
 /** What `build` returns for one recipient: the address, and what is particular to it. */
 export interface BatchRecipient {
@@ -22,6 +24,10 @@ export interface BatchRecipient {
   data?: Record<string, unknown> | undefined
   /** This recipient's language; default the batch's `locale`. */
   locale?: string | undefined
+  /** This recipient's IANA time zone: the job is due at the batch's `deliverAt.local` there. */
+  timeZone?: string | undefined
+  /** This recipient's own local time and zone, instead of the batch's `deliverAt`. */
+  deliverAt?: DeliverAt | undefined
 }
 
 export type BuildRecipient<R> = (
@@ -46,6 +52,8 @@ export interface BatchOptions {
   priority?: Priority
   delayMs?: number
   sendAt?: Date | number | string
+  /** Each job due at this wall-clock time; a recipient's `timeZone` or `deliverAt` overrides it. */
+  deliverAt?: DeliverAt
   maxAttempts?: number
   headers?: Record<string, string>
   tags?: Record<string, string>
@@ -99,6 +107,7 @@ const BATCH_OPTIONS = new Set([
   'priority',
   'delayMs',
   'sendAt',
+  'deliverAt',
   'maxAttempts',
   'headers',
   'tags',
@@ -178,17 +187,21 @@ export interface BatchTemplate {
   /** Epoch ms: the batch's jobs are created at this time. */
   startedAt: number
   dueAt: number
+  /** Each recipient's due time: `dueAt` (held by the queue's calendar), or its own zone's (schedule.ts). */
+  due: RecipientDue
   /** The shared middle of every payload (JSON members without braces). */
   middle: string
   locale: string | undefined
   priority: Priority
   type: string
   maxAttempts: number
+  /** An advertising batch (`advertising: true`): marked so in the batch hash, for the dashboard. */
+  advertising: boolean
 }
 
-export function batchTemplate(batchId: string, options: BatchOptions): BatchTemplate {
+export function batchTemplate(batchId: string, options: BatchOptions, hold?: Hold, now = Date.now()): BatchTemplate {
   const { data: shared, skipInvalid = false, ...common } = options
-  const startedAt = Date.now()
+  const startedAt = now
   const sample: EmailJobInput = {
     type: 'newsletter',
     priority: 'low',
@@ -222,28 +235,39 @@ export function batchTemplate(batchId: string, options: BatchOptions): BatchTemp
     skipInvalid,
     startedAt,
     dueAt,
+    due: batchDue({
+      type: commonJob.type,
+      dueAt,
+      deliverAt: options.deliverAt,
+      timed: options.sendAt !== undefined || options.delayMs !== undefined,
+      now: startedAt,
+      hold,
+    }),
     middle,
     locale: commonLocale,
     priority,
     type,
     maxAttempts,
+    advertising: commonJob.advertising !== undefined,
   }
 }
 
 /** The enqueue record of one built recipient (`build`'s result); throws `E_VALIDATION` naming it. */
 export function toBatchRecord(template: BatchTemplate, built: unknown, index: number): EnqueueRecord {
-  const { batchId, middle, startedAt, dueAt, priority, type, maxAttempts } = template
+  const { batchId, middle, startedAt, priority, type, maxAttempts } = template
   let to: unknown = built
   let data: unknown
   let locale: unknown
+  let time: BatchRecipient | undefined
   if (typeof built === 'object' && built !== null && 'to' in built) {
     const fields = built as BatchRecipient
     to = fields.to
     data = fields.data
     locale = fields.locale
+    time = fields
     for (const key in built) {
-      if (key !== 'to' && key !== 'data' && key !== 'locale') {
-        throw invalid(index, key, 'build may return only to, data and locale')
+      if (key !== 'to' && key !== 'data' && key !== 'locale' && key !== 'timeZone' && key !== 'deliverAt') {
+        throw invalid(index, key, 'build may return only to, data, locale, timeZone and deliverAt')
       }
     }
   }
@@ -276,5 +300,14 @@ export function toBatchRecord(template: BatchTemplate, built: unknown, index: nu
   if (payload.length * 3 > MAX_PAYLOAD_BYTES && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
     throw invalid(index, 'data', `the job is over the ${MAX_PAYLOAD_BYTES}-byte limit`)
   }
-  return { id, payload, dueAt, priority, type, maxAttempts, batchId, rcpt: address.address.toLowerCase() }
+  return {
+    id,
+    payload,
+    dueAt: template.due(time, index),
+    priority,
+    type,
+    maxAttempts,
+    batchId,
+    rcpt: address.address.toLowerCase(),
+  }
 }

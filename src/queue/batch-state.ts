@@ -33,6 +33,7 @@ export async function openBatch(client: RedisClient, keys: QueueKeys, template: 
     const setup = client.pipeline()
     if (sharedJson !== undefined) setup.hsetnx(batchKey, BATCH_DATA_FIELD, sharedJson)
     setup.hsetnx(batchKey, 'createdAt', template.startedAt)
+    if (template.advertising) setup.hsetnx(batchKey, 'advertising', '1')
     setup.hget(batchKey, BATCH_DATA_FIELD)
     const replies = (await setup.exec()) ?? []
     for (const [error] of replies) {

@@ -51,6 +51,8 @@ export interface BatchState extends BatchProgress {
   state: 'enqueueing' | 'sending' | 'finished' | 'cancelled'
   /** Epoch ms, when `enqueueBatch` began (absent for batches built with `enqueueMany`). */
   createdAt?: number
+  /** An advertising batch (`enqueueBatch` with `advertising: true`, docs/korea.md). */
+  advertising?: true
   finishedAt?: number
   cancelledAt?: number
   /** A/B test batches: the variants' counts and rates, and the decision with its numbers once made. */
@@ -68,6 +70,7 @@ export async function getBatch(client: RedisClient, keys: QueueKeys, batchId: st
     'finishedAt',
     'createdAt',
     'cancelledAt',
+    'advertising',
   ]
   const values = await client.hmget(keys.batch(batchId), ...fields, ...AB_STATE_FIELDS)
   if (values.every((value) => value === null)) return null
@@ -95,6 +98,7 @@ export async function getBatch(client: RedisClient, keys: QueueKeys, batchId: st
     if (hash[field] !== undefined) state[field] = Number(hash[field])
   }
   if (abTest) state.abTest = abTest
+  if (hash.advertising === '1') state.advertising = true
   return state
 }
 

@@ -28,6 +28,7 @@ import {
 } from './batch-input.js'
 import { openBatch } from './batch-state.js'
 import { checkTemplate } from './enqueue.js'
+import { withHolder } from './schedule.js'
 import type { QueueContext } from './types.js'
 
 export {
@@ -199,6 +200,14 @@ interface AbWrite {
 function placeInTest(test: AbWrite, record: EnqueueRecord, built: unknown, index: number): EnqueueRecord | string {
   const { spec, templates } = test
   const slot = abSlot(test.batchId, record.rcpt, spec.share, spec.variants.length)
+  const time = built as { timeZone?: unknown; deliverAt?: unknown }
+  if (typeof built === 'object' && built !== null && (time.timeZone !== undefined || time.deliverAt !== undefined)) {
+    throw new MailstreamError(
+      'E_VALIDATION',
+      `recipients[${index}]: timeZone/deliverAt: an A/B test batch has no per-recipient delivery times`,
+      { field: `recipients.${index}.${time.timeZone !== undefined ? 'timeZone' : 'deliverAt'}` },
+    )
+  }
   if (!slot.inTest) {
     const fields = typeof built === 'object' && built !== null && 'to' in built ? (built as HeldRecipient) : undefined
     const entry: HeldRecipient = { to: parseAddress((fields ? fields.to : built) as string) as HeldRecipient['to'] }
@@ -358,6 +367,13 @@ export async function enqueueBatch<R>(
       { field: 'options.variants' },
     )
   }
+  if (spec && (context.hold !== undefined || options.deliverAt !== undefined)) {
+    throw new MailstreamError(
+      'E_VALIDATION',
+      'options.variants: an A/B test sends its held recipients the winner at the decision: not on a queue with a sending calendar or quiet hours, nor with deliverAt',
+      { field: 'options.variants' },
+    )
+  }
   const { variants: _variants, test: _test, ...shared } = options
   options = shared
   const profile = advertisingOf(context, options)
@@ -368,9 +384,10 @@ export async function enqueueBatch<R>(
   else if (context.advertising && options.subject !== undefined) {
     context.advertising.checkOrdinary({ subject: options.subject })
   }
+  const holder = profile ? withHolder(context.hold, profile.batchDueAt) : context.hold
+  // Each recipient's due time (its own zone's, if it gives one) held by the calendar, then out of quiet hours.
   const templates = spec ? variantTemplates(batchId, options, spec) : undefined
-  const template = templates?.[0] ?? batchTemplate(batchId, options)
-  if (profile) template.dueAt = profile.batchDueAt(template.dueAt, template.startedAt)
+  const template = templates?.[0] ?? batchTemplate(batchId, options, holder)
   // Each recipient may bring its own variables: only that the template exists is checked here.
   const names = spec ? spec.variants.map((variant) => variantOptions(options, variant).template) : [options.template]
   for (const name of new Set(names)) {

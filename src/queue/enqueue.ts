@@ -8,6 +8,7 @@ import { type JobStatusName, STATUS } from '../status.js'
 import { endWith, startEnqueueManySpan, startEnqueueSpan } from '../telemetry/spans.js'
 import { conflictError, jobFingerprint } from './idempotency.js'
 import type { QueueInternals } from './internals.js'
+import { holdJob } from './schedule.js'
 import type { EmailQueue, EnqueueResult, QueueContext, TemplateCheck } from './types.js'
 
 /** Jobs per pipeline: bounds the memory of a big `enqueueMany` and of one coalesced write. */
@@ -278,6 +279,7 @@ export function createEnqueue(
   function validate(input: unknown): ValidatedJob | Promise<ValidatedJob> {
     assertOpen()
     const validated = validateJob(input)
+    if (context.hold) holdJob(context.hold, validated)
     const { templates } = context
     const templated = templates !== undefined && validated.job.template !== undefined
     // Only a queue with the advertising profile, or a job that says it is advertising, goes further.
@@ -313,6 +315,7 @@ export function createEnqueue(
       assertOpen()
       const now = Date.now()
       const validated = validateJobs(inputs, now)
+      if (context.hold) for (const one of validated) holdJob(context.hold, one)
       if (context.advertising !== undefined || validated.some(({ job }) => job.advertising !== undefined)) {
         await prepareAdvertising(context.advertising, validated, now, true)
       }

@@ -27,6 +27,7 @@ import { createEnqueue, createEnqueueCoalescer } from './enqueue.js'
 import { enqueueBatch } from './enqueue-batch.js'
 import { registerQueue } from './internals.js'
 import { createJobs } from './jobs.js'
+import { createHold, sendingHoursSchema } from './schedule.js'
 import { batchStats, queueStats } from './stats.js'
 import { createSuppressionList } from './suppression.js'
 import type { EmailQueue, EmailQueueOptions, QueueContext, TemplateCheck } from './types.js'
@@ -49,6 +50,8 @@ const optionsSchema = z.strictObject({
     .optional(),
   commandTimeoutMs: commandTimeoutSchema,
   onError: onErrorSchema,
+  sendingCalendar: sendingHoursSchema(false).optional(),
+  quietHours: sendingHoursSchema(true).optional(),
   advertising: advertisingQueueSchema.optional(),
   tracing: tracingSchema,
 })
@@ -65,6 +68,7 @@ function checkId(id: unknown, field = 'id'): string {
 
 export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   const config = parseOptions(optionsSchema, options, 'createEmailQueue')
+  const hold = createHold(config.sendingCalendar, config.quietHours) // may throw: before any connection
   // Before any connection is made: bad quiet hours throw E_CONFIG.
   const advertising = config.advertising
     ? createAdvertisingProfile(config.advertising, config.commandTimeoutMs)
@@ -94,6 +98,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     idempotencyTtlSeconds: config.idempotencyTtlSeconds,
     strictIdempotency: config.strictIdempotency,
     templates: config.templates,
+    hold,
     advertising,
     assertOpen() {
       if (closed) throw new MailstreamError('E_CLOSED', 'the queue is closed')

@@ -55,6 +55,11 @@ export interface DeliveryTotals {
   rejected: number
   renderingFailed: number
   deliveryDelayed: number
+  /**
+   * Advertising messages sent (jobs with `advertising`, the Korean advertising profile, docs/korea.md):
+   * part of `sent`, as `mailstream_advertising_sent_total` is in `queue.metrics()`.
+   */
+  advertisingSent: number
 }
 
 /** Fractions of `sent` (0 to 1; 0 when nothing was sent). */
@@ -76,7 +81,7 @@ export interface QueueStats {
   rates: DeliveryRates
 }
 
-export type BatchTotals = Omit<DeliveryTotals, 'retried' | 'throttled'>
+export type BatchTotals = Omit<DeliveryTotals, 'retried' | 'throttled' | 'advertisingSent'>
 
 export interface BatchStats {
   batchId: string
@@ -88,6 +93,9 @@ export interface BatchStats {
   totals: BatchTotals
   rates: DeliveryRates
 }
+
+/** The `P:metrics` counter of advertising messages sent (the workers count it with their histograms). */
+export const ADVERTISING_SENT = 'advertising:sent'
 
 /** Counters the workers keep in `P:stats`, one per job outcome. */
 export const WORKER_TOTALS = ['sent', 'failed', 'suppressed', 'retried', 'throttled'] as const
@@ -213,15 +221,17 @@ export async function queueStats(client: RedisClient, keys: QueueKeys): Promise<
     listed ??= connectedWorkers(client)
     return listed
   }
-  const [streams, delayed, dead, suppressed, stored] = await Promise.all([
+  const [streams, delayed, dead, suppressed, stored, advertisingSent] = await Promise.all([
     Promise.all(keys.streams.map((stream) => streamStats(client, stream, now, connected))),
     client.zcard(keys.delayed),
     client.xlen(keys.dead),
     client.hlen(keys.suppressed),
     client.hgetall(keys.stats),
+    client.hget(keys.metrics, ADVERTISING_SENT),
   ])
   const totals = {} as DeliveryTotals
   for (const field of [...WORKER_TOTALS, ...EVENT_TOTALS]) totals[field] = count(stored[field])
+  totals.advertisingSent = count(advertisingSent)
   return {
     streams: Object.fromEntries(PRIORITIES.map((priority, index) => [priority, streams[index]])) as Record<
       Priority,

@@ -10,6 +10,7 @@ import type { JobState, JobStatusName } from '../status.js'
 import type { Tracing, TracingOptions } from '../telemetry/tracing.js'
 import type { BatchOptions, BuildRecipient, EnqueueBatchResult } from './batch-input.js'
 import type { BatchProgress, BatchState, ProgressSubscription } from './batches.js'
+import type { Hold, SendingHours } from './schedule.js'
 import type { BatchStats, QueueStats } from './stats.js'
 import type { WatchBatchOptions } from './watch.js'
 
@@ -51,6 +52,20 @@ export interface EmailQueueOptions {
    * meanwhile reject on their own. Default: none (nothing is printed).
    */
   onError?: (error: MailstreamError) => void
+  /**
+   * When bulk mail may go out: `{ timeZone: 'Asia/Seoul', days: 'mon-fri', from: '09:00', to: '20:00' }`.
+   * A job of `enqueueBatch`, or of `enqueue`/`enqueueMany` with a `type` in `types` (default
+   * `['newsletter']`), due outside it is scheduled at its next opening when it is enqueued.
+   * Transactional types (verification-code, subscription-confirm, subscription-cancel, welcome)
+   * are never held. Retries are not moved. Default: none.
+   */
+  sendingCalendar?: SendingHours
+  /**
+   * The complement: hours in which bulk mail does not go out (`{ timeZone: 'Asia/Seoul', from:
+   * '21:00', to: '08:00' }`); held mail is scheduled at their end. Same jobs and `types` as
+   * `sendingCalendar`, and may be given with it. Default: none.
+   */
+  quietHours?: SendingHours
   /**
    * The Korean advertising profile (정보통신망법 제50조, docs/korea.md): jobs with `advertising` need
    * each recipient's consent (looked up with `consent`, bounded by `consentTimeoutMs`) or the
@@ -192,6 +207,8 @@ export interface QueueContext {
   strictIdempotency: boolean
   /** Checks a job's template and data at enqueue, when the queue was given a renderer. */
   templates: TemplateCheck | undefined
+  /** The sending calendar and quiet hours, when given: bulk mail held to their next opening. */
+  hold: Hold | undefined
   /** The Korean advertising profile, when the queue has one. */
   advertising: AdvertisingProfile | undefined
   /** Throws `E_CLOSED` once the queue is closed. */

@@ -2,13 +2,7 @@
 // (validateJob, batch-input.ts), written to the in-memory store as the enqueue script writes Redis.
 import { MailstreamError } from '../errors.js'
 import { type EmailJob, ID_RE, parseJob, type ValidatedJob, validateJob, validateJobs } from '../job.js'
-import {
-  type BatchOptions,
-  batchTemplate,
-  checkBatchCall,
-  type EnqueueBatchResult,
-  toBatchRecord,
-} from '../queue/batch-input.js'
+import { batchTemplate, checkBatchCall, type EnqueueBatchResult, toBatchRecord } from '../queue/batch-input.js'
 import type { EmailQueue, EnqueueResult } from '../queue/types.js'
 import type { Batches, BatchRecord } from './batches.js'
 import { DELAYED, type JobRecord, type JobStore } from './store.js'
@@ -34,16 +28,6 @@ const isThenable = (value: unknown): value is Promise<unknown> =>
 /** The status the enqueue script reads: a job being sent is still `queued` in its status hash. */
 const storedStatus = (record: JobRecord): EnqueueResult['status'] =>
   record.status === 'active' ? 'queued' : record.status
-
-/** When a batch's jobs are due, on the test queue's clock (batchTemplate reads the real one). */
-function batchDueAt(options: BatchOptions, now: number): number {
-  if (options.delayMs !== undefined && options.delayMs > 0) return now + options.delayMs
-  if (options.sendAt !== undefined) {
-    const at = new Date(options.sendAt).getTime()
-    if (at > now) return at
-  }
-  return 0
-}
 
 /** Where a batch stands when `enqueueBatch` begins (batch-state.ts). */
 function openBatch(
@@ -82,7 +66,8 @@ function createEnqueueBatch(
         { field: 'options.variants' },
       )
     }
-    const template = batchTemplate(batchId, options)
+    // Due times (sendAt, delayMs, deliverAt) on the test queue's clock.
+    const template = batchTemplate(batchId, options, undefined, store.now())
     const result: EnqueueBatchResult = { batchId, total: 0, enqueued: 0, duplicates: 0, invalid: 0, cancelled: false }
     const batch = batches.ensure(batchId)
     const opening = openBatch(store, batch, template.sharedJson)
@@ -92,7 +77,6 @@ function createEnqueueBatch(
       result.duplicates = result.total
       return result
     }
-    const dueAt = batchDueAt(options, store.now())
     for await (const recipient of recipients) {
       if (batch.cancelledAt !== undefined) {
         result.cancelled = true
@@ -105,7 +89,7 @@ function createEnqueueBatch(
         const record = toBatchRecord(template, built, index)
         const job = parseJob(record.payload) as EmailJob
         job.createdAt = store.now()
-        const written = write(job, dueAt)
+        const written = write(job, record.dueAt)
         if (written.status === 'cancelled' && !written.duplicate) result.cancelled = true
         else if (written.duplicate) result.duplicates++
         else result.enqueued++

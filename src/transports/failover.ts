@@ -331,15 +331,78 @@ interface Member {
   tookOver: number
 }
 
+/** The job waits without using an attempt until a breaker lets a probe through. */
+function held(reason: string, retryAfterMs: number, cause?: unknown): TransportError {
+  return new TransportError(`${PREFIX} ${reason}`, {
+    retry: 'throttle',
+    retryAfterMs: Math.max(1000, retryAfterMs),
+    statusCode: 'CircuitOpen',
+    ...(cause !== undefined && { cause }),
+  })
+}
+
 /**
- * Sends through the first transport whose circuit breaker lets it, in order. A send fails over
- * to the next transport in the same try only when the error shows the message was not accepted
- * (a refusal, a throttle, a paused account, a connection that never opened); a timeout or reset
- * counts against the breaker but is retried later, so that no message goes out twice. Permanent
- * errors about the message (a hard bounce) are thrown as they are and do not count.
+ * A refusal nobody else takes, as the worker should see it: a throttle or a transient error as
+ * it is; a paused account or a provider's own permanent fault as a hold, never as a pause of
+ * the whole worker (the other transports may still send) nor as a dead job.
  */
-export function createFailoverTransport(options: FailoverTransportOptions): FailoverTransport {
-  const config = parseOptions(optionsSchema, options, 'createFailoverTransport')
+function surface(error: unknown, member: Member, openMs: number): unknown {
+  try {
+    if (error instanceof TransportError && !error.pause && error.retry !== 'never') return error
+    if (error instanceof TransportError) {
+      return held(`${member.name} cannot send: ${describeError(error)}`, member.breaker.retryAfterMs() || openMs, error)
+    }
+  } catch {}
+  return new TransportError(`${PREFIX} ${member.name}: ${describeError(error)}`, { retry: 'later', cause: error })
+}
+
+/** Maybe accepted: retried later (an attempt is used), never sent elsewhere in this try. */
+function uncertain(error: unknown, member: Member): TransportError {
+  let statusCode: string | number = 'Unknown'
+  try {
+    if (error instanceof TransportError && error.statusCode !== undefined) statusCode = error.statusCode
+  } catch {}
+  return new TransportError(
+    `${PREFIX} ${member.name} may have accepted the message (no answer that says otherwise), retried later: ${describeError(error)}`,
+    { retry: 'later', statusCode, cause: error },
+  )
+}
+
+function aborted(signal: AbortSignal, last: unknown): TransportError {
+  return new TransportError(`${PREFIX} send aborted before the next transport: ${describeError(signal.reason)}`, {
+    retry: 'later',
+    statusCode: 'AbortError',
+    cause: last ?? signal.reason,
+  })
+}
+
+/** One transport's health check within `timeoutMs`; never rejects. */
+async function verifyMember(member: Member, timeoutMs: number): Promise<VerifyResult> {
+  const started = Date.now()
+  if (!member.verify) return { transport: member.name, status: 'skipped', durationMs: 0 }
+  const controller = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new MailstreamError('E_TIMEOUT', `no answer within ${timeoutMs} ms`)
+      controller.abort(error)
+      reject(error)
+    }, timeoutMs)
+    timer.unref?.()
+  })
+  const check = member.verify
+  try {
+    await Promise.race([untilAborted(() => check(controller.signal), controller.signal), timeout])
+    return { transport: member.name, status: 'ok', durationMs: Date.now() - started }
+  } catch (error) {
+    return { transport: member.name, status: 'failed', durationMs: Date.now() - started, error: describeError(error) }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The failover events' listeners; one that throws becomes an `error` event, never a failed send. */
+function createListeners() {
   const listeners = new Map<FailoverEventName, Set<Listener>>()
 
   function emit<E extends FailoverEventName>(event: E, payload: FailoverEvents[E]): void {
@@ -361,6 +424,34 @@ export function createFailoverTransport(options: FailoverTransportOptions): Fail
       }
     }
   }
+
+  const on: FailoverTransport['on'] = (event, listener) => {
+    let set = listeners.get(event)
+    if (!set) {
+      set = new Set()
+      listeners.set(event, set)
+    }
+    const registered = listener as Listener
+    set.add(registered)
+    const current = set
+    return () => {
+      current.delete(registered)
+    }
+  }
+
+  return { emit, on }
+}
+
+/**
+ * Sends through the first transport whose circuit breaker lets it, in order. A send fails over
+ * to the next transport in the same try only when the error shows the message was not accepted
+ * (a refusal, a throttle, a paused account, a connection that never opened); a timeout or reset
+ * counts against the breaker but is retried later, so that no message goes out twice. Permanent
+ * errors about the message (a hard bounce) are thrown as they are and do not count.
+ */
+export function createFailoverTransport(options: FailoverTransportOptions): FailoverTransport {
+  const config = parseOptions(optionsSchema, options, 'createFailoverTransport')
+  const { emit, on } = createListeners()
 
   const members: Member[] = config.transports.map((entry) => {
     const name = entry.transport.name
@@ -388,55 +479,6 @@ export function createFailoverTransport(options: FailoverTransportOptions): Fail
   function policyFor(message: EmailMessage): FailoverPolicy {
     const byPriority = Object.hasOwn(config.policy, message.priority) ? config.policy[message.priority] : undefined
     return typePolicies.get(message.type) ?? byPriority ?? 'failover'
-  }
-
-  /** The job waits without using an attempt until a breaker lets a probe through. */
-  function held(reason: string, retryAfterMs: number, cause?: unknown): TransportError {
-    return new TransportError(`${PREFIX} ${reason}`, {
-      retry: 'throttle',
-      retryAfterMs: Math.max(1000, retryAfterMs),
-      statusCode: 'CircuitOpen',
-      ...(cause !== undefined && { cause }),
-    })
-  }
-
-  /**
-   * A refusal nobody else takes, as the worker should see it: a throttle or a transient error as
-   * it is; a paused account or a provider's own permanent fault as a hold, never as a pause of
-   * the whole worker (the other transports may still send) nor as a dead job.
-   */
-  function surface(error: unknown, member: Member): unknown {
-    try {
-      if (error instanceof TransportError && !error.pause && error.retry !== 'never') return error
-      if (error instanceof TransportError) {
-        return held(
-          `${member.name} cannot send: ${describeError(error)}`,
-          member.breaker.retryAfterMs() || config.breaker.openMs,
-          error,
-        )
-      }
-    } catch {}
-    return new TransportError(`${PREFIX} ${member.name}: ${describeError(error)}`, { retry: 'later', cause: error })
-  }
-
-  /** Maybe accepted: retried later (an attempt is used), never sent elsewhere in this try. */
-  function uncertain(error: unknown, member: Member): TransportError {
-    let statusCode: string | number = 'Unknown'
-    try {
-      if (error instanceof TransportError && error.statusCode !== undefined) statusCode = error.statusCode
-    } catch {}
-    return new TransportError(
-      `${PREFIX} ${member.name} may have accepted the message (no answer that says otherwise), retried later: ${describeError(error)}`,
-      { retry: 'later', statusCode, cause: error },
-    )
-  }
-
-  function aborted(signal: AbortSignal, last: unknown): TransportError {
-    return new TransportError(`${PREFIX} send aborted before the next transport: ${describeError(signal.reason)}`, {
-      retry: 'later',
-      statusCode: 'AbortError',
-      cause: last ?? signal.reason,
-    })
   }
 
   async function send(message: EmailMessage, context: SendContext): Promise<SendResult> {
@@ -491,7 +533,7 @@ export function createFailoverTransport(options: FailoverTransportOptions): Fail
         if (index === 0 && policy === 'wait') {
           // Once the breaker is open (a failed probe, or the failure that opened it), the job waits
           // for the primary without using attempts; before that it is an ordinary failure.
-          if (member.breaker.state === 'closed') throw surface(error, member)
+          if (member.breaker.state === 'closed') throw surface(error, member, config.breaker.openMs)
           throw held(
             `${member.name} refused the message and its breaker is ${member.breaker.state}; ${message.type} jobs of priority ${message.priority} wait for it: ${describeError(error)}`,
             member.breaker.retryAfterMs() || config.breaker.openMs,
@@ -501,33 +543,9 @@ export function createFailoverTransport(options: FailoverTransportOptions): Fail
         previous = { member, reason: describeError(error) }
       }
     }
-    if (refusal) throw surface(refusal.error, refusal.member)
+    if (refusal) throw surface(refusal.error, refusal.member, config.breaker.openMs)
     const retryAfterMs = Math.min(...members.map((member) => member.breaker.retryAfterMs() || config.breaker.openMs))
     throw held(`every transport is unavailable (${members.map((m) => m.name).join(', ')})`, retryAfterMs)
-  }
-
-  async function verifyOne(member: Member): Promise<VerifyResult> {
-    const started = Date.now()
-    if (!member.verify) return { transport: member.name, status: 'skipped', durationMs: 0 }
-    const controller = new AbortController()
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new MailstreamError('E_TIMEOUT', `no answer within ${config.verifyTimeoutMs} ms`)
-        controller.abort(error)
-        reject(error)
-      }, config.verifyTimeoutMs)
-      timer.unref?.()
-    })
-    const check = member.verify
-    try {
-      await Promise.race([untilAborted(() => check(controller.signal), controller.signal), timeout])
-      return { transport: member.name, status: 'ok', durationMs: Date.now() - started }
-    } catch (error) {
-      return { transport: member.name, status: 'failed', durationMs: Date.now() - started, error: describeError(error) }
-    } finally {
-      clearTimeout(timer)
-    }
   }
 
   return {
@@ -535,24 +553,12 @@ export function createFailoverTransport(options: FailoverTransportOptions): Fail
     send,
 
     async verify() {
-      const results = await Promise.all(members.map(verifyOne))
+      const results = await Promise.all(members.map((member) => verifyMember(member, config.verifyTimeoutMs)))
       for (const result of results) emit('verify', result)
       return results
     },
 
-    on(event, listener) {
-      let set = listeners.get(event)
-      if (!set) {
-        set = new Set()
-        listeners.set(event, set)
-      }
-      const registered = listener as Listener
-      set.add(registered)
-      const current = set
-      return () => {
-        current.delete(registered)
-      }
-    },
+    on,
 
     stats() {
       return members.map((member) => {

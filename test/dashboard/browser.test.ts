@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { createDashboard, type Dashboard } from '../../src/dashboard/index.js'
+import { createEmailQueue, createTemplateRenderer } from '../../src/index.js'
 import { queueInternals } from '../../src/queue/internals.js'
 import { chromiumSkipped, launchChromium } from '../helpers/chromium.js'
 import { serve } from '../helpers/http.js'
@@ -177,6 +178,41 @@ describe.skipIf(skipped)('dashboard in Chromium', () => {
     await expect.poll(() => text(page, '[data-stat="dead"]')).toBe('0')
     await page.locator('#dead-empty').waitFor({ state: 'visible' })
     expect(await page.evaluate('window.__xss')).toBeUndefined()
+  })
+
+  test('advertising: sent counted apart on the overview, and an advertising batch labelled', async () => {
+    const h = harness(redis)
+    const sender = { name: 'Vality', email: 'ad@vality.kr', phone: '02-1234-5678', address: 'Seoul' }
+    const adQueue = createEmailQueue({
+      redis,
+      prefix: h.prefix,
+      advertising: {
+        sender,
+        consent: (addresses) => addresses.map((address) => ({ address, consentedAt: 0 })),
+        quietHours: false,
+      },
+    })
+    const recipients = ['a@example.com', 'b@example.com', 'c@example.com']
+    const options = { template: 'welcome', locale: 'en' }
+    await adQueue.enqueueBatch('promo-1', recipients, undefined, { ...options, advertising: true })
+    await adQueue.enqueueBatch('issue-1', ['d@example.com'], undefined, options)
+    await adQueue.close()
+    const templates = createTemplateRenderer({
+      defaults: { brandName: 'Vality', frontendUrl: 'https://vality.kr' },
+      unsubscribe: { secret: 'a-secret-of-at-least-16-characters' },
+    })
+    const worker = h.worker({ templates, advertising: { sender } })
+    await worker.start()
+    await h.transport.waitForCount(4)
+    await worker.stop()
+
+    const page = await open(createDashboard({ queue: h.queue }))
+    await expect.poll(() => text(page, '[data-stat="sent"]')).toBe('4')
+    expect(await number(page, '[data-stat="advertisingSent"]')).toBe(3)
+    expect(await number(page, '[data-total="advertisingSent"]')).toBe(3)
+    await page.locator('[data-batch-id="promo-1"]').waitFor()
+    expect(await text(page, '[data-batch-id="promo-1"] [data-field="advertising"]')).toBe('advertising')
+    expect(await page.locator('[data-batch-id="issue-1"] [data-field="advertising"]').count()).toBe(0)
   })
 
   test("a batch's progress bar moves live and reaches 100 % while a worker sends it", async () => {

@@ -261,6 +261,40 @@ describe('createDashboard: JSON API', () => {
     expect((await get(dashboard, `/api/batches/${encodeURIComponent('bad id!')}`)).status).toBe(400)
   })
 
+  test('advertising: a batch enqueued as advertising says so, the stats count advertising sent apart', async () => {
+    const h = harness(redis)
+    const adQueue = main.createEmailQueue({
+      redis,
+      prefix: h.prefix,
+      advertising: {
+        sender: { name: 'Vality', email: 'ad@vality.kr', phone: '02-1234-5678', address: 'Seoul' },
+        consent: (addresses) => addresses.map((address) => ({ address, consentedAt: 0 })),
+        quietHours: false,
+      },
+    })
+    const options = { template: 'welcome', locale: 'en' }
+    await adQueue.enqueueBatch('promo-1', ['a@example.com'], undefined, { ...options, advertising: true })
+    await adQueue.enqueueBatch('issue-1', ['a@example.com'], undefined, options)
+    await adQueue.close()
+    // What the workers count per advertising message sent (test/korea/advertising-worker.test.ts sends them).
+    await redis.hincrby(queueInternals(h.queue).keys.metrics, 'advertising:sent', 4)
+
+    const dashboard = createDashboard({ queue: h.queue })
+    const { items } = (await (await get(dashboard, '/api/batches')).json()) as {
+      items: { batchId: string; advertising?: boolean }[]
+    }
+    expect(items.map(({ batchId, advertising }) => [batchId, advertising])).toEqual([
+      ['issue-1', undefined],
+      ['promo-1', true],
+    ])
+    expect(await get(dashboard, '/api/batches/promo-1').then((response) => response.json())).toMatchObject({
+      advertising: true,
+    })
+    const stats = (await (await get(dashboard, '/api/stats')).json()) as DashboardStats
+    expect(stats.totals).toMatchObject({ sent: 0, advertisingSent: 4 })
+    await dashboard.close()
+  })
+
   test('the page: security headers, escaped title, relative URLs, script and stylesheet', async () => {
     const { queue } = harness(redis)
     const dashboard = createDashboard({ queue, title: '<script>alert(1)</script> & "ops"' })

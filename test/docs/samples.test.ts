@@ -146,6 +146,7 @@ const compilerOptions: ts.CompilerOptions = {
     'mailstream/dashboard': ['src/dashboard/index.ts'],
     'mailstream/testing': ['src/testing/index.ts'],
     'mailstream/pg': ['src/pg/index.ts'],
+    'mailstream/sequences': ['src/sequences/index.ts'],
     'mailstream/*': ['src/transports/*.ts'],
   },
 }

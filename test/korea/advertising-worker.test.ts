@@ -73,6 +73,7 @@ describe('the worker renders advertising email', () => {
     const metrics = await queue.metrics()
     expect(metrics).toMatch(/^mailstream_advertising_sent_total 1$/m)
     expect(metrics).toMatch(/^mailstream_jobs_total\{outcome="sent"\} 2$/m)
+    expect((await queue.stats()).totals).toMatchObject({ sent: 2, advertisingSent: 1 })
   })
 
   test('the English footer, for a batch sharing its data', async () => {

@@ -24,6 +24,7 @@ const zeroTotals = {
   rejected: 0,
   renderingFailed: 0,
   deliveryDelayed: 0,
+  advertisingSent: 0,
 }
 const zeroRates = { deliveryRate: 0, bounceRate: 0, complaintRate: 0, openRate: 0, clickRate: 0 }
 const idleStream = { length: 0, pending: 0, waiting: 0, lag: 0, oldestWaitingMs: 0, consumers: 0 }
@@ -149,6 +150,7 @@ describe('stats', () => {
       rejected: 0,
       renderingFailed: 0,
       deliveryDelayed: 1,
+      advertisingSent: 0,
     })
     expect(stats.rates).toEqual({
       deliveryRate: 8 / 10,
