@@ -255,6 +255,10 @@ describe('A/B test batches', () => {
     expect(await fieldOf({ ...good, test: { ...good.test, decideAfter: '3d' } })).toBe('options.test.decideAfter')
     expect(await fieldOf({ ...good, test: undefined })).toBe('options.test')
     expect(await h.queue.getBatch('ab-bad')).toBeNull()
+    const timed = await h.queue
+      .enqueueBatch('ab-timed', ['t@example.com'], (to) => ({ to, timeZone: 'Asia/Seoul' }), good)
+      .catch((error) => error)
+    expect(timed).toMatchObject({ code: 'E_VALIDATION', field: 'recipients.0.timeZone' })
     await expect(h.queue.decideAbTest('no-such-batch')).rejects.toMatchObject({ code: 'E_NOT_FOUND' })
   })
 })
