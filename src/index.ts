@@ -1,3 +1,6 @@
+export type { AbDecision, AbDecisionReason, AbMetric } from './ab-test/decision.js'
+export type { BatchTestOptions, BatchVariant } from './ab-test/options.js'
+export type { AbTestState, AbVariantState, RunAbTestResult } from './ab-test/state.js'
 export { type Calendar, createQuietHours, createSendingCalendar, nextLocalTime, type WeeklyHours } from './calendar.js'
 export type { DeliverAt } from './deliver-at.js'
 export {

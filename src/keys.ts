@@ -30,6 +30,10 @@ export interface QueueKeys {
   idem(key: string): string
   batch(batchId: string): string
   progress(batchId: string): string
+  /** A/B tests waiting for their decision: batch ids scored by when they are due (or their lease ends). */
+  abTests: string
+  /** The recipients of an A/B test batch held back for the winner (JSON per recipient). */
+  abRest(batchId: string): string
 }
 
 export function queueKeys(prefix: string): QueueKeys {
@@ -49,6 +53,8 @@ export function queueKeys(prefix: string): QueueKeys {
     idem: (key) => `${prefix}:idem:${key}`,
     batch: (batchId) => `${prefix}:batch:${batchId}`,
     progress: (batchId) => `${prefix}:progress:${batchId}`,
+    abTests: `${prefix}:abtests`,
+    abRest: (batchId) => `${prefix}:batch:${batchId}:rest`,
   }
 }
 

@@ -7,13 +7,15 @@ ARGV[1] now, epoch ms
 ARGV[2] idempotency TTL, seconds
 per job i (3 values from ARGV[3 + 3(i-1)]): id, payload (JSON), and the rest in one
   space-separated string (fewer arguments make a big batch much cheaper to send):
-  '<due ms, 0 = now> <priority> <type> <max attempts> <batch id or nothing> <recipients> <1|0>[ <fingerprint>][ <trace>]'
+  '<due ms, 0 = now> <priority> <type> <max attempts> <batch id or nothing> <recipients> <1|0>[ <fingerprint>][ <trace>][ <variant>]'
   where recipients are lower-case and ','-joined, and the flag is 1 when the job has an
   idempotency key. None of these values can contain a space. The fingerprint (optional; '-' for
   none when a trace follows) is a hash of the job's content: it is stored with the idempotency key
   (its value is then '<job id> <fingerprint>', else '<job id>'), and a job whose fingerprint
   differs from the one stored with its key is a conflict. The trace (optional) is the W3C
-  traceparent of the enqueue span, stored as the status field 'trace'.
+  traceparent of the enqueue span, stored as the status field 'trace' ('-' for none when a variant
+  follows). The variant (optional) is the index of the job's A/B test variant, stored as the status
+  field 'variant' (finish and ses-event count the job's outcome and events for it).
 Reply: flat list { id, status, created, ... } per job. created is 1 for a new job, 0 when the
 id or the idempotency key already names a job (status is '' when only the key was found), 2
 when the job's batch was cancelled (status 'cancelled'; nothing is written), and 3 when the key
@@ -32,9 +34,10 @@ for a = 3, #ARGV, 3 do
   job = job + 1
   local statusKey, idemKey, batchKey = KEYS[k], KEYS[k + 1], KEYS[k + 2]
   local id, payload = ARGV[a], ARGV[a + 1]
-  local dueText, priority, jobType, maxAttempts, batchId, rcpt, idem, fingerprint, trace =
-    string.match(ARGV[a + 2], '^(%d+) (%S+) (%S+) (%d+) (%S*) (%S+) ([01]) ?(%S*) ?(%S*)$')
+  local dueText, priority, jobType, maxAttempts, batchId, rcpt, idem, fingerprint, trace, variant =
+    string.match(ARGV[a + 2], '^(%d+) (%S+) (%S+) (%d+) (%S*) (%S+) ([01]) ?(%S*) ?(%S*) ?(%S*)$')
   if fingerprint == '-' then fingerprint = '' end
+  if trace == '-' then trace = '' end
   local due = tonumber(dueText)
   local existing = false
   local conflict = false
@@ -77,6 +80,7 @@ for a = 3, #ARGV, 3 do
       fields[12] = redis.call('XADD', stream[priority], '*', 'id', id, 'job', payload, 'r', rcpt)
     end
     if trace ~= '' then fields[#fields + 1] = 'trace'; fields[#fields + 1] = trace end
+    if variant ~= '' then fields[#fields + 1] = 'variant'; fields[#fields + 1] = variant end
     if batchId ~= '' then
       fields[#fields + 1] = 'batch'; fields[#fields + 1] = batchId
       added[batchKey] = (added[batchKey] or 0) + 1

@@ -22,6 +22,8 @@ export interface EnqueueRecord {
   fingerprint?: string | undefined
   /** The W3C traceparent of the enqueue span, stored in the status hash (`trace`); none when not traced. */
   trace?: string | undefined
+  /** The index of the job's A/B test variant, stored in the status hash (`variant`); none outside a test. */
+  variant?: number | undefined
 }
 
 /**
@@ -46,8 +48,12 @@ export interface EnqueueCall {
 /** Jobs per script call: many per call is what makes a big batch cheap, but a call blocks Redis. */
 const JOBS_PER_CALL = 100
 
-/** The optional end of a record's argument: ' <fingerprint>', and ' <trace>' after it ('-' for no fingerprint). */
-function tail(fingerprint: string | undefined, trace: string | undefined): string {
+/**
+ * The optional end of a record's argument: ' <fingerprint>', ' <trace>' after it and ' <variant>'
+ * after that ('-' for a missing one before a present one).
+ */
+function tail(fingerprint: string | undefined, trace: string | undefined, variant: number | undefined): string {
+  if (variant !== undefined) return ` ${fingerprint || '-'} ${trace || '-'} ${variant}`
   if (trace === undefined) return fingerprint ? ` ${fingerprint}` : ''
   return ` ${fingerprint || '-'} ${trace}`
 }
@@ -66,7 +72,7 @@ function pack(keys: QueueKeys, now: number, ttl: number, group: readonly Enqueue
     args.push(
       record.id,
       record.payload,
-      `${record.dueAt} ${record.priority} ${record.type} ${record.maxAttempts} ${record.batchId} ${record.rcpt} ${hasKey ? '1' : '0'}${tail(hasKey ? record.fingerprint : undefined, record.trace)}`,
+      `${record.dueAt} ${record.priority} ${record.type} ${record.maxAttempts} ${record.batchId} ${record.rcpt} ${hasKey ? '1' : '0'}${tail(hasKey ? record.fingerprint : undefined, record.trace, record.variant)}`,
     )
   }
   return { scriptKeys, args }

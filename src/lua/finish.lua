@@ -25,6 +25,8 @@ then to the end, pairs of metrics field and increment (the workers' histograms)
 Every entry is acknowledged and deleted. An outcome is applied only while the job's status hash
 still names this entry (otherwise another delivery of the same job got there first).
 Batches touched by this call publish their progress (lib/batch), the final message included.
+A sent job whose status hash names an A/B test variant (field 'variant') also counts in its batch
+hash as 'ab:v<variant>:sent'.
 Reply: per job 1 when applied, 0 when not.
 ]]
 local group = ARGV[1]
@@ -86,6 +88,13 @@ for i = 1, jobs do
       counts[batch] = c
     end
     c[counter[outcome]] = (c[counter[outcome]] or 0) + 1
+    if outcome == 'sent' then
+      local variant = redis.call('HGET', statusKey, 'variant')
+      if variant then
+        local field = 'ab:v' .. variant .. ':sent'
+        c[field] = (c[field] or 0) + 1
+      end
+    end
   end
   out[i] = applied and 1 or 0
 end

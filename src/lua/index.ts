@@ -1,5 +1,9 @@
 import type { ChainableCommander } from 'ioredis'
 import type { RedisClient } from '../redis.js'
+import abClaim from './ab-claim.lua'
+import abDecide from './ab-decide.lua'
+import abHold from './ab-hold.lua'
+import abTrim from './ab-trim.lua'
 import activate from './activate.lua'
 import cancel from './cancel.lua'
 import enqueue from './enqueue.lua'
@@ -25,6 +29,10 @@ import verifyUse from './verify-use.lua'
 const withBatchLib = (source: string) => `${batchLib}\n${source}`
 
 const SOURCES = {
+  abClaim,
+  abDecide,
+  abHold,
+  abTrim,
   activate,
   cancel: withBatchLib(cancel),
   enqueue,

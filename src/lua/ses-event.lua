@@ -12,11 +12,15 @@ ARGV[3] value of the dedupe key: 'hook' while the host's onEvent has not run, el
 ARGV[4] event kind: send, delivery, bounce, complaint, reject, open, click, renderingFailure, deliveryDelay
 ARGV[5] bounce type (Permanent, Transient, Undetermined) or ''
 ARGV[6] time of the event, epoch ms
-ARGV[7..] pairs: address (lower-case), suppression entry (JSON), for addresses to suppress
+ARGV[7] for an open: 'human' or 'machine' (see ab-test/machine.ts); else ''
+ARGV[8..] pairs: address (lower-case), suppression entry (JSON), for addresses to suppress
 Counters (stats hash, and batch hash when it exists) count SES messages, not events: each
 counter at most once per message, as recorded in the tracking hash. The job's status hash is
 updated only while it exists (it expires 24 h after the send); `status` stays the send status and
 `delivery` holds the furthest delivery state: delayed < delivered < bounced/rejected/failed < complained.
+A/B tests: when the status hash names a variant (field 'variant') and the batch hash exists, a
+click, or an open by a human, counts once per message in the batch hash as 'ab:v<variant>:clicked'
+or 'ab:v<variant>:opened' (the tracking hash remembers 'abClicked' / 'abOpened').
 Reply: { 'new', counted (','-joined counter names), addresses newly suppressed, status updated (1/0) }
 or { 'duplicate', the dedupe key's value } when this SNS message was applied before.
 ]]
@@ -73,10 +77,19 @@ if KEYS[5] ~= KEYS[1] and redis.call('EXISTS', KEYS[5]) == 1 then
     redis.call('HINCRBY', KEYS[5], 'clicks', 1)
     redis.call('HSETNX', KEYS[5], 'clickedAt', at)
   end
+  local variant = (kind == 'click' or (kind == 'open' and ARGV[7] == 'human')) and hasBatch
+    and redis.call('HGET', KEYS[5], 'variant')
+  if variant then
+    local metric = kind == 'open' and 'opened' or 'clicked'
+    if redis.call('HSETNX', KEYS[4], kind == 'open' and 'abOpened' or 'abClicked', at) == 1 then
+      redis.call('HINCRBY', KEYS[6], 'ab:v' .. variant .. ':' .. metric, 1)
+      redis.call('EXPIRE', KEYS[4], ARGV[2])
+    end
+  end
 end
 
 local suppressed = 0
-for a = 7, #ARGV, 2 do
+for a = 8, #ARGV, 2 do
   suppressed = suppressed + redis.call('HSETNX', KEYS[3], ARGV[a], ARGV[a + 1])
 end
 return { 'new', table.concat(counted, ','), suppressed, updated }

@@ -31,6 +31,8 @@ export interface SesEventCall {
   bounceType?: string | undefined
   /** Epoch ms of the event. */
   at: number
+  /** For an open: whether a person or a machine opened (only human opens count for A/B tests). */
+  opener?: 'human' | 'machine' | undefined
   /** Addresses (lower-case) to suppress, each with its suppression entry (JSON `{ reason, at }`). */
   suppress: readonly (readonly [address: string, entry: string])[]
 }
@@ -58,6 +60,7 @@ export async function sesEvent(client: RedisClient, keys: QueueKeys, call: SesEv
     call.kind,
     call.bounceType ?? '',
     call.at,
+    call.opener ?? '',
   ]
   for (const [address, entry] of call.suppress) args.push(address, entry)
   const reply = await runScript<(string | number)[]>(

@@ -1,6 +1,7 @@
 // The input of `enqueueBatch`: its arguments checked, the part every job shares validated once,
 // and each recipient turned into an enqueue record with its payload joined as a string.
 import * as nodeCrypto from 'node:crypto'
+import type { BatchTestOptions, BatchVariant } from '../ab-test/options.js'
 import type { DeliverAt } from '../deliver-at.js'
 import { MailstreamError } from '../errors.js'
 import {
@@ -64,6 +65,14 @@ export interface BatchOptions {
    * `withoutConsent`. The transaction exception is per recipient: enqueue those jobs with `enqueue`.
    */
   advertising?: true
+  /**
+   * An A/B test (with `test`): 2-5 variants, each overriding the shared subject, body (template or
+   * html/text) or data. A reproducible `test.share` of the recipients gets them in equal parts; the
+   * others are held back and get the winner after `test.decideAfter` (docs/newsletters.md).
+   */
+  variants?: BatchVariant[]
+  /** How the variants are tested and the winner chosen (with `variants`). */
+  test?: BatchTestOptions
 }
 
 export interface EnqueueBatchResult {
@@ -80,6 +89,8 @@ export interface EnqueueBatchResult {
   cancelled: boolean
   /** Advertising batches only: recipients left out because they have no advertising consent. */
   withoutConsent?: number
+  /** A/B test batches only: recipients held back for the winner (enqueued when the test is decided). */
+  held?: number
 }
 
 const BATCH_ID_RE = /^[A-Za-z0-9_.:-]{1,111}$/
@@ -102,6 +113,8 @@ const BATCH_OPTIONS = new Set([
   'tags',
   'skipInvalid',
   'advertising',
+  'variants',
+  'test',
 ])
 
 const sha256 =

@@ -1,3 +1,4 @@
+import { AB_STATE_FIELDS, type AbTestState, abTestState } from '../ab-test/state.js'
 import { MailstreamError } from '../errors.js'
 import type { QueueKeys } from '../keys.js'
 import { addCancel, parseCancelReply } from '../lua/cancel.js'
@@ -54,6 +55,8 @@ export interface BatchState extends BatchProgress {
   advertising?: true
   finishedAt?: number
   cancelledAt?: number
+  /** A/B test batches: the variants' counts and rates, and the decision with its numbers once made. */
+  abTest?: AbTestState
 }
 
 export async function getBatch(client: RedisClient, keys: QueueKeys, batchId: string): Promise<BatchState | null> {
@@ -69,8 +72,9 @@ export async function getBatch(client: RedisClient, keys: QueueKeys, batchId: st
     'cancelledAt',
     'advertising',
   ]
-  const values = await client.hmget(keys.batch(batchId), ...fields)
+  const values = await client.hmget(keys.batch(batchId), ...fields, ...AB_STATE_FIELDS)
   if (values.every((value) => value === null)) return null
+  const abTest = abTestState(values.slice(fields.length))
   const hash = Object.fromEntries(fields.map((field, index) => [field, values[index] ?? undefined]))
   const counters = countersFromReply([
     hash.total ?? 0,
@@ -93,6 +97,7 @@ export async function getBatch(client: RedisClient, keys: QueueKeys, batchId: st
   for (const field of ['createdAt', 'finishedAt', 'cancelledAt'] as const) {
     if (hash[field] !== undefined) state[field] = Number(hash[field])
   }
+  if (abTest) state.abTest = abTest
   if (hash.advertising === '1') state.advertising = true
   return state
 }

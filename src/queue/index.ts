@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { runAbTest } from '../ab-test/state.js'
 import { MailstreamError } from '../errors.js'
 import { ID_RE } from '../job.js'
 import { IDEMPOTENCY_TTL_SECONDS, queueKeys, STATUS_TTL_SECONDS } from '../keys.js'
@@ -56,7 +57,7 @@ const optionsSchema = z.strictObject({
 })
 
 /** Calls that may make many round trips: bounded per reply, not as a whole. */
-const LONG_CALLS = ['enqueueMany', 'enqueueBatch', 'cancelBatch', 'deadLetters.retry']
+const LONG_CALLS = ['enqueueMany', 'enqueueBatch', 'cancelBatch', 'decideAbTest', 'deadLetters.retry']
 
 function checkId(id: unknown, field = 'id'): string {
   if (typeof id !== 'string' || !ID_RE.test(id)) {
@@ -125,6 +126,18 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     async getBatch(batchId) {
       assertOpen()
       return getBatch(client, keys, checkId(batchId, 'batchId'))
+    },
+
+    async decideAbTest(batchId, decideOptions = {}) {
+      assertOpen()
+      checkId(batchId, 'batchId')
+      const { now = Date.now() } = decideOptions
+      if (typeof now !== 'number' || !Number.isFinite(now)) {
+        throw new MailstreamError('E_VALIDATION', 'options.now: must be epoch ms', { field: 'options.now' })
+      }
+      const result = await runAbTest(steps, keys, batchId, { now })
+      if (!result) throw new MailstreamError('E_NOT_FOUND', `batch ${batchId} has no A/B test`, { field: 'batchId' })
+      return result
     },
 
     async stats() {

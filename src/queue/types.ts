@@ -1,4 +1,5 @@
 // The public shape of a queue, apart from its factory: the units in this folder implement parts of it.
+import type { RunAbTestResult } from '../ab-test/state.js'
 import type { MailstreamError } from '../errors.js'
 import type { EmailJob, EmailJobInput } from '../job.js'
 import type { QueueKeys } from '../keys.js'
@@ -157,6 +158,13 @@ export interface EmailQueue {
   cancelBatch(batchId: string): Promise<number>
   /** Counters, progress and state of a batch; null when unknown. */
   getBatch(batchId: string): Promise<BatchState | null>
+  /**
+   * Decides a batch's A/B test now, without waiting for `decideAfter` (a decision made before
+   * stands), and enqueues the held recipients with the winner; a worker does the same when the
+   * test is due. Safe to call twice or after an interruption: nobody gets two emails.
+   * `E_NOT_FOUND` for a batch without a test.
+   */
+  decideAbTest(batchId: string, options?: { now?: number }): Promise<RunAbTestResult>
   /** Calls `listener` with each progress message of a batch. Returns the unsubscribe function. */
   onProgress(batchId: string, listener: (progress: BatchProgress) => void): ProgressSubscription
   /**

@@ -182,6 +182,14 @@ export function createTestQueue<T extends Transport = MemoryTransport>(
       return batches.state(checkId(batchId, 'batchId'))
     },
 
+    async decideAbTest(batchId) {
+      assertOpen()
+      checkId(batchId, 'batchId')
+      throw new MailstreamError('E_NOT_FOUND', `batch ${batchId} has no A/B test (the test queue runs none)`, {
+        field: 'batchId',
+      })
+    },
+
     onProgress(batchId, listener) {
       assertOpen()
       checkId(batchId, 'batchId')

@@ -59,6 +59,13 @@ function createEnqueueBatch(
   return async (batchId, recipients, build, options = {}) => {
     assertOpen()
     checkBatchCall(batchId, recipients, build, options)
+    if (options.variants !== undefined || options.test !== undefined) {
+      throw new MailstreamError(
+        'E_VALIDATION',
+        'options.variants: the test queue does not run A/B tests; test them on a Redis queue (docs/newsletters.md)',
+        { field: 'options.variants' },
+      )
+    }
     // Due times (sendAt, delayMs, deliverAt) on the test queue's clock.
     const template = batchTemplate(batchId, options, undefined, store.now())
     const result: EnqueueBatchResult = { batchId, total: 0, enqueued: 0, duplicates: 0, invalid: 0, cancelled: false }

@@ -63,6 +63,7 @@ export function createNotificationHandler({
         kind: parsed.type,
         bounceType: parsed.bounceType,
         at: parsed.timestamp,
+        opener: parsed.opener,
         suppress: suppressions,
       })
       const event: SesEvent = {
@@ -79,6 +80,7 @@ export function createNotificationHandler({
       if (parsed.bounceType) event.bounceType = parsed.bounceType
       if (parsed.bounceSubType) event.bounceSubType = parsed.bounceSubType
       if (parsed.link) event.link = parsed.link
+      if (parsed.opener) event.opener = parsed.opener
       // Once per event: SNS's redeliveries of an applied notification are not recorded again.
       if (applied.state !== 'duplicate') {
         recordSesEvent(tracing, {

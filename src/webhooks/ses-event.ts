@@ -1,3 +1,4 @@
+import { isMachineOpen } from '../ab-test/machine.js'
 import { parseAddress } from '../job.js'
 import type { SesEventType } from './types.js'
 
@@ -59,6 +60,8 @@ export interface ParsedEvent {
   bounceSubType?: string
   complaintType?: string
   link?: string
+  /** For an open: a person, or a machine (no user agent, Apple Mail Privacy Protection, a scanner). */
+  opener?: 'human' | 'machine'
   timestamp: number
   /** The raw `job_id` tag, possibly encoded by the transport. */
   jobTag?: string
@@ -109,6 +112,7 @@ export function parseSesEvent(message: string, now: number): ParsedEvent | undef
   if (type === 'complaint' && complaintType) event.complaintType = complaintType
   const link = asString(detail.link)
   if (type === 'click' && link) event.link = link
+  if (type === 'open') event.opener = isMachineOpen(asString(detail.userAgent)) ? 'machine' : 'human'
   const jobTag = tagValue(record.mail.tags, 'job_id')
   const batchTag = tagValue(record.mail.tags, 'batch_id')
   if (jobTag) event.jobTag = jobTag

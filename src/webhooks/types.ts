@@ -24,6 +24,12 @@ export interface SesEvent {
   bounceSubType?: string
   /** The link of a click event. */
   link?: string
+  /**
+   * Who made an open event: `machine` when no one read the message (no user agent, Apple Mail
+   * Privacy Protection's bare `Mozilla/5.0`, a crawler or scanner), else `human`. A/B tests count
+   * human opens only.
+   */
+  opener?: 'human' | 'machine'
   /** Addresses this event suppresses (permanent bounces and complaints), including any already on the list. */
   suppressed: string[]
   /** When it happened, epoch ms (SES's time for the event). */

@@ -107,7 +107,7 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
       })
     }
     if (!state.running) return // stopped meanwhile
-    loops = Promise.all([dispatcher.run(), scheduler.run()])
+    loops = Promise.all([dispatcher.run(), scheduler.run(), units.abTests.run()])
     void keeper.run()
   }
 

@@ -31,11 +31,12 @@ export async function stopUnits(
   loops: Promise<unknown>,
   timeoutMs: number,
 ): Promise<void> {
-  const { connections, flight, pacing, sender, outcomes, scheduler, keeper, dispatcher } = units
+  const { connections, flight, pacing, sender, outcomes, scheduler, abTests, keeper, dispatcher } = units
   const deadline = Date.now() + timeoutMs
   state.running = false
   dispatcher.wake()
   scheduler.wake()
+  abTests.wake()
   keeper.wake()
   // The dispatcher may be activating a last batch: wait for it, then for every job in flight.
   void connections.interrupt()

@@ -3,6 +3,7 @@ import { BATCH_DATA_FIELD, createBatchDataCache } from '../batch-data.js'
 import { GROUP, queueKeys } from '../keys.js'
 import { createMetricsRecorder } from '../metrics.js'
 import { createTracing } from '../telemetry/tracing.js'
+import { createAbTests } from './ab-tests.js'
 import { createConnections } from './connections.js'
 import { createDispatcher } from './dispatcher.js'
 import { type createEvents, toMailstreamError } from './events.js'
@@ -98,6 +99,13 @@ export function createUnits(
     running,
     onError: onRedisError,
   })
+  const abTests = createAbTests({
+    connections,
+    keys,
+    intervalMs: config.schedulerIntervalMs,
+    running,
+    onError: onRedisError,
+  })
   const keeper = createKeeper({
     ...config,
     connections,
@@ -140,6 +148,7 @@ export function createUnits(
     outcomes,
     fetcher,
     scheduler,
+    abTests,
     keeper,
     dispatcher,
     onRedisError,

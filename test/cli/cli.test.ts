@@ -241,6 +241,23 @@ describe('mailstream command', () => {
     expect((await cli(['batch', 'none', '--redis', redisUrl(), '--prefix', prefix])).code).toBe(1)
   })
 
+  test('batch shows an A/B test: each variant and the winner', async () => {
+    const prefix = uniquePrefix('cli')
+    const ab = { share: 0.2, metric: 'clicks', minSample: 100, decideAfterMs: 1, decideAt: 1, spec: '' }
+    await redis.hset(`${prefix}:batch:issue-4`, {
+      total: 400,
+      ab: JSON.stringify({ ...ab, variants: [{ subject: 'Spring' }, { subject: 'Hello' }] }),
+      'ab:v0:sent': 200,
+      'ab:v0:clicked': 10,
+      'ab:v1:sent': 200,
+      'ab:v1:clicked': 30,
+      'ab:decision': JSON.stringify({ winner: 1, reason: 'best-rate', at: 2, numbers: {} }),
+    })
+    const shown = await cli(['batch', 'issue-4', '--redis', redisUrl(), '--prefix', prefix])
+    expect(shown.stdout).toMatch(/^variant 1\s+Hello: sent 200, opened 0%, clicked 15%$/m)
+    expect(shown.stdout).toMatch(/^winner\s+variant 1 \(best-rate\)$/m)
+  })
+
   test('bad usage is exit code 2; unreachable Redis is exit code 1 with a clear message', async () => {
     expect((await cli(['frobnicate'])).code).toBe(2)
     expect((await cli([])).code).toBe(2)

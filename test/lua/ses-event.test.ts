@@ -40,6 +40,7 @@ function sesEvent(keys: QueueKeys, event: Event) {
       event.kind,
       event.bounceType ?? '',
       event.at ?? AT,
+      '',
       ...(event.suppress ?? []).flat(),
     ],
   )
