@@ -104,6 +104,11 @@ export interface EmailJob {
    * pacing (docs/rate-limiting.md). A job stored without it is classified by the worker.
    */
   providers?: Record<string, number>
+  /**
+   * Internal: set on a job parked for its providers' rate, whose provider units are reserved
+   * already (epoch ms of the slot): the worker then charges only the global limit.
+   */
+  providerSlot?: number
 }
 
 export const MAX_PAYLOAD_BYTES = 1024 * 1024
