@@ -3,7 +3,7 @@ import { type Address, type EmailJob, parseJob } from '../job.js'
 import { applyAdvertisingRules, SENDER_VARIABLE } from '../korea/message.js'
 import type { AdvertisingSender } from '../korea/types.js'
 import type { ProviderCharge } from '../lua/gcra.js'
-import { ADVERTISING_SENT, type createMetricsRecorder } from '../metrics.js'
+import { ADVERTISING_SENT, type createMetricsRecorder, providerParked, providerSlowDowns } from '../metrics.js'
 import { messageAttributes, startDeliverySpan } from '../telemetry/spans.js'
 import type { SpanHandle, Tracing } from '../telemetry/tracing.js'
 import type { EmailMessage, TemplateRendererLike } from '../transport.js'
@@ -128,6 +128,7 @@ export function createProcess(options: ProcessOptions) {
       // Back at its providers' slot, marked so that they are not charged again (no attempt, no throttle).
       const dueAt = Date.now() + charged.retryAfterMs
       tried.payload = withSlot(job, charged.slot)
+      for (const charge of charges) metrics.count(providerParked(charge.provider))
       return { kind: 'throttle', dueAt, error: charged.reason }
     }
     const sendStartedAt = performance.now()
@@ -176,7 +177,11 @@ export function createProcess(options: ProcessOptions) {
       if (options.signal().aborted) return ABANDONED // stopped hard: the entry stays pending for another worker
       const decision = decide(error, attempts, job.maxAttempts, options, Date.now(), work.throttles ?? 0)
       if (decision.outcome.kind === 'throttle') pacing?.throttled()
-      if (tried.charges.length > 0) await pacing?.providers?.replied(tried.charges, error)
+      if (tried.charges.length > 0 && pacing?.providers) {
+        for (const provider of await pacing.providers.replied(tried.charges, error)) {
+          metrics.count(providerSlowDowns(provider))
+        }
+      }
       return {
         ...done(decision.outcome, decision.attempts),
         throttles: decision.throttles,

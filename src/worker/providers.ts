@@ -32,6 +32,12 @@ export interface WorkerProviderPacing {
    */
   horizonMs?: number
   /**
+   * A parked job back within this of its slot goes on the units reserved for it; one back later
+   * (behind a long stream, say) is charged anew, so that late jobs cannot bunch with the slots after
+   * theirs: over any window W a provider gets at most burst + (W + lateMs) * rate. Default 100.
+   */
+  lateMs?: number
+  /**
    * After an SMTP 421/451 reply that speaks of a rate (or of too many messages) for a job of a
    * provider, that provider's rate is multiplied by `decrease` (at most once per `guardMs`, never
    * below `minFactor`), then raised by `step` per `cooldownMs` back to full. Shared by every worker
@@ -100,7 +106,7 @@ export const providerPacingSchema = z
       .min(100)
       .max(24 * 3_600_000)
       .default(60_000),
-    lateMs: z.number().int().min(0).max(3_600_000).default(250),
+    lateMs: z.number().int().min(0).max(3_600_000).default(100),
     slowDown: z
       .union([
         z.literal(false),
@@ -235,9 +241,13 @@ export function createProviders(
       })
     },
 
-    /** A reply of the transport for a job charged to these providers: slow them down when it says so. */
-    async replied(charges: readonly ProviderCharge[], error: unknown): Promise<void> {
-      if (!slow || charges.length === 0 || !isProviderSlowDown(error)) return
+    /**
+     * A reply of the transport for a job charged to these providers: slow them down when it says
+     * so. The providers it slowed down (none when another worker did it moments ago).
+     */
+    async replied(charges: readonly ProviderCharge[], error: unknown): Promise<string[]> {
+      const slowed: string[] = []
+      if (!slow || charges.length === 0 || !isProviderSlowDown(error)) return slowed
       for (const charge of charges) {
         try {
           const { decreased, factor } = await gcraSlowDown(hooks.redis(), charge.stateKey, {
@@ -248,12 +258,14 @@ export function createProviders(
             guardMs: slow.guardMs,
           })
           if (!decreased) continue
+          slowed.push(charge.provider)
           factors.set(charge.provider, factor)
           hooks.onProviderPace(event(charge.provider, factor, 'slow-down'))
         } catch (cause) {
           hooks.onError(cause, `slowing down provider ${charge.provider} failed`)
         }
       }
+      return slowed
     },
   }
 }

@@ -82,7 +82,7 @@ export function createRate(
         cost: units * sign,
         parkAfterMs: Math.min(providers?.parkAfterMs ?? 0, maxWaitMs),
         horizonMs: providers?.horizonMs ?? maxWaitMs,
-        lateMs: providers?.lateMs ?? 250,
+        lateMs: providers?.lateMs ?? 100,
         providers: sign === 1 ? charges : charges.map((charge) => ({ ...charge, cost: -charge.cost })),
       })
 

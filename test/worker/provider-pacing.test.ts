@@ -1,8 +1,9 @@
 import { describe, expect, test } from 'vitest'
-import { createEmailWorker, type MailstreamError } from '../../src/index.js'
+import { TransportError } from '../../src/errors.js'
+import { createEmailWorker, type MailstreamError, type ProviderPaceEvent } from '../../src/index.js'
 import { createMemoryTransport } from '../../src/transports/memory.js'
 import { harness, sendCounts, testJob } from '../helpers/queue.js'
-import { connect } from '../helpers/redis.js'
+import { connect, waitUntil } from '../helpers/redis.js'
 
 const redis = connect()
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -105,4 +106,45 @@ describe('per-provider pacing', () => {
       make({ rateLimit: {}, providerRates: { naver: '600/m', default: { perSecond: 50, burst: 5 } } })(),
     ).not.toThrow()
   })
+
+  test('an SMTP 421 speaking of a rate slows that provider down, and its rate comes back after the cool-down', async () => {
+    const { queue, transport, worker, prefix } = harness(redis)
+    const sends = recordSends(transport)
+    const send = transport.send.bind(transport)
+    let refused = 0
+    transport.send = (message, context) => {
+      if (message.to[0]?.address.endsWith('@naver.com') && refused < 1) {
+        refused++
+        const error = new TransportError('[mailstream] [smtp] 421 4.3.1 Message rate limit exceeded, try again later', {
+          retry: 'throttle',
+          statusCode: 421,
+        })
+        return Promise.reject(error)
+      }
+      return send(message, context)
+    }
+    const events: ProviderPaceEvent[] = []
+    const w = worker({
+      rateLimit: { perSecond: 1000 },
+      providerRates: { naver: 40, gmail: 40 },
+      providerPacing: { slowDown: { cooldownMs: 300, step: 0.25, guardMs: 100 } },
+    })
+    w.on('providerPace', (event) => events.push(event))
+    const jobs = []
+    for (let i = 0; i < 60; i++) jobs.push(testJob({ to: i % 2 ? `g${i}@gmail.com` : `n${i}@naver.com` }))
+    await queue.enqueueMany(jobs)
+    await w.start()
+    await waitUntil(async () => events.some((event) => event.factor === 1), 10_000, 'naver back at full rate')
+    expect(events[0]).toEqual({ provider: 'naver', perSecond: 20, fullPerSecond: 40, factor: 0.5, reason: 'slow-down' })
+    // Raised step by step: 0.75, then 1; only naver was touched.
+    expect(events.slice(1).map((event) => [event.provider, event.factor, event.reason])).toEqual([
+      ['naver', 0.75, 'recover'],
+      ['naver', 1, 'recover'],
+    ])
+    expect(Number(await redis.hget(`${prefix}:metrics`, 'provider_slowdown:naver'))).toBe(1)
+    await transport.waitForCount(60)
+    // Each job sent once: the refused one again after its throttle.
+    expect(sends['naver.com']?.length).toBe(30)
+    expect([...sendCounts(transport).values()].every((count) => count === 1)).toBe(true)
+  }, 20_000)
 })
