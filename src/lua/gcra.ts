@@ -64,6 +64,9 @@ export interface ProviderCharge {
   cooldownMs: number
   /** Server ms of the slot a parked job reserved for these units; not charged again near it. */
   slot?: number | undefined
+  /** The provider's warm-up hash, and for a job under warm-up, today's key, whether it counts, and the caps. */
+  warmKey: string
+  warmup?: { today: string; counting: boolean; caps: readonly number[] } | undefined
 }
 
 export interface PaceCall {
@@ -82,8 +85,11 @@ export interface PaceCall {
 }
 
 export interface PaceReply {
-  /** `go`: every limiter charged; `parked`: only the providers' units reserved; `full`: nothing charged. */
-  state: 'go' | 'parked' | 'full'
+  /**
+   * `go`: every limiter charged; `parked`: only the providers' units reserved; `full` (no room
+   * within the horizon) and `capped` (a warm-up cap for today is reached): nothing charged.
+   */
+  state: 'go' | 'parked' | 'full' | 'capped'
   /** `go`: how long until the units may be used. */
   waitMs: number
   /** How long until the providers' units may be used (or would be, for `full`). */
@@ -94,7 +100,7 @@ export interface PaceReply {
   factors: number[]
 }
 
-const PACE_STATES = ['go', 'parked', 'full'] as const
+const PACE_STATES = ['go', 'parked', 'full', 'capped'] as const
 
 /**
  * `lua/gcra.lua` in `pace` mode: the global limiter and the job's provider limiters charged in one
@@ -112,7 +118,7 @@ export async function gcraPace(client: RedisClient, call: PaceCall): Promise<Pac
     call.lateMs,
   ]
   for (const provider of call.providers) {
-    keys.push(provider.key, provider.stateKey)
+    keys.push(provider.key, provider.stateKey, provider.warmKey)
     args.push(
       String(provider.intervalMs),
       provider.burst,
@@ -120,6 +126,9 @@ export async function gcraPace(client: RedisClient, call: PaceCall): Promise<Pac
       provider.step,
       provider.cooldownMs,
       provider.slot ?? 0,
+      provider.warmup?.today ?? '',
+      provider.warmup?.counting ? 1 : 0,
+      provider.warmup?.caps.join(',') ?? '',
     )
   }
   const [state, waitMs, providerWaitMs, providerAt, ...factors] = await runScript<(number | string)[]>(

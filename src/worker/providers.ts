@@ -4,8 +4,10 @@ import type { EmailJob } from '../job.js'
 import { gcraSlowDown, type ProviderCharge } from '../lua/gcra.js'
 import { clusterHashTag } from '../options.js'
 import { PROVIDER_NAME_RE, PROVIDERS, providerOfAddress } from '../providers/classify.js'
+import { dayKey, nextDayStart, startDayKey, WARMUP_SCHEDULES, type WarmupScheduleName } from '../providers/warmup.js'
 import type { RedisClient } from '../redis.js'
 import type { EmailMessage } from '../transport.js'
+import { isTimeZone } from '../zoned-time.js'
 
 /** One provider's rate: recipients per second, `'20/s'`, `'600/m'`, `'3600/h'`, or `{ perSecond, burst }`. */
 export type ProviderRate = number | `${number}/${'s' | 'm' | 'h'}` | { perSecond: number; burst?: number }
@@ -44,6 +46,22 @@ export interface WorkerProviderPacing {
    * through Redis. `false` turns it off. Defaults 0.5, 0.05, 0.1, 60 000, 5000.
    */
   slowDown?: false | { decrease?: number; minFactor?: number; step?: number; cooldownMs?: number; guardMs?: number }
+  /**
+   * Warm-up of a new sending domain: a daily cap per provider (each provider with a rate) that
+   * grows by `schedule` (`conservative`, `moderate`, or your own caps, day 1 first) from `startDate`,
+   * counted in sending days (a day without a send to that provider does not count; 30 days without
+   * one start it over), days as `timeZone` counts them. A job over today's cap waits for the next
+   * day. Jobs of `exemptTypes` (not in a batch, not advertising) are exempt: transactional mail.
+   * Default: none.
+   */
+  warmup?: {
+    startDate: string
+    schedule: WarmupScheduleName | number[]
+    /** Default `Asia/Seoul`. */
+    timeZone?: string
+    /** Default the built-in transactional types: verification-code, subscription-confirm, subscription-cancel, welcome. */
+    exemptTypes?: string[]
+  }
 }
 
 /** The `providerPace` worker event: a provider's rate changed (slowed down, or raised back). */
@@ -124,6 +142,26 @@ export const providerPacingSchema = z
         }),
       ])
       .prefault({}),
+    warmup: z
+      .strictObject({
+        startDate: z
+          .string()
+          .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date as YYYY-MM-DD')
+          .refine((date) => !Number.isNaN(Date.parse(`${date}T00:00:00Z`)), { message: 'must be a valid date' }),
+        schedule: z.union(
+          [z.enum(['conservative', 'moderate']), z.array(z.number().int().min(1).max(100_000_000)).min(1).max(366)],
+          { message: "must be 'conservative', 'moderate' or an array of daily caps (whole numbers, day 1 first)" },
+        ),
+        timeZone: z
+          .string()
+          .refine((zone) => isTimeZone(zone), { message: 'must be an IANA time zone such as Asia/Seoul' })
+          .default('Asia/Seoul'),
+        exemptTypes: z
+          .array(z.string())
+          .max(100)
+          .default(['verification-code', 'subscription-confirm', 'subscription-cancel', 'welcome']),
+      })
+      .optional(),
   })
   .prefault({})
 
@@ -179,7 +217,15 @@ export function createProviders(
     return rates[provider] ?? (known.has(provider) ? fallback : undefined)
   }
 
+  const warmup = options.warmup && {
+    ...options.warmup,
+    caps:
+      typeof options.warmup.schedule === 'string' ? WARMUP_SCHEDULES[options.warmup.schedule] : options.warmup.schedule,
+    start: startDayKey(options.warmup.startDate),
+    exempt: new Set(options.warmup.exemptTypes),
+  }
   const keyOf = (provider: string) => sameSlotKey(globalKey, `:provider:${provider}`)
+  const warmKeyOf = (provider: string) => sameSlotKey(globalKey, `:provider:${provider}:warmup`)
   const stateKeyOf = (provider: string) => sameSlotKey(globalKey, `:provider:${provider}:state`)
 
   /** The rate of each provider as a `providerPace` event says it. */
@@ -190,6 +236,11 @@ export function createProviders(
 
   return {
     parkAfterMs: options.parkAfterMs,
+    /** When a job over today's warm-up cap may try again: the next day, spread over its first 10 minutes. */
+    nextWarmupDay(now = Date.now()): number {
+      const zone = warmup?.timeZone ?? 'UTC'
+      return nextDayStart(now, zone) - now + Math.floor(Math.random() * 600_000)
+    },
     horizonMs: options.horizonMs,
     lateMs: options.lateMs,
 
@@ -198,7 +249,13 @@ export function createProviders(
      * stored counts when nothing was suppressed (they may come from an MX lookup at enqueue), else
      * the message's recipients by the built-in map.
      */
-    charges(job: EmailJob, message: EmailMessage, suppressed: number): ProviderCharge[] {
+    charges(job: EmailJob, message: EmailMessage, suppressed: number, now = Date.now()): ProviderCharge[] {
+      // Transactional mail is exempt from the warm-up: never a batch job, never advertising.
+      const exempt =
+        !warmup || (warmup.exempt.has(job.type) && job.batchId === undefined && job.advertising === undefined)
+      const today = warmup && !exempt ? dayKey(now, warmup.timeZone) : undefined
+      const warm =
+        warmup && today !== undefined ? { today, counting: today >= warmup.start, caps: warmup.caps } : undefined
       let counts: Record<string, number> | undefined
       const stored = job.providers
       if (suppressed === 0 && typeof stored === 'object' && stored !== null && !Array.isArray(stored)) counts = stored
@@ -219,6 +276,8 @@ export function createProviders(
           provider,
           key: keyOf(provider),
           stateKey: stateKeyOf(provider),
+          warmKey: warmKeyOf(provider),
+          ...(warm && { warmup: warm }),
           intervalMs: 1000 / rate.perSecond,
           burst: rate.burst,
           cost: count,

@@ -156,6 +156,10 @@ export function createRate(
             slot: reply.providerAt,
           }
         }
+        if (reply.state === 'capped') {
+          const retryAfterMs = providers?.nextWarmupDay() ?? 3_600_000
+          return { kind: 'delay', retryAfterMs, reason: `warm-up: today's cap of ${names} is reached` }
+        }
         if (reply.state === 'full') {
           // Booked beyond the horizon: back when the horizon has room, spread so that they do not come at once.
           const horizonMs = providers?.horizonMs ?? maxWaitMs

@@ -147,4 +147,60 @@ describe('per-provider pacing', () => {
     expect(sends['naver.com']?.length).toBe(30)
     expect([...sendCounts(transport).values()].every((count) => count === 1)).toBe(true)
   }, 20_000)
+
+  test('warm-up: a provider gets its daily cap, the rest waits for the next day; transactional mail is exempt', async () => {
+    const { queue, transport, worker } = harness(redis)
+    const today = new Date(Date.now() + 9 * 3_600_000).toISOString().slice(0, 10) // Seoul's date
+    const ids: string[] = []
+    for (let i = 0; i < 5; i++)
+      ids.push((await queue.enqueue(testJob({ type: 'newsletter', to: `n${i}@naver.com` }))).id)
+    for (let i = 0; i < 2; i++) await queue.enqueue(testJob({ type: 'welcome', to: `w${i}@naver.com` }))
+    const w = worker({
+      rateLimit: { perSecond: 1000 },
+      providerRates: { naver: 1000 },
+      providerPacing: { warmup: { startDate: today, schedule: [3, 6] } },
+    })
+    const delayed: number[] = []
+    w.on('retrying', (event) => delayed.push(event.retryAt))
+    await w.start()
+    await transport.waitForCount(5)
+    await waitUntil(async () => delayed.length === 2, 5000, 'two jobs over the cap re-delayed')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(transport.messages.filter(({ message }) => message.type === 'newsletter')).toHaveLength(3)
+    expect(transport.messages.filter(({ message }) => message.type === 'welcome')).toHaveLength(2)
+    // Back on the next day in Seoul, within its first 10 minutes.
+    const seoulMidnight = Date.parse(`${today}T00:00:00+09:00`) + 86_400_000
+    for (const at of delayed) {
+      expect(at).toBeGreaterThanOrEqual(seoulMidnight - 1000)
+      expect(at).toBeLessThanOrEqual(seoulMidnight + 600_000 + 1000)
+    }
+    const states = await Promise.all(ids.map((id) => queue.getStatus(id)))
+    expect(states.filter((state) => state?.status === 'throttled')).toHaveLength(2)
+    expect(states.every((state) => (state?.attempts ?? 0) <= 1)).toBe(true)
+  }, 15_000)
+
+  test('bad warm-up options are E_CONFIG naming the field', () => {
+    const transport = createMemoryTransport()
+    const field = (warmup: object) => {
+      try {
+        createEmailWorker({
+          redis,
+          transport,
+          rateLimit: {},
+          providerRates: { naver: 1 },
+          providerPacing: { warmup } as never,
+        })
+      } catch (error) {
+        return (error as MailstreamError).field
+      }
+      return undefined
+    }
+    expect(field({ startDate: '2026-13-01', schedule: 'moderate' })).toBe('providerPacing.warmup.startDate')
+    expect(field({ startDate: '2026-12-01', schedule: 'fast' })).toBe('providerPacing.warmup.schedule')
+    expect(field({ startDate: '2026-12-01', schedule: [0] })).toBe('providerPacing.warmup.schedule.0')
+    expect(field({ startDate: '2026-12-01', schedule: 'moderate', timeZone: 'Mars/Base' })).toBe(
+      'providerPacing.warmup.timeZone',
+    )
+    expect(field({ startDate: '2026-12-01', schedule: 'conservative' })).toBeUndefined()
+  })
 })
