@@ -63,6 +63,7 @@ export {
   providerOfAddress,
   providerOfDomain,
 } from './providers/classify.js'
+export { WARMUP_SCHEDULES, type WarmupScheduleName } from './providers/warmup.js'
 export type { BatchProgress, BatchState, ProgressSubscription } from './queue/batches.js'
 export {
   type BatchOptions,
