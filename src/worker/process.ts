@@ -176,7 +176,9 @@ export function createProcess(options: ProcessOptions) {
     } catch (error) {
       if (options.signal().aborted) return ABANDONED // stopped hard: the entry stays pending for another worker
       const decision = decide(error, attempts, job.maxAttempts, options, Date.now(), work.throttles ?? 0)
-      if (decision.outcome.kind === 'throttle') pacing?.throttled()
+      // A provider's own rate reply slows that provider down, not this worker's pace for all of them.
+      const forProvider = tried.charges.length > 0 && pacing?.providers?.slowsDown(error) === true
+      if (decision.outcome.kind === 'throttle' && !forProvider) pacing?.throttled()
       if (tried.charges.length > 0 && pacing?.providers) {
         for (const provider of await pacing.providers.replied(tried.charges, error)) {
           metrics.count(providerSlowDowns(provider))

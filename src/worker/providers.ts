@@ -288,6 +288,11 @@ export function createProviders(
       return charges
     },
 
+    /** True when the slow-down is on and `error` is a reply it slows a provider down for. */
+    slowsDown(error: unknown): boolean {
+      return slow !== undefined && isProviderSlowDown(error)
+    },
+
     /** The factors a `pace` call saw: a provider raised back since the last one gets a `recover` event. */
     observed(charges: readonly ProviderCharge[], seen: readonly number[]): void {
       charges.forEach((charge, index) => {

@@ -130,6 +130,8 @@ describe('per-provider pacing', () => {
       providerPacing: { slowDown: { cooldownMs: 300, step: 0.25, guardMs: 100 } },
     })
     w.on('providerPace', (event) => events.push(event))
+    const paces: number[] = []
+    w.on('pace', (event) => paces.push(event.pace))
     const jobs = []
     for (let i = 0; i < 60; i++) jobs.push(testJob({ to: i % 2 ? `g${i}@gmail.com` : `n${i}@naver.com` }))
     await queue.enqueueMany(jobs)
@@ -142,6 +144,8 @@ describe('per-provider pacing', () => {
       ['naver', 1, 'recover'],
     ])
     expect(Number(await redis.hget(`${prefix}:metrics`, 'provider_slowdown:naver'))).toBe(1)
+    // The worker's own pace (all providers) is left alone: gmail did not slow down.
+    expect(paces).toEqual([])
     await transport.waitForCount(60)
     // Each job sent once: the refused one again after its throttle.
     expect(sends['naver.com']?.length).toBe(30)
