@@ -60,6 +60,14 @@ export {
 } from './korea/subject.js'
 export { transactionExceptionEnds, withinTransactionException } from './korea/transaction.js'
 export type { AdvertisingConsent, AdvertisingSender, ConsentChange } from './korea/types.js'
+export {
+  type BuiltInProvider,
+  PROVIDER_DOMAINS,
+  PROVIDERS,
+  providerOfAddress,
+  providerOfDomain,
+} from './providers/classify.js'
+export { WARMUP_SCHEDULES, type WarmupScheduleName } from './providers/warmup.js'
 export type { BatchProgress, BatchState, ProgressSubscription } from './queue/batches.js'
 export {
   type BatchOptions,
@@ -164,4 +172,12 @@ export {
   type WorkerEvents,
   type WorkerHealth,
 } from './worker/index.js'
-export type { PaceEvent, WorkerDailyQuota, WorkerRateLimit } from './worker/pacing.js'
+export type {
+  PaceEvent,
+  ProviderPaceEvent,
+  ProviderRate,
+  WorkerDailyQuota,
+  WorkerProviderPacing,
+  WorkerProviderRates,
+  WorkerRateLimit,
+} from './worker/pacing.js'

@@ -105,6 +105,16 @@ export interface EmailJob {
   createdAt: number
   /** The W3C traceparent of the span that enqueued it, when traced (see docs/operations.md). */
   trace?: string
+  /**
+   * Recipients per mailbox provider (`{ naver: 1 }`), set at enqueue for the worker's per-provider
+   * pacing (docs/rate-limiting.md). A job stored without it is classified by the worker.
+   */
+  providers?: Record<string, number>
+  /**
+   * Internal: set on a job parked for its providers' rate, whose provider units are reserved
+   * already (epoch ms of the slot): the worker then charges only the global limit.
+   */
+  providerSlot?: number
 }
 
 export const MAX_PAYLOAD_BYTES = 1024 * 1024

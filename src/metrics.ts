@@ -27,6 +27,10 @@ export type HistogramName = keyof typeof HISTOGRAMS
 /** The `P:metrics` counter of advertising messages sent (defined with the stats, which read it too). */
 export { ADVERTISING_SENT }
 
+/** The `P:metrics` counters of per-provider pacing: jobs parked, and slow-downs, per provider. */
+export const providerParked = (provider: string): string => `provider_parked:${provider}`
+export const providerSlowDowns = (provider: string): string => `provider_slowdown:${provider}`
+
 /** Accumulates observations in memory; the worker writes them with each batch of outcomes. */
 export function createMetricsRecorder() {
   const names = Object.keys(HISTOGRAMS) as HistogramName[]

@@ -3,6 +3,7 @@ import { MailstreamError } from '../errors.js'
 import { type EmailJob, recipientList, type ValidatedJob, validateJob, validateJobs } from '../job.js'
 import type { AdvertisingProfile } from '../korea/advertising.js'
 import { type EnqueueRecord, type EnqueueReply, enqueue, enqueueSettled } from '../lua/enqueue.js'
+import { providersOfList, withProviders } from '../providers/classify.js'
 import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
 import { endWith, startEnqueueManySpan, startEnqueueSpan } from '../telemetry/spans.js'
@@ -18,20 +19,23 @@ const JOBS_PER_PIPELINE = 5000
 export const withTrace = (payload: string, trace: string): string => `${payload.slice(0, -1)},"trace":"${trace}"}`
 
 /**
- * A validated job as the script takes it; with strict idempotency, with its fingerprint; when
- * traced, with its enqueue span's traceparent in the payload (for the worker) and the record (for
- * the status hash, for the webhook handler).
+ * A validated job as the script takes it, with its recipients per mailbox provider in the payload
+ * (`providers`, from the recipient list it needs anyway; for the worker's per-provider pacing); with
+ * strict idempotency, with its fingerprint; when traced, with its enqueue span's traceparent in the
+ * payload (for the worker) and the record (for the status hash, for the webhook handler).
  */
 function toRecord({ job, payload, dueAt }: ValidatedJob, strict: boolean, trace?: string): EnqueueRecord {
+  const rcpt = recipientList(job)
+  const classified = withProviders(payload, providersOfList(rcpt))
   const record: EnqueueRecord = {
     id: job.id,
-    payload: trace === undefined ? payload : withTrace(payload, trace),
+    payload: trace === undefined ? classified : withTrace(classified, trace),
     dueAt,
     priority: job.priority,
     type: job.type,
     maxAttempts: job.maxAttempts,
     batchId: job.batchId ?? '',
-    rcpt: recipientList(job),
+    rcpt,
     idempotencyKey: job.idempotencyKey,
   }
   if (strict && job.idempotencyKey !== undefined) record.fingerprint = jobFingerprint(job)

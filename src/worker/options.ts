@@ -8,7 +8,16 @@ import { parseOptions, prefixSchema, redisInputSchema } from '../options.js'
 import { commandTimeoutSchema, type RedisInput } from '../redis.js'
 import { type TracingOptions, tracingSchema } from '../telemetry/options.js'
 import type { TemplateRendererLike, Transport } from '../transport.js'
-import { dailyQuotaSchema, rateLimitSchema, type WorkerDailyQuota, type WorkerRateLimit } from './pacing.js'
+import {
+  dailyQuotaSchema,
+  providerPacingSchema,
+  providerRatesSchema,
+  rateLimitSchema,
+  type WorkerDailyQuota,
+  type WorkerProviderPacing,
+  type WorkerProviderRates,
+  type WorkerRateLimit,
+} from './pacing.js'
 import { DEFAULT_MAX_THROTTLES } from './retry.js'
 
 export interface EmailWorkerOptions {
@@ -64,6 +73,15 @@ export interface EmailWorkerOptions {
   rateLimit?: WorkerRateLimit
   /** Recipients per rolling 24 h (or `windowMs`): sending pauses while the window is full. */
   dailyQuota?: WorkerDailyQuota
+  /**
+   * A rate per mailbox provider (`{ naver: '20/s', kakao: '10/s', default: '50/s' }`), charged with
+   * `rateLimit` (which it needs) in one call, all or nothing. A job whose provider is out of budget
+   * is parked until that provider's slot while the others keep their full rate. See
+   * docs/rate-limiting.md, "Per-provider pacing". Default: none.
+   */
+  providerRates?: WorkerProviderRates
+  /** How per-provider pacing parks jobs and slows a provider down after its replies. */
+  providerPacing?: WorkerProviderPacing
   /**
    * The Korean advertising profile (docs/korea.md): the sender shown in the footer of every
    * advertising job (the built-in layout shows it with the refusal link, in Korean or English), and
@@ -131,6 +149,8 @@ const optionsSchema = z.strictObject({
     .optional(),
   rateLimit: rateLimitSchema,
   dailyQuota: dailyQuotaSchema,
+  providerRates: providerRatesSchema,
+  providerPacing: providerPacingSchema,
   advertising: advertisingWorkerSchema.optional(),
   tracing: tracingSchema,
 })
@@ -158,6 +178,13 @@ export type WorkerConfig = Omit<z.output<typeof optionsSchema>, 'from' | 'consum
 
 export function parseWorkerOptions(options: EmailWorkerOptions): WorkerConfig {
   const parsed = parseOptions(optionsSchema, options, 'createEmailWorker')
+  if (parsed.providerRates && Object.keys(parsed.providerRates).length > 0 && !parsed.rateLimit) {
+    throw new MailstreamError(
+      'E_CONFIG',
+      'createEmailWorker: providerRates: needs rateLimit too (the provider rates are charged with it in one call); give rateLimit: { perSecond } at least the sum you expect',
+      { field: 'providerRates' },
+    )
+  }
   return {
     ...parsed,
     sendTimeoutMs: sendTimeout(parsed.visibilityTimeoutMs, parsed.sendTimeoutMs),

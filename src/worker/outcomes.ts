@@ -52,8 +52,9 @@ export function createOutcomes(options: {
 
   /** One call of the finish script for the batch (histogram increments ride along; lost, never repeated, if it fails). */
   function writeOutcomes(batch: Processed[]): Promise<boolean[]> {
-    const jobs = batch.map(({ work: { delivery }, job, attempts, throttles, outcome }) => ({
+    const jobs = batch.map(({ work: { delivery }, job, attempts, throttles, outcome, payload }) => ({
       ...delivery,
+      ...(payload !== undefined && { payload }),
       attempts,
       throttles: throttles ?? 0,
       batchId: job?.batchId,

@@ -1,7 +1,8 @@
 import { z } from 'zod'
-import { type GcraReply, gcra } from '../lua/gcra.js'
+import { type GcraReply, gcra, gcraPace, type ProviderCharge } from '../lua/gcra.js'
 import type { RedisClient } from '../redis.js'
 import { createPace, type PaceEvent } from './pace.js'
+import type { Providers } from './providers.js'
 import type { ChargeStop, Waits } from './waits.js'
 
 /** The worker's `rateLimit` option. */
@@ -58,8 +59,10 @@ export function createRate(
   maxWaitMs: number,
   hooks: RateHooks,
   waits: Waits,
+  makeProviders?: (globalKey: string) => Providers,
 ) {
   const key = `rate:limit:${rateLimit.key ?? `${prefix}:send`}`
+  const providers = makeProviders?.(key)
   const intervalMs = 1000 / rateLimit.perSecond
   const { burst } = rateLimit
   // Work is fetched when its units are free within one emission interval, so that a reservation is
@@ -68,6 +71,20 @@ export function createRate(
   const lookaheadMs = Math.min(Math.max(intervalMs, 2), maxWaitMs)
   const pace = createPace(rateLimit.perSecond, rateLimit.aimd, hooks.onPace)
   const reserve = (units: number) => () => gcra(hooks.redis(), key, { intervalMs, burst, cost: units, mode: 'reserve' })
+  /** The global limiter and the providers' in one call, all or nothing. */
+  const paced =
+    (units: number, charges: readonly ProviderCharge[], sign = 1) =>
+    () =>
+      gcraPace(hooks.redis(), {
+        key,
+        intervalMs,
+        burst,
+        cost: units * sign,
+        parkAfterMs: Math.min(providers?.parkAfterMs ?? 0, maxWaitMs),
+        horizonMs: providers?.horizonMs ?? maxWaitMs,
+        lateMs: providers?.lateMs ?? 100,
+        providers: sign === 1 ? charges : charges.map((charge) => ({ ...charge, cost: -charge.cost })),
+      })
 
   return {
     intervalMs,
@@ -91,7 +108,19 @@ export function createRate(
      * Takes `cost` units and waits until they may go; undefined when they may. `settled` runs as
      * soon as the work no longer needs counting as held (units reserved, or the charge given up).
      */
-    async charge(cost: number, settled: () => void): Promise<ChargeStop | undefined> {
+    providers,
+
+    /**
+     * Takes `cost` units (and each provider's, all or nothing) and waits until they may go;
+     * undefined when they may. `settled` runs as soon as the work no longer needs counting as held
+     * (units reserved, or the charge given up). A provider out of budget parks the job: its units
+     * are reserved for a later slot and the job waits for it in the delayed set.
+     */
+    async charge(
+      cost: number,
+      settled: () => void,
+      charges: readonly ProviderCharge[] = [],
+    ): Promise<ChargeStop | undefined> {
       // This worker's own, lowered pace comes first, so that it holds no shared units while it waits.
       const booked = pace.book(cost, maxWaitMs)
       if (typeof booked !== 'number') {
@@ -105,17 +134,55 @@ export function createRate(
           return { kind: 'abandoned' }
         }
       }
-      const reply = await waits.retrying('charging the rate limiter failed, retrying', reserve(cost))
-      settled()
-      hooks.onCharged()
-      if (!reply) return { kind: 'abandoned' }
-      if (reply.waitMs > maxWaitMs) {
+      let waitMs: number
+      if (charges.length === 0) {
+        const reply = await waits.retrying('charging the rate limiter failed, retrying', reserve(cost))
+        settled()
+        hooks.onCharged()
+        if (!reply) return { kind: 'abandoned' }
+        waitMs = reply.waitMs
+      } else {
+        const reply = await waits.retrying('charging the rate limiter failed, retrying', paced(cost, charges))
+        settled()
+        hooks.onCharged()
+        if (!reply) return { kind: 'abandoned' }
+        providers?.observed(charges, reply.factors)
+        const names = charges.map((charge) => charge.provider).join(', ')
+        if (reply.state === 'parked') {
+          return {
+            kind: 'park',
+            retryAfterMs: reply.providerWaitMs,
+            reason: `parked for the rate of ${names}`,
+            slot: reply.providerAt,
+          }
+        }
+        if (reply.state === 'capped') {
+          const retryAfterMs = providers?.nextWarmupDay() ?? 3_600_000
+          return { kind: 'delay', retryAfterMs, reason: `warm-up: today's cap of ${names} is reached` }
+        }
+        if (reply.state === 'full') {
+          // Booked beyond the horizon: back when the horizon has room, spread so that they do not come at once.
+          const horizonMs = providers?.horizonMs ?? maxWaitMs
+          const retryAfterMs = reply.providerWaitMs - horizonMs + Math.floor(Math.random() * (horizonMs / 2))
+          return {
+            kind: 'delay',
+            retryAfterMs: Math.max(1, retryAfterMs),
+            reason: `${names} booked over ${horizonMs} ms ahead`,
+          }
+        }
+        waitMs = reply.waitMs
+        if (waitMs > maxWaitMs) {
+          await waits.retrying('returning rate limiter units failed, retrying', paced(cost, charges, -1))
+          return { kind: 'delay', retryAfterMs: waitMs, reason: `${cost} recipients wait for the rate limit` }
+        }
+      }
+      if (waitMs > maxWaitMs) {
         // Waiting this long would hold the stream entry near its visibility timeout: give the units back.
         await waits.retrying('returning rate limiter units failed, retrying', reserve(-cost))
-        return { kind: 'delay', retryAfterMs: reply.waitMs, reason: `${cost} recipients wait for the rate limit` }
+        return { kind: 'delay', retryAfterMs: waitMs, reason: `${cost} recipients wait for the rate limit` }
       }
-      if (reply.waitMs > 0) {
-        await waits.sleep(reply.waitMs)
+      if (waitMs > 0) {
+        await waits.sleep(waitMs)
         if (hooks.abandoned()) return { kind: 'abandoned' }
       }
       return undefined

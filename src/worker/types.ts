@@ -1,6 +1,7 @@
 import type { MailstreamError, RetryClass } from '../errors.js'
 import type { EmailJob } from '../job.js'
 import type { PaceEvent } from './pacing.js'
+import type { ProviderPaceEvent } from './providers.js'
 
 export interface SentEvent {
   id: string
@@ -54,6 +55,8 @@ export interface WorkerEvents {
   stopped: { abandoned: number }
   /** This worker's pace changed: lowered after a throttle, raised step by step back to `perSecond`. */
   pace: PaceEvent
+  /** A mailbox provider's rate changed: slowed down after its replies, raised step by step after a cool-down. */
+  providerPace: ProviderPaceEvent
 }
 export type WorkerEventName = keyof WorkerEvents
 
@@ -153,4 +156,6 @@ export interface Processed {
   failure?: Failure
   /** Set when the transport asked the worker to pause. */
   pauseReason?: string
+  /** The job as JSON to write back with a retry or throttle, when not the delivery's (a parked job is marked). */
+  payload?: string
 }

@@ -54,19 +54,27 @@ export function createUnits(
     if (failures === 1) emit('error', toMailstreamError(error, what))
   }
 
-  const pacing = createPacing(config.prefix, config.rateLimit, config.dailyQuota, config.visibilityTimeoutMs / 4, {
-    redis: () => connections.bounded(),
-    abandoned: () => state.hardStop.signal.aborted,
-    onPace: (event) => emit('pace', event),
-    onQuota(pausedByQuota, reason) {
-      state.quotaPaused = pausedByQuota
-      state.quotaReason = pausedByQuota ? reason : undefined
-      if (pausedByQuota) void connections.interrupt()
-      emit(pausedByQuota ? 'paused' : 'resumed', { reason })
+  const pacing = createPacing(
+    config.prefix,
+    config.rateLimit,
+    config.dailyQuota,
+    config.visibilityTimeoutMs / 4,
+    {
+      redis: () => connections.bounded(),
+      abandoned: () => state.hardStop.signal.aborted,
+      onPace: (event) => emit('pace', event),
+      onProviderPace: (event) => emit('providerPace', event),
+      onQuota(pausedByQuota, reason) {
+        state.quotaPaused = pausedByQuota
+        state.quotaReason = pausedByQuota ? reason : undefined
+        if (pausedByQuota) void connections.interrupt()
+        emit(pausedByQuota ? 'paused' : 'resumed', { reason })
+      },
+      onCharged: () => dispatcher.wake(),
+      onError: (error, what) => onRedisError(error, what),
     },
-    onCharged: () => dispatcher.wake(),
-    onError: (error, what) => onRedisError(error, what),
-  })
+    { rates: config.providerRates, pacing: config.providerPacing },
+  )
   const sender = createSender(config.transport, config.sendTimeoutMs)
   const batchData = createBatchDataCache((batchId) =>
     connections.timed(connections.redis().hget(keys.batch(batchId), BATCH_DATA_FIELD), 'reading batch data'),

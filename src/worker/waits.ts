@@ -1,7 +1,13 @@
 /** How a charge ends without a send. */
 export type ChargeStop =
   /** No room soon enough (daily quota, or a long wait): re-delay the job by `retryAfterMs`, no attempt used. */
-  { kind: 'delay'; retryAfterMs: number; reason: string } | { kind: 'abandoned' }
+  | { kind: 'delay'; retryAfterMs: number; reason: string }
+  /**
+   * A mailbox provider is out of budget: its units are reserved for a slot `retryAfterMs` from now,
+   * and the job waits for it in the delayed set (no attempt used, not a throttle) while other jobs go.
+   */
+  | { kind: 'park'; retryAfterMs: number; reason: string; slot: number }
+  | { kind: 'abandoned' }
 
 export interface WaitHooks {
   /** True once the worker has given up on its in-flight work (a hard stop). */
