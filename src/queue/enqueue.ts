@@ -3,7 +3,7 @@ import { MailstreamError } from '../errors.js'
 import { type EmailJob, recipientList, type ValidatedJob, validateJob, validateJobs } from '../job.js'
 import type { AdvertisingProfile } from '../korea/advertising.js'
 import { type EnqueueRecord, type EnqueueReply, enqueue, enqueueSettled } from '../lua/enqueue.js'
-import { providersOfList, withProviders } from '../providers/classify.js'
+import { withProvidersOfList } from '../providers/classify.js'
 import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
 import { endWith, startEnqueueManySpan, startEnqueueSpan } from '../telemetry/spans.js'
@@ -26,7 +26,7 @@ export const withTrace = (payload: string, trace: string): string => `${payload.
  */
 function toRecord({ job, payload, dueAt }: ValidatedJob, strict: boolean, trace?: string): EnqueueRecord {
   const rcpt = recipientList(job)
-  const classified = withProviders(payload, providersOfList(rcpt))
+  const classified = withProvidersOfList(payload, rcpt)
   const record: EnqueueRecord = {
     id: job.id,
     payload: trace === undefined ? classified : withTrace(classified, trace),

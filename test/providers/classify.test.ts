@@ -6,6 +6,7 @@ import {
   providerOfDomain,
   providersOfList,
   withProviders,
+  withProvidersOfList,
 } from '../../src/providers/classify.js'
 
 describe('mailbox provider classification', () => {
@@ -50,4 +51,18 @@ describe('mailbox provider classification', () => {
     const all = Object.values(PROVIDER_DOMAINS).flat()
     expect(new Set(all).size).toBe(all.length)
   })
+})
+
+it('withProvidersOfList writes what withProviders(providersOfList) writes, one recipient or many', () => {
+  const payload = '{"id":"a","type":"welcome"}'
+  for (const rcpt of [
+    'a@naver.com',
+    'b@example.org',
+    'a@naver.com,b@daum.net,c@hanmail.net',
+    'x@gmail.com,y@gmail.com',
+  ]) {
+    expect(JSON.parse(withProvidersOfList(payload, rcpt))).toEqual(
+      JSON.parse(withProviders(payload, providersOfList(rcpt))),
+    )
+  }
 })
