@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { createOutbox, createOutboxRelay, migrationSql, type Outbox } from 'mailstream/pg'
+import type { Sequences } from 'mailstream/sequences'
 import type pg from 'pg'
 import type { Config } from '../shared/config.js'
 import { type AppOverrides, connectServices, createHost, type ExampleApp, type Services } from '../shared/host.js'
@@ -17,15 +18,20 @@ import { createPgConsents } from './consents.js'
 import { connectDatabase, migrate } from './db.js'
 import { createEmailLog } from './email-log.js'
 import { createPgStore } from './store.js'
+import { createWelcomeSeries, type WelcomeSeriesOverrides } from './welcome.js'
 
 export interface ExpressAppOverrides extends AppOverrides {
   /** PostgreSQL schema for the tables. Default `public`. */
   schema?: string
+  /** The welcome series' runner: a fake clock (`now`), a shorter `intervalMs`. */
+  sequences?: WelcomeSeriesOverrides
 }
 
 export interface ExpressApp extends ExampleApp {
   app: express.Express
   pool: pg.Pool
+  /** The Korean welcome series (`welcome-ko`) a confirmed subscriber is enrolled in. */
+  sequences: Sequences
 }
 
 /** Writes a route's reply: a string body at once, an event stream as it comes. */
@@ -66,6 +72,8 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
   // Advertising consents: sponsored issues go to consenting subscribers only, with the reminder run.
   const consents = createPgConsents(pool)
 
+  // The welcome series runs on the service's queue, which the host creates below.
+  let sequences: Sequences | undefined
   const app = express()
   // Behind a proxy (a load balancer), set 'trust proxy' so that req.ip is the client's address.
   app.disable('x-powered-by')
@@ -77,6 +85,11 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
     consents,
     overrides,
     onSesEvent: emailLog.recordSesEvent,
+    welcomeSeries: (service) => {
+      const created = createWelcomeSeries(config, service.queue, log, overrides.sequences)
+      sequences = created.sequences
+      return created.series
+    },
     createServer: ({ service, routes }) => {
       const admin = (req: Request, res: Response, next: NextFunction) => {
         const denied = routes.adminAuth(req.headers.authorization)
@@ -160,18 +173,24 @@ export async function createExpressApp(config: Config, overrides: ExpressAppOver
     pool,
     onError: (error) => log(`outbox: ${error.message}`),
   })
+  const runner = sequences
+  if (!runner) throw new Error('the host did not create the welcome series')
   return {
     ...host,
     app,
     pool,
-    // The relay runs with the worker: started after it, stopped before it (rows left wait in the table).
+    sequences: runner,
+    // The relay and the series' runner run with the worker: started after it, stopped before it
+    // (rows left wait in the table, steps due wait in Redis).
     async listen(port, hostname) {
       const url = await host.listen(port, hostname)
       relay.start()
+      runner.start()
       return url
     },
     async stop(stopOptions) {
       await relay.stop()
+      await runner.stop()
       await host.stop(stopOptions)
     },
   }

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis'
 import type { EmailWorkerOptions, FetchCertificate, SesEvent, Transport } from 'mailstream'
 import type { Config } from './config.js'
 import { type AdvertisingConsents, createReminderRun, type ReminderRun } from './consents.js'
-import { createRoutes, type Routes } from './routes.js'
+import { createRoutes, type Routes, type WelcomeSeries } from './routes.js'
 import { createMailService, type MailService } from './service.js'
 import type { SubscriberStore } from './store.js'
 import { createTransport, describeTransport } from './transport.js'
@@ -78,6 +78,8 @@ export function createHost(options: {
   onSesEvent?: (event: SesEvent) => void | Promise<void>
   /** The advertising consents, if the host keeps them: the consent routes, sponsored issues and reminders work. */
   consents?: AdvertisingConsents
+  /** The welcome series on the service's queue, if the host runs one: a confirmation enrols in it instead of sending the welcome job. */
+  welcomeSeries?: (service: MailService) => WelcomeSeries
   /** Builds the framework's server around the routes (not listening yet). */
   createServer: (context: { service: MailService; routes: Routes }) => Server
   /** Closes what the host opened besides Redis (a database pool), after the worker stopped. */
@@ -95,7 +97,14 @@ export function createHost(options: {
     ...(overrides.worker && { worker: overrides.worker }),
     ...(options.consents && { consents: options.consents }),
   })
-  const routes = createRoutes({ service, store, log, ...(options.consents && { consents: options.consents }) })
+  const welcomeSeries = options.welcomeSeries?.(service)
+  const routes = createRoutes({
+    service,
+    store,
+    log,
+    ...(options.consents && { consents: options.consents }),
+    ...(welcomeSeries && { welcomeSeries }),
+  })
   const reminders =
     options.consents && createReminderRun({ config, queue: service.queue, consents: options.consents, log })
   const server = options.createServer({ service, routes })

@@ -4,6 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import {
+  type BatchOptions,
   batchJobId,
   createUnsubscribeToken,
   type EmailJobInput,
@@ -18,7 +19,18 @@ import {
 } from 'mailstream'
 import type { AdvertisingConsents, StoredChange } from './consents.js'
 import { CONFIRM_LIST, type MailService, NEWSLETTER_LIST } from './service.js'
-import type { EmailFor, SubscriberStore } from './store.js'
+import type { EmailFor, Subscriber, SubscriberStore } from './store.js'
+
+/**
+ * A welcome series (mailstream/sequences) whose first step is the welcome email: with one, a
+ * confirmation enrols the subscriber instead of enqueueing the welcome job (the Express example).
+ */
+export interface WelcomeSeries {
+  /** Enrols once per address; `restart` starts again a series that is over (a resubscription). */
+  enroll(subscriber: Subscriber, options: { restart: boolean }): Promise<{ created: boolean }>
+  /** Ends the address's series (its goal event `unsubscribed`). */
+  unsubscribed(email: string): Promise<void>
+}
 
 export interface Reply {
   status: number
@@ -139,17 +151,45 @@ function sponsorOf(input: Record<string, unknown>): { name: string; body: string
   return { name, body }
 }
 
+/**
+ * The A/B test of an issue: `{ subjects: [2 to 5 subjects], share, decideAfter, metric?, minSample? }`,
+ * as enqueueBatch's `variants` (one subject each) and `test` (which checks the rest); undefined when none.
+ */
+function abTestOf(input: Record<string, unknown>): Pick<BatchOptions, 'variants' | 'test'> | undefined {
+  if (input.test === undefined || input.test === null) return undefined
+  if (typeof input.test !== 'object' || Array.isArray(input.test)) {
+    throw validationError('test', 'must be { subjects, share, decideAfter, metric? }')
+  }
+  const { subjects, metric = 'clicks', ...test } = input.test as Record<string, unknown>
+  if (!Array.isArray(subjects) || subjects.length < 2 || subjects.length > 5) {
+    throw validationError('test.subjects', 'must be 2 to 5 subjects')
+  }
+  const variants = subjects.map((subject, index) => {
+    if (typeof subject !== 'string' || subject.trim() === '' || subject.length > 200 || /[\r\n]/.test(subject)) {
+      throw validationError(`test.subjects.${index}`, 'must be a line of at most 200 characters')
+    }
+    // As for the title: only a sponsored issue carries the mark, and a sponsored one is never tested.
+    const mark = findAdvertisingMark(subject)
+    if (mark) throw validationError(`test.subjects.${index}`, `may not carry '${mark.text}'`)
+    return { subject: subject.trim() }
+  })
+  return { variants, test: { ...test, metric } as BatchOptions['test'] }
+}
+
 export function createRoutes({
   service,
   store,
   log,
   consents,
+  welcomeSeries,
 }: {
   service: MailService
   store: SubscriberStore
   log: (line: string) => void
   /** Without: the consent routes and sponsored issues answer 501. */
   consents?: AdvertisingConsents
+  /** Without: a confirmation enqueues one welcome email. */
+  welcomeSeries?: WelcomeSeries
 }) {
   const { config, queue, codes } = service
   const { sender } = config.advertising
@@ -323,7 +363,15 @@ export function createRoutes({
           // A second welcome within 24 h (a resubscription) returns the first job instead.
           idempotencyKey: `welcome:${active.email}`,
         })
-        if ((await store.activate(subscriber.email, welcome)) && !store.outbox) {
+        if (welcomeSeries) {
+          // The series' first step is the welcome email. A second click enrols nothing; it also
+          // enrols a subscriber activated by a click whose process died before the enrolment.
+          const activated = await store.activate(subscriber.email)
+          if (activated || subscriber.status === 'active') {
+            const enrolled = await welcomeSeries.enroll(subscriber, { restart: activated })
+            if (enrolled.created) log(`subscriptions: ${subscriber.email} enrolled in the welcome series`)
+          }
+        } else if ((await store.activate(subscriber.email, welcome)) && !store.outbox) {
           await queue.enqueue(welcome(subscriber) as EmailJobInput)
         }
         return page(
@@ -362,6 +410,7 @@ export function createRoutes({
         const verified = verifyUnsubscribeToken(token, config.unsubscribeSecret)
         if (!verified.ok || verified.list !== NEWSLETTER_LIST) return invalidUnsubscribeLink()
         await store.unsubscribe(verified.email)
+        await welcomeSeries?.unsubscribed(verified.email)
         // The refusal of 제50조 제2항: the advertising consent goes too, with its processing notice.
         if (consents) await withdraw(verified.email, 'unsubscribe link')
         let cancelled = 0
@@ -452,11 +501,13 @@ export function createRoutes({
     },
 
     /**
-     * POST /api/issues/:id/publish {title, body, sponsor?: {name, body}}: one job per active
+     * POST /api/issues/:id/publish {title, body, sponsor?: {name, body}, test?: {subjects, share,
+     * decideAfter, metric?}}: one job per active
      * subscriber, read from the store in pages. Batch `issue-<id>`: publishing again adds nothing
      * (the jobs are counted as duplicates). An issue with a sponsor section is advertising: it goes
      * to subscribers who consented only, `(광고)` in the subject and the sender in the footer, and
-     * the reply counts the others in `withoutConsent`.
+     * the reply counts the others in `withoutConsent`. With `test`, the share gets the subjects in
+     * equal parts and the others are `held` until the winner is chosen (docs/newsletters.md).
      */
     publishIssue(id: string, body: unknown): Promise<Reply> {
       return handled(async () => {
@@ -464,6 +515,8 @@ export function createRoutes({
         const input = objectOf(body)
         const sponsor = sponsorOf(input)
         if (sponsor && !consents) return notImplemented()
+        const abTest = abTestOf(input)
+        if (abTest && sponsor) throw validationError('test', 'a sponsored issue cannot be an A/B test')
         const text = requiredString(input, 'body', 200_000)
         const title = requiredString(input, 'title', 200)
         // The subject is `[brand] title`: a mark in the title is never at its start. A sponsored
@@ -493,11 +546,13 @@ export function createRoutes({
             template: 'newsletter-issue',
             data: { title: issue.title, body: issue.body },
             ...(sponsor && { advertising: true as const }),
+            ...abTest,
           },
         )
         log(
           `issues: ${id} published: ${result.enqueued} enqueued, ${result.duplicates} already there` +
-            (result.withoutConsent === undefined ? '' : `, ${result.withoutConsent} without advertising consent`),
+            (result.withoutConsent === undefined ? '' : `, ${result.withoutConsent} without advertising consent`) +
+            (result.held === undefined ? '' : `, ${result.held} held for the A/B test's winner`),
         )
         return json(202, result)
       })
