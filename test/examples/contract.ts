@@ -337,6 +337,31 @@ export function exampleSuite<A extends ExampleApp>(options: SuiteOptions<A>): vo
         ])
       }
     })
+    test('an A/B-tested issue: the test share first, the winner to the others once decided, one email each', async () => {
+      const { app, url, transport } = main
+      const active = (await activeEmails(app)).length
+      const subjects = ['Subject A', 'Subject B']
+      const published = await postJson(`${url}/api/issues/ab/publish`, {
+        title: 'Tested',
+        body: 'Two subjects.',
+        test: { subjects, share: 0.1, decideAfter: '1h' },
+      })
+      expect(published.status).toBe(202)
+      const result = (await published.json()) as { enqueued: number; held: number }
+      expect(result.enqueued + result.held).toBe(active)
+      expect(result.enqueued).toBeLessThan(active / 4)
+      await queueIdle(app.service.queue)
+      expect(transport.filter({ batchId: 'issue-ab' })).toHaveLength(result.enqueued)
+
+      expect((await app.service.queue.decideAbTest('issue-ab')).decision.winner).toBe(0)
+      await waitUntil(() => transport.filter({ batchId: 'issue-ab' }).length >= active, 10_000, 'the winner sent')
+      await queueIdle(app.service.queue)
+      const counts = perRecipient(transport, 'issue-ab')
+      expect(counts.size).toBe(active)
+      expect([...counts.values()].every((count) => count === 1)).toBe(true)
+      const winners = transport.filter({ batchId: 'issue-ab' }).slice(result.enqueued)
+      expect(winners.every(({ message }) => message.subject === subjects[0])).toBe(true)
+    })
   })
 
   describe(`${options.name}: verification codes`, () => {
