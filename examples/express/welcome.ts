@@ -19,6 +19,7 @@ export function createWelcomeSeries(
   log: (line: string) => void,
   overrides: WelcomeSeriesOverrides = {},
 ): { sequences: Sequences; series: WelcomeSeries } {
+  // The example serves no feedback form: point feedbackUrl at yours.
   const definition = koreanWelcomeSeries({
     id: WELCOME_SERIES_ID,
     brandName: config.brandName,
@@ -26,7 +27,6 @@ export function createWelcomeSeries(
     bestOf: {
       title: '이번 주 베스트',
       body: '구독자들이 가장 많이 읽은 글을 모았습니다. 처음 오셨다면 여기서 시작해 보세요.',
-      issueUrl: `${config.publicUrl}/issues`,
     },
   })
   const sequences = createSequences({
