@@ -156,6 +156,16 @@ td.bad { color: var(--bad); font-weight: 700; }
 .batch[data-state="finished"] .fill { background: var(--ok); }
 .batch[data-state="cancelled"] .fill { background: var(--muted); }
 .batch-counts { font-size: 12px; color: var(--muted); }
+.ab { margin-top: 8px; }
+.ab-head { display: flex; flex-wrap: wrap; gap: 4px 10px; align-items: baseline; font-size: 12px; }
+.badge.ab-state[data-ab-state="testing"] { color: var(--accent); border-color: var(--accent); }
+.badge.ab-state[data-ab-state="sending-winner"] { color: var(--warn); border-color: var(--warn); }
+.badge.ab-state[data-ab-state="done"] { color: var(--ok); border-color: var(--ok); }
+.ab table { margin-top: 4px; font-size: 13px; }
+.ab td.metric, .ab th.metric { background: color-mix(in srgb, var(--accent) 12%, transparent); font-weight: 600; }
+.ab tr.under-sample td { color: var(--muted); opacity: 0.7; }
+.ab tr.winner td:first-child { font-weight: 700; color: var(--ok); }
+.ab-decision { font-size: 12px; margin-top: 4px; }
 .actions { margin: 0 0 8px 0; }
 button { font: inherit; padding: 3px 10px; border-radius: 5px; border: 1px solid var(--line); background: var(--bg);
   color: var(--fg); cursor: pointer; }
@@ -456,6 +466,7 @@ export const SCRIPT = String.raw`(() => {
       ]),
       bar,
       el('div', { class: 'batch-counts', 'data-field': 'counts' }),
+      el('div', { class: 'ab', 'data-field': 'abTest', hidden: '' }),
     ])
     return item
   }
@@ -486,11 +497,105 @@ export const SCRIPT = String.raw`(() => {
       ' \u00b7 failed ' + count(progress.failed) + ' \u00b7 suppressed ' + count(progress.suppressed) +
       ' \u00b7 cancelled ' + count(progress.cancelled)
   }
+  // A batch's A/B test: state, one row per variant, then the winner once it is decided.
+  const AB_STATES = { testing: 'testing', 'sending-winner': 'sending winner', done: 'done' }
+  const REASONS = {
+    'best-rate': 'best rate',
+    tie: 'tie: the first of the best',
+    'min-sample': 'no variant reached the minimum sample: the first',
+  }
+  const variantName = (index) => String.fromCharCode(65 + Number(index))
+  function abTable(test) {
+    const opens = test.metric === 'opens'
+    const metricClass = (isMetric) => (isMetric ? 'metric' : undefined)
+    const head = el('tr', {}, [
+      el('th', { scope: 'col' }, ['variant']),
+      el('th', { scope: 'col' }, ['subject or template']),
+      el('th', { scope: 'col' }, ['sent']),
+      el('th', { scope: 'col', class: metricClass(opens) }, ['opened']),
+      el('th', { scope: 'col', class: metricClass(!opens) }, ['clicked']),
+    ])
+    const winner = test.decision ? test.decision.winner : -1
+    const rows = test.variants.map((variant) => {
+      const under = variant.sent < test.minSample
+      const classes = [under ? 'under-sample' : '', variant.index === winner ? 'winner' : ''].filter(Boolean).join(' ')
+      return el(
+        'tr',
+        {
+          'data-variant': variant.index,
+          class: classes || undefined,
+          title: under ? 'fewer than ' + count(test.minSample) + ' sent: cannot win on its rate yet' : undefined,
+        },
+        [
+          el('td', { 'data-field': 'variant' }, [variantName(variant.index) + (variant.index === winner ? ' ✓' : '')]),
+          el('td', { 'data-field': 'subject' }, [text(variant.subject !== undefined ? variant.subject : variant.template)]),
+          el('td', { 'data-field': 'sent' }, [count(variant.sent)]),
+          el('td', { 'data-field': 'opened', class: metricClass(opens) }, [
+            count(variant.opened) + ' (' + percent(variant.openRate) + ')',
+          ]),
+          el('td', { 'data-field': 'clicked', class: metricClass(!opens) }, [
+            count(variant.clicked) + ' (' + percent(variant.clickRate) + ')',
+          ]),
+        ],
+      )
+    })
+    return el('table', { class: 'ab-table' }, [el('thead', {}, [head]), el('tbody', {}, rows)])
+  }
+  async function decideNow(batchId, button) {
+    if (!window.confirm('Choose the winner of ' + batchId + ' now and send it to everyone held back?')) return
+    button.disabled = true
+    try {
+      const result = await api('api/batches/' + encodeURIComponent(batchId) + '/ab/decide', 'POST')
+      notice('Variant ' + variantName(result.decision.winner) + ' won ' + batchId + ': ' + count(result.enqueued) + ' enqueued')
+      const batch = await api('api/batches/' + encodeURIComponent(batchId))
+      const item = findBatch(batchId)
+      if (item) renderAb(item, batch)
+    } catch (error) {
+      button.disabled = false
+      notice('Decide failed: ' + error.message, true)
+    }
+  }
+  function renderAb(item, batch) {
+    const box = item.querySelector('[data-field="abTest"]')
+    const test = batch.abTest
+    if (!test) {
+      box.hidden = true
+      box.replaceChildren()
+      return
+    }
+    box.hidden = false
+    const headParts = [
+      el('strong', {}, ['A/B test']),
+      el('span', { class: 'badge ab-state', 'data-field': 'abState', 'data-ab-state': test.state }, [AB_STATES[test.state] || test.state]),
+      el('span', { class: 'muted', 'data-field': 'abSetup' }, [
+        Math.round(test.share * 100) + '% tested on ' + test.metric + ', at least ' + count(test.minSample) + ' sent each',
+      ]),
+      el('span', { class: 'muted', 'data-field': 'decideAt' }, [(test.decision ? 'was due ' : 'decides ') + time(test.decideAt)]),
+    ]
+    if (!readOnly && test.state === 'testing') {
+      const button = el('button', { type: 'button', class: 'decide', 'aria-label': 'Decide ' + batch.batchId + ' now' }, ['Decide now'])
+      button.addEventListener('click', () => decideNow(batch.batchId, button))
+      headParts.push(button)
+    }
+    const children = [el('div', { class: 'ab-head' }, headParts), abTable(test)]
+    if (test.decision) {
+      children.push(
+        el('div', { class: 'ab-decision', 'data-field': 'abDecision' }, [
+          'Winner ' + variantName(test.decision.winner) + ' (' + (REASONS[test.decision.reason] || test.decision.reason) + ') at ' +
+            time(test.decision.at) + ' · released ' + count(test.released) + ' of ' + count(test.held) + ' held',
+        ]),
+      )
+    } else {
+      children.push(el('div', { class: 'ab-decision muted', 'data-field': 'abDecision' }, [count(test.held) + ' held for the winner']))
+    }
+    box.replaceChildren(...children)
+  }
   function renderBatches(items) {
     const list = byId('batch-list')
     const nodes = items.map((batch) => {
       const item = findBatch(batch.batchId) || batchItem(batch)
       updateBatch(item, batch, batch.state)
+      renderAb(item, batch)
       return item
     })
     list.replaceChildren(...nodes)

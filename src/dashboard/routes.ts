@@ -12,6 +12,7 @@ export type RouteName =
   | 'failures'
   | 'batches'
   | 'batch'
+  | 'decideAb'
   | 'events'
 
 interface Route {
@@ -31,6 +32,7 @@ const ROUTES: readonly Route[] = [
   { name: 'retry', method: 'POST', path: 'api/dead/([^/]+)/retry' },
   { name: 'failures', method: 'GET', path: 'api/failures' },
   { name: 'batches', method: 'GET', path: 'api/batches' },
+  { name: 'decideAb', method: 'POST', path: 'api/batches/([^/]+)/ab/decide' },
   { name: 'batch', method: 'GET', path: 'api/batches/([^/]+)' },
   { name: 'events', method: 'GET', path: 'api/events' },
 ]

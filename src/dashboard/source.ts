@@ -86,6 +86,7 @@ export function createDashboardSource(queue: EmailQueue, options: SourceOptions)
     retry: (id: string) => queue.deadLetters.retry(id),
     retryAll: () => queue.deadLetters.retry({ all: true }),
     purge: () => queue.deadLetters.purge(),
+    decideAbTest: (batchId: string) => queue.decideAbTest(batchId),
   } satisfies LiveSource & Record<string, unknown>
   return source
 }

@@ -331,6 +331,107 @@ describe('createDashboard: JSON API', () => {
   })
 })
 
+describe('createDashboard: A/B tests', () => {
+  const abOptions = {
+    text: 'Hello',
+    variants: [{ subject: 'Subject A' }, { subject: 'Subject B' }],
+    test: { share: 0.5, decideAfter: '2h', metric: 'clicks' as const, minSample: 3 },
+  }
+  const readers = (count: number) => Array.from({ length: count }, (_, i) => `ab${i}@example.com`)
+
+  test('a batch shows its test; POST api/batches/:id/ab/decide picks the winner and releases the held', async () => {
+    const h = harness(redis)
+    const result = await h.queue.enqueueBatch('ab-dash', readers(40), undefined, abOptions)
+    expect(result.held).toBeGreaterThan(0)
+    await h.queue.enqueue(job(1, { batchId: 'plain' }))
+    const worker = h.worker({ concurrency: 10 })
+    await worker.start()
+    await waitUntil(
+      async () => (await h.queue.getBatch('ab-dash'))?.sent === result.enqueued,
+      5000,
+      'the test group sent',
+    )
+    const dashboard = createDashboard({ queue: h.queue, batches: ['ab-dash', 'plain'] })
+
+    type Listed = { batchId: string; abTest?: Record<string, unknown> & { variants: { sent: number }[] } }
+    const listed = async () => ((await (await get(dashboard, '/api/batches')).json()) as { items: Listed[] }).items
+    const before = await listed()
+    expect(before.find((batch) => batch.batchId === 'plain')?.abTest).toBeUndefined()
+    const testing = before.find((batch) => batch.batchId === 'ab-dash')?.abTest
+    expect(testing).toMatchObject({ state: 'testing', metric: 'clicks', minSample: 3, held: result.held, released: 0 })
+    expect(testing?.decideAt).toBeGreaterThan(Date.now() + 3_600_000)
+    expect(testing?.variants).toMatchObject([
+      { index: 0, subject: 'Subject A', opened: 0, clicked: 0, clickRate: 0 },
+      { index: 1, subject: 'Subject B', opened: 0, clicked: 0, clickRate: 0 },
+    ])
+    expect(testing?.variants.reduce((sum, variant) => sum + variant.sent, 0)).toBe(result.enqueued)
+    expect(testing).not.toHaveProperty('decision')
+
+    // The POST goes through the same checks as every action: CSRF header, then the queue.
+    expect((await post(dashboard, '/api/batches/ab-dash/ab/decide', {})).status).toBe(403)
+    expect((await get(dashboard, '/api/batches/ab-dash/ab/decide')).status).toBe(405)
+    const decided = await post(dashboard, '/api/batches/ab-dash/ab/decide')
+    expect(decided.status).toBe(200)
+    const body = (await decided.json()) as { decision: { winner: number; reason: string }; enqueued: number }
+    // No clicks yet: both variants have enough sends and tie at 0, the first wins.
+    expect(body.decision).toMatchObject({ winner: 0, reason: 'tie' })
+    expect(body.enqueued).toBe(result.held)
+    await h.transport.waitForCount(41) // the 40 readers and the plain job
+    await waitUntil(
+      async () => (await listed()).find((batch) => batch.batchId === 'ab-dash')?.abTest?.state === 'done',
+      5000,
+      'the test done',
+    )
+    const after = (await listed()).find((batch) => batch.batchId === 'ab-dash')?.abTest
+    expect(after).toMatchObject({
+      released: result.held,
+      decision: { winner: 0, reason: 'tie', at: expect.any(Number) },
+    })
+    // Deciding again changes nothing.
+    const again = (await (await post(dashboard, '/api/batches/ab-dash/ab/decide')).json()) as { enqueued: number }
+    expect(again).toMatchObject({ enqueued: 0, decision: { winner: 0 } })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(h.transport.messages.filter(({ message }) => message.subject.startsWith('Subject A'))).toHaveLength(
+      40 - (testing?.variants[1]?.sent ?? 0),
+    )
+    expect(h.transport.messages).toHaveLength(41)
+
+    const none = await post(dashboard, '/api/batches/plain/ab/decide')
+    expect(none.status).toBe(404)
+    expect(await none.json()).toMatchObject({ error: { code: 'E_NOT_FOUND' } })
+    expect((await post(dashboard, `/api/batches/${encodeURIComponent('bad id!')}/ab/decide`)).status).toBe(400)
+    await worker.stop()
+    await dashboard.close()
+  })
+
+  test('read-only: the test is shown, deciding is refused and nothing is decided', async () => {
+    const h = harness(redis)
+    await h.queue.enqueueBatch('ab-ro', readers(10), undefined, abOptions)
+    const dashboard = createDashboard({ queue: h.queue, batches: ['ab-ro'], readOnly: true })
+    const refused = await post(dashboard, '/api/batches/ab-ro/ab/decide')
+    expect(refused.status).toBe(403)
+    expect(await refused.json()).toMatchObject({ error: { code: 'E_READ_ONLY' } })
+    expect((await h.queue.getBatch('ab-ro'))?.abTest).toMatchObject({ state: 'testing' })
+    expect((await h.queue.getBatch('ab-ro'))?.abTest).not.toHaveProperty('decision')
+    await dashboard.close()
+  })
+
+  test('the page script renders the test: state badge, variant rows, tested metric, minimum sample, winner', async () => {
+    const dashboard = createDashboard({ queue: harness(redis).queue })
+    const script = await (await get(dashboard, '/app.js')).text()
+    for (const piece of [
+      "'sending-winner': 'sending winner'",
+      'under-sample',
+      "'ab-table'",
+      '/ab/decide',
+      'metricClass(opens)',
+    ]) {
+      expect(script).toContain(piece)
+    }
+    await dashboard.close()
+  })
+})
+
 describe('createDashboard: protection', () => {
   test('POSTs need the CSRF header and must not come from another site', async () => {
     const h = harness(redis)
