@@ -53,6 +53,8 @@ export function createApi(source: DashboardSource, assets: Assets, events: (requ
         const result = await source.decideAbTest(match.param ?? '')
         return json(200, result)
       }
+      case 'sequences':
+        return json(200, { items: await source.sequences() })
       case 'events':
         return events(request)
     }

@@ -10,11 +10,12 @@ import { createLiveHub } from './events.js'
 import { type Authorize, createRequestHandler } from './handler.js'
 import { EVENT_STREAM_HEADERS, problem } from './http.js'
 import { handleNodeRequest, type NextFunction } from './node.js'
-import { createDashboardSource } from './source.js'
+import { createDashboardSource, type DashboardSequences } from './source.js'
 
 export type { DashboardStats, DeadLetterSummary, RetryingJob, Throughput } from './data.js'
 export { CSRF_HEADER } from './handler.js'
 export type { NextFunction } from './node.js'
+export type { DashboardSequences, SequencePanel } from './source.js'
 
 export interface DashboardOptions {
   /** The queue to show (`createEmailQueue`). The dashboard never closes it. */
@@ -42,6 +43,12 @@ export interface DashboardOptions {
   recentBatches?: number
   /** How often open pages get fresh stats, ms. Default 1000. */
   statsIntervalMs?: number
+  /**
+   * Show a Sequences panel: `runner` is what `createSequences` returned and `ids` the ids of the
+   * definitions it was made with (it does not list them itself), for example
+   * `{ runner: sequences, ids: [welcome.id, winback.id] }`. Read with `runner.stats(id)` only.
+   */
+  sequences?: DashboardSequences
 }
 
 export interface Dashboard {
@@ -77,6 +84,20 @@ const optionsSchema = z.strictObject({
     .optional(),
   recentBatches: z.number().int().min(0).max(100).default(10),
   statsIntervalMs: z.number().int().min(100).max(60_000).default(1000),
+  sequences: z
+    .strictObject({
+      runner: z.custom<DashboardSequences['runner']>(
+        (value) =>
+          typeof value === 'object' && value !== null && typeof (value as { stats?: unknown }).stats === 'function',
+        { message: 'must be what createSequences returns' },
+      ),
+      ids: z
+        .array(z.string().regex(ID_RE, 'must be sequence ids'))
+        .min(1)
+        .max(50)
+        .refine((ids) => new Set(ids).size === ids.length, 'an id is given twice'),
+    })
+    .optional(),
 })
 
 /** How often open pages get the batch list again. */
@@ -95,7 +116,11 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     batchIntervalMs: BATCH_INTERVAL_MS,
     headers: EVENT_STREAM_HEADERS,
   })
-  const assets = createAssets({ title: config.title, readOnly: config.readOnly })
+  const assets = createAssets({
+    title: config.title,
+    readOnly: config.readOnly,
+    sequences: config.sequences !== undefined,
+  })
   let closed = false
   const handle = createRequestHandler({
     authorize: config.authorize,

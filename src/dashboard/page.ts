@@ -6,10 +6,12 @@ import { escapeHtml } from '../html.js'
 export interface PageOptions {
   title: string
   readOnly: boolean
+  /** Show the Sequences panel (the `sequences` option was given). */
+  sequences?: boolean
 }
 
 /** The HTML document. Every URL in it is relative, so it works under any base path. */
-export function renderPage({ title, readOnly }: PageOptions): string {
+export function renderPage({ title, readOnly, sequences = false }: PageOptions): string {
   const escapedTitle = escapeHtml(title)
   const streamRow = (priority: string) =>
     `<tr data-priority="${priority}"><th scope="row">${priority}</th>` +
@@ -92,7 +94,15 @@ ${total('clicked', 'clicked', 'clickRate')}
 <ul id="batch-list"></ul>
 <p id="batch-empty" class="muted">No batches.</p>
 </section>
-<section aria-labelledby="failures-heading">
+${
+  sequences
+    ? `<section aria-labelledby="sequences-heading" id="sequences">
+<h2 id="sequences-heading">Sequences</h2>
+<div id="sequence-list"></div>
+</section>
+`
+    : ''
+}<section aria-labelledby="failures-heading">
 <h2 id="failures-heading">Retrying</h2>
 <p class="muted">Jobs whose last attempt failed and that wait for the next one, most recent failure first.</p>
 <table id="failures" class="stack">
@@ -166,6 +176,10 @@ td.bad { color: var(--bad); font-weight: 700; }
 .ab tr.under-sample td { color: var(--muted); opacity: 0.7; }
 .ab tr.winner td:first-child { font-weight: 700; color: var(--ok); }
 .ab-decision { font-size: 12px; margin-top: 4px; }
+#sequence-list { display: grid; gap: 14px; }
+.sequence h3 { font-size: 14px; margin: 0 0 4px 0; }
+.sequence-totals, .sequence-exits { font-size: 12px; color: var(--muted); margin: 2px 0; }
+.sequence .error { color: var(--bad); }
 .actions { margin: 0 0 8px 0; }
 button { font: inherit; padding: 3px 10px; border-radius: 5px; border: 1px solid var(--line); background: var(--bg);
   color: var(--fg); cursor: pointer; }
@@ -606,6 +620,44 @@ export const SCRIPT = String.raw`(() => {
     if (item) updateBatch(item, progress, progress.state)
   }
 
+  // Sequences: totals, exit reasons and one row per step, read again with each batch list.
+  let sequenceSeq = 0
+  const STEP_FIELDS = ['id', 'kind', 'at', 'sent']
+  function sequenceItem(panel) {
+    const heading = el('h3', { 'data-field': 'sequenceId' }, [panel.id])
+    if (panel.error) return el('div', { class: 'sequence', 'data-sequence-id': panel.id }, [heading, el('p', { class: 'error' }, [panel.error])])
+    const stats = panel.stats
+    const totals = ['enrolled', 'active', 'waiting', 'done', 'exited'].map((name) => name + ' ' + count(stats[name])).join(' · ')
+    const reasons = Object.entries(stats.exitReasons || {})
+      .sort((a, b) => b[1] - a[1])
+      .map(([reason, value]) => reason + ' ' + count(value))
+      .join(' · ')
+    const head = el('tr', {}, ['step', 'kind', 'at this step', 'sent'].map((label) => el('th', { scope: 'col' }, [label])))
+    const rows = stats.steps.map((step) =>
+      el(
+        'tr',
+        { 'data-step': step.id },
+        STEP_FIELDS.map((field) => el('td', { 'data-field': field }, [field === 'at' || field === 'sent' ? count(step[field]) : String(step[field])])),
+      ),
+    )
+    return el('div', { class: 'sequence', 'data-sequence-id': panel.id }, [
+      heading,
+      el('p', { class: 'sequence-totals', 'data-field': 'totals' }, [totals]),
+      el('p', { class: 'sequence-exits', 'data-field': 'exitReasons' }, ['exits: ' + (reasons || 'none')]),
+      el('table', { class: 'sequence-steps' }, [el('thead', {}, [head]), el('tbody', {}, rows)]),
+    ])
+  }
+  async function loadSequences() {
+    if (!byId('sequences')) return
+    const seq = ++sequenceSeq
+    try {
+      const data = await api('api/sequences')
+      if (seq === sequenceSeq) byId('sequence-list').replaceChildren(...data.items.map(sequenceItem))
+    } catch (error) {
+      notice('Could not load sequences: ' + error.message, true)
+    }
+  }
+
   async function loadAll() {
     try {
       const [stats, batches] = await Promise.all([api('api/stats'), api('api/batches')])
@@ -616,6 +668,7 @@ export const SCRIPT = String.raw`(() => {
     }
     loadDead()
     loadFailures()
+    loadSequences()
   }
 
   function connect() {
@@ -632,7 +685,10 @@ export const SCRIPT = String.raw`(() => {
       badge.className = 'badge down'
     })
     source.addEventListener('stats', (event) => renderStats(JSON.parse(event.data)))
-    source.addEventListener('batches', (event) => renderBatches(JSON.parse(event.data).items))
+    source.addEventListener('batches', (event) => {
+      renderBatches(JSON.parse(event.data).items)
+      loadSequences()
+    })
     source.addEventListener('progress', (event) => onProgress(JSON.parse(event.data)))
     source.addEventListener('problem', (event) => problem(JSON.parse(event.data).message))
   }

@@ -13,6 +13,7 @@ export type RouteName =
   | 'batches'
   | 'batch'
   | 'decideAb'
+  | 'sequences'
   | 'events'
 
 interface Route {
@@ -34,6 +35,7 @@ const ROUTES: readonly Route[] = [
   { name: 'batches', method: 'GET', path: 'api/batches' },
   { name: 'decideAb', method: 'POST', path: 'api/batches/([^/]+)/ab/decide' },
   { name: 'batch', method: 'GET', path: 'api/batches/([^/]+)' },
+  { name: 'sequences', method: 'GET', path: 'api/sequences' },
   { name: 'events', method: 'GET', path: 'api/events' },
 ]
 const RELATIVE = ROUTES.map((route) => ({ route, re: new RegExp(`^${route.path}$`) }))

@@ -2,6 +2,7 @@ import { ID_RE } from '../job.js'
 import type { BatchState } from '../queue/batches.js'
 import type { EmailQueue } from '../queue/index.js'
 import { queueInternals } from '../queue/internals.js'
+import type { SequenceStats, Sequences } from '../sequences/types.js'
 import {
   createThroughputMeter,
   type DashboardStats,
@@ -20,7 +21,19 @@ const DISCOVERY_MAX_KEYS = 200_000
 export interface SourceOptions {
   batches?: readonly string[] | (() => readonly string[] | Promise<readonly string[]>)
   recentBatches: number
+  sequences?: DashboardSequences | undefined
 }
+
+/** The dashboard's `sequences` option. */
+export interface DashboardSequences {
+  /** What `createSequences` returned; only its `stats(id)` is called. */
+  runner: Pick<Sequences, 'stats'>
+  /** The ids of the sequences to show (those given to `createSequences`), 1-50. */
+  ids: readonly string[]
+}
+
+/** `GET api/sequences`: one per id, its stats, or the error that reading them gave. */
+export type SequencePanel = { id: string } & ({ stats: SequenceStats } | { error: string })
 
 /** Everything the dashboard reads from its queue: what the API answers and what the live view sends. */
 export function createDashboardSource(queue: EmailQueue, options: SourceOptions) {
@@ -75,8 +88,23 @@ export function createDashboardSource(queue: EmailQueue, options: SourceOptions)
     return { total, items: letters.map(summariseDeadLetter) }
   }
 
+  async function sequences(): Promise<SequencePanel[]> {
+    const option = options.sequences
+    if (!option) return []
+    return Promise.all(
+      option.ids.map(async (id): Promise<SequencePanel> => {
+        try {
+          return { id, stats: await option.runner.stats(id) }
+        } catch (error) {
+          return { id, error: error instanceof Error ? error.message : String(error) }
+        }
+      }),
+    )
+  }
+
   const source = {
     stats,
+    sequences,
     batches,
     deadLetters,
     failures: (count: number) => listRetrying(redis, keys, count),

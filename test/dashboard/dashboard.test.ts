@@ -5,6 +5,7 @@ import { createDashboard, type Dashboard, type DashboardStats } from '../../src/
 import * as main from '../../src/index.js'
 import { MailstreamError } from '../../src/index.js'
 import { queueInternals } from '../../src/queue/internals.js'
+import { createSequences, defineSequence, delay, send } from '../../src/sequences/index.js'
 import { openEventStream, serve } from '../helpers/http.js'
 import { harness } from '../helpers/queue.js'
 import { connect, waitUntil } from '../helpers/redis.js'
@@ -429,6 +430,72 @@ describe('createDashboard: A/B tests', () => {
       expect(script).toContain(piece)
     }
     await dashboard.close()
+  })
+})
+
+describe('createDashboard: sequences', () => {
+  const content = { job: () => ({ subject: 'Hello', text: 'Hello' }) }
+  const welcome = defineSequence({
+    id: 'welcome',
+    steps: [send(undefined, { id: 'hello', ...content }), delay('3d'), send(undefined, { id: 'tips', ...content })],
+  })
+
+  test('api/sequences: per sequence its totals, exit reasons and steps, from runner.stats', async () => {
+    const h = harness(redis)
+    const now = Date.UTC(2026, 0, 5, 1, 0)
+    const runner = createSequences({ queue: h.queue, sequences: [welcome], now: () => now })
+    for (const i of [0, 1, 2]) await runner.enroll('welcome', `seq${i}@example.com`)
+    expect(await runner.runOnce()).toMatchObject({ sent: 3 })
+    await runner.exit('welcome', 'seq2@example.com', 'unsubscribed')
+    const dashboard = createDashboard({ queue: h.queue, sequences: { runner, ids: ['welcome', 'other'] } })
+
+    const response = await get(dashboard, '/api/sequences')
+    expect(response.status).toBe(200)
+    const { items } = (await response.json()) as { items: Record<string, unknown>[] }
+    expect(items[0]).toEqual({ id: 'welcome', stats: await runner.stats('welcome') })
+    expect(items[0]).toMatchObject({
+      stats: {
+        enrolled: 3,
+        exited: 1,
+        exitReasons: { unsubscribed: 1 },
+        steps: [
+          { id: 'hello', kind: 'send', at: 0, sent: 3 },
+          { kind: 'delay', at: 0 },
+          // The two left wait for their second email (the delay is how long until it is due).
+          { id: 'tips', kind: 'send', at: 2, sent: 0 },
+        ],
+      },
+    })
+    // An id createSequences was not given: that panel shows the error, the others still load.
+    expect(items[1]).toMatchObject({ id: 'other', error: expect.stringContaining('no sequence') })
+
+    const page = await (await get(dashboard, '/')).text()
+    expect(page).toContain('id="sequences"')
+    const script = await (await get(dashboard, '/app.js')).text()
+    expect(script).toContain("api('api/sequences')")
+    await dashboard.close()
+  })
+
+  test('without the option there is no panel and api/sequences is empty; bad options name the field', async () => {
+    const h = harness(redis)
+    const dashboard = createDashboard({ queue: h.queue })
+    expect(await (await get(dashboard, '/')).text()).not.toContain('id="sequences"')
+    expect(await (await get(dashboard, '/api/sequences')).json()).toEqual({ items: [] })
+    await dashboard.close()
+    const field = (sequences: unknown) => {
+      try {
+        createDashboard({ queue: h.queue, sequences } as never)
+      } catch (error) {
+        return (error as MailstreamError).field
+      }
+      return 'no error'
+    }
+    const runner = createSequences({ queue: h.queue, sequences: [welcome] })
+    expect(field({ runner: {}, ids: ['welcome'] })).toBe('sequences.runner')
+    expect(field({ runner, ids: [] })).toBe('sequences.ids')
+    expect(field({ runner, ids: ['welcome', 'welcome'] })).toBe('sequences.ids')
+    expect(field({ runner, ids: ['bad id!'] })).toBe('sequences.ids.0')
+    expect(field([runner])).toBe('sequences')
   })
 })
 
