@@ -55,6 +55,8 @@ export function createApi(source: DashboardSource, assets: Assets, events: (requ
       }
       case 'sequences':
         return json(200, { items: await source.sequences() })
+      case 'providers':
+        return json(200, { items: await source.providers() })
       case 'events':
         return events(request)
     }

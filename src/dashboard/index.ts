@@ -4,6 +4,7 @@ import { ID_RE } from '../job.js'
 import { parseOptions } from '../options.js'
 import type { EmailQueue } from '../queue/index.js'
 import { isEmailQueue } from '../queue/internals.js'
+import type { FailoverTransport } from '../transports/failover.js'
 import { createApi } from './api.js'
 import { createAssets } from './assets.js'
 import { createLiveHub } from './events.js'
@@ -12,7 +13,7 @@ import { EVENT_STREAM_HEADERS, problem } from './http.js'
 import { handleNodeRequest, type NextFunction } from './node.js'
 import { createDashboardSource, type DashboardSequences } from './source.js'
 
-export type { DashboardStats, DeadLetterSummary, RetryingJob, Throughput } from './data.js'
+export type { DashboardStats, DeadLetterSummary, ProviderPacing, RetryingJob, Throughput } from './data.js'
 export { CSRF_HEADER } from './handler.js'
 export type { NextFunction } from './node.js'
 export type { DashboardSequences, SequencePanel } from './source.js'
@@ -49,6 +50,12 @@ export interface DashboardOptions {
    * `{ runner: sequences, ids: [welcome.id, winback.id] }`. Read with `runner.stats(id)` only.
    */
   sequences?: DashboardSequences
+  /**
+   * Failover transports (`createFailoverTransport`) to show: per member its breaker state and
+   * what it sent, failed and took over. Their `stats()` count in this process only, so give the
+   * dashboard the transports of a process that runs a worker.
+   */
+  transports?: readonly Pick<FailoverTransport, 'name' | 'stats'>[]
 }
 
 export interface Dashboard {
@@ -98,6 +105,19 @@ const optionsSchema = z.strictObject({
         .refine((ids) => new Set(ids).size === ids.length, 'an id is given twice'),
     })
     .optional(),
+  transports: z
+    .array(
+      z.custom<Pick<FailoverTransport, 'name' | 'stats'>>(
+        (value) =>
+          typeof value === 'object' &&
+          value !== null &&
+          typeof (value as { name?: unknown }).name === 'string' &&
+          typeof (value as { stats?: unknown }).stats === 'function',
+        { message: 'must be failover transports (createFailoverTransport)' },
+      ),
+    )
+    .max(20)
+    .optional(),
 })
 
 /** How often open pages get the batch list again. */
@@ -120,6 +140,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     title: config.title,
     readOnly: config.readOnly,
     sequences: config.sequences !== undefined,
+    transports: config.transports !== undefined,
   })
   let closed = false
   const handle = createRequestHandler({

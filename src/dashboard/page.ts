@@ -8,10 +8,12 @@ export interface PageOptions {
   readOnly: boolean
   /** Show the Sequences panel (the `sequences` option was given). */
   sequences?: boolean
+  /** Show the Transports panel (the `transports` option was given). */
+  transports?: boolean
 }
 
 /** The HTML document. Every URL in it is relative, so it works under any base path. */
-export function renderPage({ title, readOnly, sequences = false }: PageOptions): string {
+export function renderPage({ title, readOnly, sequences = false, transports = false }: PageOptions): string {
   const escapedTitle = escapeHtml(title)
   const streamRow = (priority: string) =>
     `<tr data-priority="${priority}"><th scope="row">${priority}</th>` +
@@ -88,6 +90,26 @@ ${total('clicked', 'clicked', 'clickRate')}
 </tbody>
 </table>
 <p class="muted">Hard-bounce and complaint rates are marked at the levels where Amazon SES puts an account under review (5 % and 0.1 %) and where it may pause sending (10 % and 0.5 %).</p>
+</section>
+${
+  transports
+    ? `<section aria-labelledby="transports-heading" id="transports">
+<h2 id="transports-heading">Transports</h2>
+<p class="muted">Failover transports of the dashboard's process: breaker state, and what each sent, failed and took over from the one before it.</p>
+<table id="transport-table">
+<thead><tr><th scope="col">failover</th><th scope="col">transport</th><th scope="col">breaker</th><th scope="col">sent</th><th scope="col">failed</th><th scope="col">took over</th></tr></thead>
+<tbody id="transport-rows"></tbody>
+</table>
+</section>
+`
+    : ''
+}<section aria-labelledby="providers-heading" id="providers" hidden>
+<h2 id="providers-heading">Providers</h2>
+<p class="muted">Per-provider pacing by the workers since the queue began: jobs parked to keep a provider's pace, and slow-downs after its rate replies.</p>
+<table id="provider-table">
+<thead><tr><th scope="col">provider</th><th scope="col">parked</th><th scope="col">slow-downs</th></tr></thead>
+<tbody id="provider-rows"></tbody>
+</table>
 </section>
 <section aria-labelledby="batches-heading">
 <h2 id="batches-heading">Batches</h2>
@@ -176,6 +198,9 @@ td.bad { color: var(--bad); font-weight: 700; }
 .ab tr.under-sample td { color: var(--muted); opacity: 0.7; }
 .ab tr.winner td:first-child { font-weight: 700; color: var(--ok); }
 .ab-decision { font-size: 12px; margin-top: 4px; }
+td.breaker-open { color: var(--bad); font-weight: 700; }
+td.breaker-half-open { color: var(--warn); font-weight: 600; }
+td.breaker-closed { color: var(--ok); }
 #sequence-list { display: grid; gap: 14px; }
 .sequence h3 { font-size: 14px; margin: 0 0 4px 0; }
 .sequence-totals, .sequence-exits { font-size: 12px; color: var(--muted); margin: 2px 0; }
@@ -340,6 +365,7 @@ export const SCRIPT = String.raw`(() => {
       cell.classList.toggle('bad', Boolean(levels) && value >= levels[1])
       cell.classList.toggle('warn', Boolean(levels) && value >= levels[0] && value < levels[1])
     }
+    if (stats.failover && byId('transport-rows')) renderTransports(stats.failover)
     byId('updated').textContent = 'updated ' + new Date(stats.at).toLocaleTimeString()
     if (previous && previous.dead !== stats.dead) loadDead()
     if (
@@ -349,6 +375,46 @@ export const SCRIPT = String.raw`(() => {
         previous.totals.throttled !== stats.totals.throttled)
     ) {
       scheduleFailures()
+    }
+  }
+
+  // Failover transports (with the stats) and per-provider pacing (with the batch list).
+  function renderTransports(failover) {
+    const rows = []
+    for (const group of failover) {
+      for (const member of group.transports) {
+        const since = member.openedAt ? 'since ' + time(member.openedAt) : undefined
+        rows.push(
+          el('tr', { 'data-failover': group.name, 'data-transport': member.name }, [
+            el('td', { 'data-field': 'failover' }, [group.name]),
+            el('td', { 'data-field': 'transport' }, [member.name]),
+            el('td', { 'data-field': 'state', class: 'breaker-' + member.state, title: since }, [member.state]),
+            el('td', { 'data-field': 'sent' }, [count(member.sent)]),
+            el('td', { 'data-field': 'failed' }, [count(member.failed)]),
+            el('td', { 'data-field': 'tookOver' }, [count(member.tookOver)]),
+          ]),
+        )
+      }
+    }
+    byId('transport-rows').replaceChildren(...rows)
+  }
+  let providerSeq = 0
+  async function loadProviders() {
+    const seq = ++providerSeq
+    try {
+      const data = await api('api/providers')
+      if (seq !== providerSeq) return
+      const rows = data.items.map((row) =>
+        el('tr', { 'data-provider': row.provider }, [
+          el('td', { 'data-field': 'provider' }, [row.provider]),
+          el('td', { 'data-field': 'parked' }, [count(row.parked)]),
+          el('td', { 'data-field': 'slowDowns' }, [count(row.slowDowns)]),
+        ]),
+      )
+      byId('provider-rows').replaceChildren(...rows)
+      byId('providers').hidden = rows.length === 0
+    } catch (error) {
+      notice('Could not load providers: ' + error.message, true)
     }
   }
 
@@ -669,6 +735,7 @@ export const SCRIPT = String.raw`(() => {
     loadDead()
     loadFailures()
     loadSequences()
+    loadProviders()
   }
 
   function connect() {
@@ -688,6 +755,7 @@ export const SCRIPT = String.raw`(() => {
     source.addEventListener('batches', (event) => {
       renderBatches(JSON.parse(event.data).items)
       loadSequences()
+      loadProviders()
     })
     source.addEventListener('progress', (event) => onProgress(JSON.parse(event.data)))
     source.addEventListener('problem', (event) => problem(JSON.parse(event.data).message))

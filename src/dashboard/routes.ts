@@ -14,6 +14,7 @@ export type RouteName =
   | 'batch'
   | 'decideAb'
   | 'sequences'
+  | 'providers'
   | 'events'
 
 interface Route {
@@ -36,6 +37,7 @@ const ROUTES: readonly Route[] = [
   { name: 'decideAb', method: 'POST', path: 'api/batches/([^/]+)/ab/decide' },
   { name: 'batch', method: 'GET', path: 'api/batches/([^/]+)' },
   { name: 'sequences', method: 'GET', path: 'api/sequences' },
+  { name: 'providers', method: 'GET', path: 'api/providers' },
   { name: 'events', method: 'GET', path: 'api/events' },
 ]
 const RELATIVE = ROUTES.map((route) => ({ route, re: new RegExp(`^${route.path}$`) }))

@@ -3,12 +3,14 @@ import type { BatchState } from '../queue/batches.js'
 import type { EmailQueue } from '../queue/index.js'
 import { queueInternals } from '../queue/internals.js'
 import type { SequenceStats, Sequences } from '../sequences/types.js'
+import type { FailoverTransport } from '../transports/failover.js'
 import {
   createThroughputMeter,
   type DashboardStats,
   type DeadLetterSummary,
   discoverBatches,
   listRetrying,
+  readProviderPacing,
   summariseDeadLetter,
 } from './data.js'
 import type { LiveSource } from './events.js'
@@ -22,6 +24,7 @@ export interface SourceOptions {
   batches?: readonly string[] | (() => readonly string[] | Promise<readonly string[]>)
   recentBatches: number
   sequences?: DashboardSequences | undefined
+  transports?: readonly Pick<FailoverTransport, 'name' | 'stats'>[] | undefined
 }
 
 /** The dashboard's `sequences` option. */
@@ -51,6 +54,9 @@ export function createDashboardSource(queue: EmailQueue, options: SourceOptions)
       waiting: streams.reduce((sum, stream) => sum + stream.waiting, 0),
       inFlight: streams.reduce((sum, stream) => sum + stream.pending, 0),
       throughput: throughput(at, read.totals),
+      ...(options.transports && {
+        failover: options.transports.map((transport) => ({ name: transport.name, transports: transport.stats() })),
+      }),
     }
   }
 
@@ -105,6 +111,7 @@ export function createDashboardSource(queue: EmailQueue, options: SourceOptions)
   const source = {
     stats,
     sequences,
+    providers: () => readProviderPacing(redis, keys),
     batches,
     deadLetters,
     failures: (count: number) => listRetrying(redis, keys, count),

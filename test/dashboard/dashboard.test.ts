@@ -6,6 +6,8 @@ import * as main from '../../src/index.js'
 import { MailstreamError } from '../../src/index.js'
 import { queueInternals } from '../../src/queue/internals.js'
 import { createSequences, defineSequence, delay, send } from '../../src/sequences/index.js'
+import { createFailoverTransport } from '../../src/transports/failover.js'
+import { createMemoryTransport } from '../../src/transports/memory.js'
 import { openEventStream, serve } from '../helpers/http.js'
 import { harness } from '../helpers/queue.js'
 import { connect, waitUntil } from '../helpers/redis.js'
@@ -496,6 +498,78 @@ describe('createDashboard: sequences', () => {
     expect(field({ runner, ids: ['welcome', 'welcome'] })).toBe('sequences.ids')
     expect(field({ runner, ids: ['bad id!'] })).toBe('sequences.ids.0')
     expect(field([runner])).toBe('sequences')
+  })
+})
+
+describe('createDashboard: transports and providers', () => {
+  test('api/stats carries each failover transport: breaker state, sent, failed, took over', async () => {
+    const h = harness(redis)
+    const primary = createMemoryTransport({ name: 'primary' })
+    const backup = createMemoryTransport({ name: 'backup' })
+    const failover = createFailoverTransport({
+      name: 'mail',
+      transports: [{ transport: primary }, { transport: backup }],
+      breaker: { failures: 2, windowMs: 10_000, openMs: 60_000 },
+    })
+    primary.failNext('throttle', 10)
+    const dashboard = createDashboard({ queue: h.queue, transports: [failover] })
+    const before = (await (await get(dashboard, '/api/stats')).json()) as DashboardStats
+    expect(before.failover).toEqual([
+      {
+        name: 'mail',
+        transports: [
+          { name: 'primary', state: 'closed', sent: 0, failed: 0, tookOver: 0 },
+          { name: 'backup', state: 'closed', sent: 0, failed: 0, tookOver: 0 },
+        ],
+      },
+    ])
+    const ids = (await h.queue.enqueueMany([0, 1, 2, 3].map((i) => job(i)))).map((result) => result.id)
+    await h.worker({ concurrency: 1, transport: failover }).start()
+    for (const id of ids) expect((await h.settled(id)).status).toBe('sent')
+    const after = (await (await get(dashboard, '/api/stats')).json()) as DashboardStats
+    expect(after.failover).toEqual([{ name: 'mail', transports: failover.stats() }])
+    const [first, second] = after.failover?.[0]?.transports ?? []
+    expect(first).toMatchObject({ name: 'primary', state: 'open', sent: 0, failed: 2, openedAt: expect.any(Number) })
+    expect(second).toMatchObject({ name: 'backup', state: 'closed', sent: 4, failed: 0 })
+    expect(second?.tookOver).toBeGreaterThan(0)
+
+    const page = await (await get(dashboard, '/')).text()
+    expect(page).toContain('id="transport-rows"')
+    expect(await (await get(createDashboard({ queue: h.queue }), '/')).text()).not.toContain('id="transport-rows"')
+    expect((await (await get(createDashboard({ queue: h.queue }), '/api/stats')).json()) as object).not.toHaveProperty(
+      'failover',
+    )
+    expect(() => createDashboard({ queue: h.queue, transports: [{}] } as never)).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG', field: 'transports.0' }),
+    )
+    await dashboard.close()
+  })
+
+  test('api/providers: parked jobs and slow-downs per provider from the metrics hash, busiest first', async () => {
+    const h = harness(redis)
+    const dashboard = createDashboard({ queue: h.queue })
+    expect(await (await get(dashboard, '/api/providers')).json()).toEqual({ items: [] })
+    // What the worker writes into P:metrics (src/worker/process.ts) when it parks a job for a
+    // provider's pace and when a provider's rate reply slows it down.
+    const { keys } = queueInternals(h.queue)
+    await redis.hset(keys.metrics, {
+      'provider_parked:gmail': 12,
+      'provider_slowdown:gmail': 3,
+      'provider_parked:naver': 40,
+      'provider_slowdown:daum': 1,
+      'send_duration:le:100': 7,
+    })
+    expect(await (await get(dashboard, '/api/providers')).json()).toEqual({
+      items: [
+        { provider: 'naver', parked: 40, slowDowns: 0 },
+        { provider: 'gmail', parked: 12, slowDowns: 3 },
+        { provider: 'daum', parked: 0, slowDowns: 1 },
+      ],
+    })
+    const script = await (await get(dashboard, '/app.js')).text()
+    expect(script).toContain("api('api/providers')")
+    expect(await (await get(dashboard, '/')).text()).toContain('id="provider-rows"')
+    await dashboard.close()
   })
 })
 
