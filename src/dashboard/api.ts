@@ -49,6 +49,14 @@ export function createApi(source: DashboardSource, assets: Assets, events: (requ
         if (!state) return problem(404, 'E_NOT_FOUND', `no batch ${id}`)
         return json(200, { ...state, totals: stats?.totals, rates: stats?.rates })
       }
+      case 'decideAb': {
+        const result = await source.decideAbTest(match.param ?? '')
+        return json(200, result)
+      }
+      case 'sequences':
+        return json(200, { items: await source.sequences() })
+      case 'providers':
+        return json(200, { items: await source.providers() })
       case 'events':
         return events(request)
     }

@@ -2,6 +2,7 @@ import type { Priority } from '../job.js'
 import type { QueueKeys } from '../keys.js'
 import type { DeadLetter, QueueStats } from '../queue/index.js'
 import { isCluster, type RedisClient } from '../redis.js'
+import type { FailoverTransportStats } from '../transports/failover.js'
 
 /** `GET api/stats`: `queue.stats()` and the sums the page shows. */
 export interface DashboardStats extends QueueStats {
@@ -13,6 +14,15 @@ export interface DashboardStats extends QueueStats {
   inFlight: number
   /** Jobs sent and failed per second over the last minute this dashboard read stats; null until it has two reads. */
   throughput: Throughput | null
+  /** With the `transports` option: per failover transport, its members' breakers and sends in this process. */
+  failover?: { name: string; transports: FailoverTransportStats[] }[]
+}
+
+/** `GET api/providers`: per provider, jobs parked for its pace and slow-downs after its rate replies. */
+export interface ProviderPacing {
+  provider: string
+  parked: number
+  slowDowns: number
 }
 
 export interface Throughput {
@@ -190,4 +200,43 @@ export function createThroughputMeter(windowMs = 60_000) {
       failedPerSecond: ((totals.failed - first.failed) * 1000) / span,
     }
   }
+}
+
+const PARKED = 'provider_parked:'
+const SLOWDOWN = 'provider_slowdown:'
+
+/**
+ * The per-provider pacing counters the workers write into `P:metrics`, busiest first. HSCAN with
+ * a MATCH over a hash of a few hundred fields, at most `maxRounds` replies, so it stays bounded.
+ */
+export async function readProviderPacing(
+  client: RedisClient,
+  keys: QueueKeys,
+  maxRounds = 20,
+): Promise<ProviderPacing[]> {
+  const providers = new Map<string, ProviderPacing>()
+  const of = (provider: string) => {
+    let row = providers.get(provider)
+    if (!row) {
+      row = { provider, parked: 0, slowDowns: 0 }
+      providers.set(provider, row)
+    }
+    return row
+  }
+  let cursor = '0'
+  let rounds = 0
+  do {
+    const [next, pairs] = await client.hscan(keys.metrics, cursor, 'MATCH', 'provider_*', 'COUNT', 1000)
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const field = pairs[i] as string
+      const value = Number(pairs[i + 1]) || 0
+      if (field.startsWith(PARKED)) of(field.slice(PARKED.length)).parked = value
+      else if (field.startsWith(SLOWDOWN)) of(field.slice(SLOWDOWN.length)).slowDowns = value
+    }
+    cursor = next
+    rounds++
+  } while (cursor !== '0' && rounds < maxRounds)
+  return [...providers.values()].sort(
+    (a, b) => b.parked + b.slowDowns - (a.parked + a.slowDowns) || a.provider.localeCompare(b.provider),
+  )
 }

@@ -4,17 +4,19 @@ import { ID_RE } from '../job.js'
 import { parseOptions } from '../options.js'
 import type { EmailQueue } from '../queue/index.js'
 import { isEmailQueue } from '../queue/internals.js'
+import type { FailoverTransport } from '../transports/failover.js'
 import { createApi } from './api.js'
 import { createAssets } from './assets.js'
 import { createLiveHub } from './events.js'
 import { type Authorize, createRequestHandler } from './handler.js'
 import { EVENT_STREAM_HEADERS, problem } from './http.js'
 import { handleNodeRequest, type NextFunction } from './node.js'
-import { createDashboardSource } from './source.js'
+import { createDashboardSource, type DashboardSequences } from './source.js'
 
-export type { DashboardStats, DeadLetterSummary, RetryingJob, Throughput } from './data.js'
+export type { DashboardStats, DeadLetterSummary, ProviderPacing, RetryingJob, Throughput } from './data.js'
 export { CSRF_HEADER } from './handler.js'
 export type { NextFunction } from './node.js'
+export type { DashboardSequences, SequencePanel } from './source.js'
 
 export interface DashboardOptions {
   /** The queue to show (`createEmailQueue`). The dashboard never closes it. */
@@ -42,6 +44,18 @@ export interface DashboardOptions {
   recentBatches?: number
   /** How often open pages get fresh stats, ms. Default 1000. */
   statsIntervalMs?: number
+  /**
+   * Show a Sequences panel: `runner` is what `createSequences` returned and `ids` the ids of the
+   * definitions it was made with (it does not list them itself), for example
+   * `{ runner: sequences, ids: [welcome.id, winback.id] }`. Read with `runner.stats(id)` only.
+   */
+  sequences?: DashboardSequences
+  /**
+   * Failover transports (`createFailoverTransport`) to show: per member its breaker state and
+   * what it sent, failed and took over. Their `stats()` count in this process only, so give the
+   * dashboard the transports of a process that runs a worker.
+   */
+  transports?: readonly Pick<FailoverTransport, 'name' | 'stats'>[]
 }
 
 export interface Dashboard {
@@ -77,6 +91,33 @@ const optionsSchema = z.strictObject({
     .optional(),
   recentBatches: z.number().int().min(0).max(100).default(10),
   statsIntervalMs: z.number().int().min(100).max(60_000).default(1000),
+  sequences: z
+    .strictObject({
+      runner: z.custom<DashboardSequences['runner']>(
+        (value) =>
+          typeof value === 'object' && value !== null && typeof (value as { stats?: unknown }).stats === 'function',
+        { message: 'must be what createSequences returns' },
+      ),
+      ids: z
+        .array(z.string().regex(ID_RE, 'must be sequence ids'))
+        .min(1)
+        .max(50)
+        .refine((ids) => new Set(ids).size === ids.length, 'an id is given twice'),
+    })
+    .optional(),
+  transports: z
+    .array(
+      z.custom<Pick<FailoverTransport, 'name' | 'stats'>>(
+        (value) =>
+          typeof value === 'object' &&
+          value !== null &&
+          typeof (value as { name?: unknown }).name === 'string' &&
+          typeof (value as { stats?: unknown }).stats === 'function',
+        { message: 'must be failover transports (createFailoverTransport)' },
+      ),
+    )
+    .max(20)
+    .optional(),
 })
 
 /** How often open pages get the batch list again. */
@@ -95,7 +136,12 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     batchIntervalMs: BATCH_INTERVAL_MS,
     headers: EVENT_STREAM_HEADERS,
   })
-  const assets = createAssets({ title: config.title, readOnly: config.readOnly })
+  const assets = createAssets({
+    title: config.title,
+    readOnly: config.readOnly,
+    sequences: config.sequences !== undefined,
+    transports: config.transports !== undefined,
+  })
   let closed = false
   const handle = createRequestHandler({
     authorize: config.authorize,

@@ -6,10 +6,14 @@ import { escapeHtml } from '../html.js'
 export interface PageOptions {
   title: string
   readOnly: boolean
+  /** Show the Sequences panel (the `sequences` option was given). */
+  sequences?: boolean
+  /** Show the Transports panel (the `transports` option was given). */
+  transports?: boolean
 }
 
 /** The HTML document. Every URL in it is relative, so it works under any base path. */
-export function renderPage({ title, readOnly }: PageOptions): string {
+export function renderPage({ title, readOnly, sequences = false, transports = false }: PageOptions): string {
   const escapedTitle = escapeHtml(title)
   const streamRow = (priority: string) =>
     `<tr data-priority="${priority}"><th scope="row">${priority}</th>` +
@@ -87,12 +91,40 @@ ${total('clicked', 'clicked', 'clickRate')}
 </table>
 <p class="muted">Hard-bounce and complaint rates are marked at the levels where Amazon SES puts an account under review (5 % and 0.1 %) and where it may pause sending (10 % and 0.5 %).</p>
 </section>
+${
+  transports
+    ? `<section aria-labelledby="transports-heading" id="transports">
+<h2 id="transports-heading">Transports</h2>
+<p class="muted">Failover transports of the dashboard's process: breaker state, and what each sent, failed and took over from the one before it.</p>
+<table id="transport-table">
+<thead><tr><th scope="col">failover</th><th scope="col">transport</th><th scope="col">breaker</th><th scope="col">sent</th><th scope="col">failed</th><th scope="col">took over</th></tr></thead>
+<tbody id="transport-rows"></tbody>
+</table>
+</section>
+`
+    : ''
+}<section aria-labelledby="providers-heading" id="providers" hidden>
+<h2 id="providers-heading">Providers</h2>
+<p class="muted">Per-provider pacing by the workers since the queue began: jobs parked to keep a provider's pace, and slow-downs after its rate replies.</p>
+<table id="provider-table">
+<thead><tr><th scope="col">provider</th><th scope="col">parked</th><th scope="col">slow-downs</th></tr></thead>
+<tbody id="provider-rows"></tbody>
+</table>
+</section>
 <section aria-labelledby="batches-heading">
 <h2 id="batches-heading">Batches</h2>
 <ul id="batch-list"></ul>
 <p id="batch-empty" class="muted">No batches.</p>
 </section>
-<section aria-labelledby="failures-heading">
+${
+  sequences
+    ? `<section aria-labelledby="sequences-heading" id="sequences">
+<h2 id="sequences-heading">Sequences</h2>
+<div id="sequence-list"></div>
+</section>
+`
+    : ''
+}<section aria-labelledby="failures-heading">
 <h2 id="failures-heading">Retrying</h2>
 <p class="muted">Jobs whose last attempt failed and that wait for the next one, most recent failure first.</p>
 <table id="failures" class="stack">
@@ -156,6 +188,23 @@ td.bad { color: var(--bad); font-weight: 700; }
 .batch[data-state="finished"] .fill { background: var(--ok); }
 .batch[data-state="cancelled"] .fill { background: var(--muted); }
 .batch-counts { font-size: 12px; color: var(--muted); }
+.ab { margin-top: 8px; }
+.ab-head { display: flex; flex-wrap: wrap; gap: 4px 10px; align-items: baseline; font-size: 12px; }
+.badge.ab-state[data-ab-state="testing"] { color: var(--accent); border-color: var(--accent); }
+.badge.ab-state[data-ab-state="sending-winner"] { color: var(--warn); border-color: var(--warn); }
+.badge.ab-state[data-ab-state="done"] { color: var(--ok); border-color: var(--ok); }
+.ab table { margin-top: 4px; font-size: 13px; }
+.ab td.metric, .ab th.metric { background: color-mix(in srgb, var(--accent) 12%, transparent); font-weight: 600; }
+.ab tr.under-sample td { color: var(--muted); opacity: 0.7; }
+.ab tr.winner td:first-child { font-weight: 700; color: var(--ok); }
+.ab-decision { font-size: 12px; margin-top: 4px; }
+td.breaker-open { color: var(--bad); font-weight: 700; }
+td.breaker-half-open { color: var(--warn); font-weight: 600; }
+td.breaker-closed { color: var(--ok); }
+#sequence-list { display: grid; gap: 14px; }
+.sequence h3 { font-size: 14px; margin: 0 0 4px 0; }
+.sequence-totals, .sequence-exits { font-size: 12px; color: var(--muted); margin: 2px 0; }
+.sequence .error { color: var(--bad); }
 .actions { margin: 0 0 8px 0; }
 button { font: inherit; padding: 3px 10px; border-radius: 5px; border: 1px solid var(--line); background: var(--bg);
   color: var(--fg); cursor: pointer; }
@@ -316,6 +365,7 @@ export const SCRIPT = String.raw`(() => {
       cell.classList.toggle('bad', Boolean(levels) && value >= levels[1])
       cell.classList.toggle('warn', Boolean(levels) && value >= levels[0] && value < levels[1])
     }
+    if (stats.failover && byId('transport-rows')) renderTransports(stats.failover)
     byId('updated').textContent = 'updated ' + new Date(stats.at).toLocaleTimeString()
     if (previous && previous.dead !== stats.dead) loadDead()
     if (
@@ -325,6 +375,46 @@ export const SCRIPT = String.raw`(() => {
         previous.totals.throttled !== stats.totals.throttled)
     ) {
       scheduleFailures()
+    }
+  }
+
+  // Failover transports (with the stats) and per-provider pacing (with the batch list).
+  function renderTransports(failover) {
+    const rows = []
+    for (const group of failover) {
+      for (const member of group.transports) {
+        const since = member.openedAt ? 'since ' + time(member.openedAt) : undefined
+        rows.push(
+          el('tr', { 'data-failover': group.name, 'data-transport': member.name }, [
+            el('td', { 'data-field': 'failover' }, [group.name]),
+            el('td', { 'data-field': 'transport' }, [member.name]),
+            el('td', { 'data-field': 'state', class: 'breaker-' + member.state, title: since }, [member.state]),
+            el('td', { 'data-field': 'sent' }, [count(member.sent)]),
+            el('td', { 'data-field': 'failed' }, [count(member.failed)]),
+            el('td', { 'data-field': 'tookOver' }, [count(member.tookOver)]),
+          ]),
+        )
+      }
+    }
+    byId('transport-rows').replaceChildren(...rows)
+  }
+  let providerSeq = 0
+  async function loadProviders() {
+    const seq = ++providerSeq
+    try {
+      const data = await api('api/providers')
+      if (seq !== providerSeq) return
+      const rows = data.items.map((row) =>
+        el('tr', { 'data-provider': row.provider }, [
+          el('td', { 'data-field': 'provider' }, [row.provider]),
+          el('td', { 'data-field': 'parked' }, [count(row.parked)]),
+          el('td', { 'data-field': 'slowDowns' }, [count(row.slowDowns)]),
+        ]),
+      )
+      byId('provider-rows').replaceChildren(...rows)
+      byId('providers').hidden = rows.length === 0
+    } catch (error) {
+      notice('Could not load providers: ' + error.message, true)
     }
   }
 
@@ -456,6 +546,7 @@ export const SCRIPT = String.raw`(() => {
       ]),
       bar,
       el('div', { class: 'batch-counts', 'data-field': 'counts' }),
+      el('div', { class: 'ab', 'data-field': 'abTest', hidden: '' }),
     ])
     return item
   }
@@ -486,11 +577,105 @@ export const SCRIPT = String.raw`(() => {
       ' \u00b7 failed ' + count(progress.failed) + ' \u00b7 suppressed ' + count(progress.suppressed) +
       ' \u00b7 cancelled ' + count(progress.cancelled)
   }
+  // A batch's A/B test: state, one row per variant, then the winner once it is decided.
+  const AB_STATES = { testing: 'testing', 'sending-winner': 'sending winner', done: 'done' }
+  const REASONS = {
+    'best-rate': 'best rate',
+    tie: 'tie: the first of the best',
+    'min-sample': 'no variant reached the minimum sample: the first',
+  }
+  const variantName = (index) => String.fromCharCode(65 + Number(index))
+  function abTable(test) {
+    const opens = test.metric === 'opens'
+    const metricClass = (isMetric) => (isMetric ? 'metric' : undefined)
+    const head = el('tr', {}, [
+      el('th', { scope: 'col' }, ['variant']),
+      el('th', { scope: 'col' }, ['subject or template']),
+      el('th', { scope: 'col' }, ['sent']),
+      el('th', { scope: 'col', class: metricClass(opens) }, ['opened']),
+      el('th', { scope: 'col', class: metricClass(!opens) }, ['clicked']),
+    ])
+    const winner = test.decision ? test.decision.winner : -1
+    const rows = test.variants.map((variant) => {
+      const under = variant.sent < test.minSample
+      const classes = [under ? 'under-sample' : '', variant.index === winner ? 'winner' : ''].filter(Boolean).join(' ')
+      return el(
+        'tr',
+        {
+          'data-variant': variant.index,
+          class: classes || undefined,
+          title: under ? 'fewer than ' + count(test.minSample) + ' sent: cannot win on its rate yet' : undefined,
+        },
+        [
+          el('td', { 'data-field': 'variant' }, [variantName(variant.index) + (variant.index === winner ? ' ✓' : '')]),
+          el('td', { 'data-field': 'subject' }, [text(variant.subject !== undefined ? variant.subject : variant.template)]),
+          el('td', { 'data-field': 'sent' }, [count(variant.sent)]),
+          el('td', { 'data-field': 'opened', class: metricClass(opens) }, [
+            count(variant.opened) + ' (' + percent(variant.openRate) + ')',
+          ]),
+          el('td', { 'data-field': 'clicked', class: metricClass(!opens) }, [
+            count(variant.clicked) + ' (' + percent(variant.clickRate) + ')',
+          ]),
+        ],
+      )
+    })
+    return el('table', { class: 'ab-table' }, [el('thead', {}, [head]), el('tbody', {}, rows)])
+  }
+  async function decideNow(batchId, button) {
+    if (!window.confirm('Choose the winner of ' + batchId + ' now and send it to everyone held back?')) return
+    button.disabled = true
+    try {
+      const result = await api('api/batches/' + encodeURIComponent(batchId) + '/ab/decide', 'POST')
+      notice('Variant ' + variantName(result.decision.winner) + ' won ' + batchId + ': ' + count(result.enqueued) + ' enqueued')
+      const batch = await api('api/batches/' + encodeURIComponent(batchId))
+      const item = findBatch(batchId)
+      if (item) renderAb(item, batch)
+    } catch (error) {
+      button.disabled = false
+      notice('Decide failed: ' + error.message, true)
+    }
+  }
+  function renderAb(item, batch) {
+    const box = item.querySelector('[data-field="abTest"]')
+    const test = batch.abTest
+    if (!test) {
+      box.hidden = true
+      box.replaceChildren()
+      return
+    }
+    box.hidden = false
+    const headParts = [
+      el('strong', {}, ['A/B test']),
+      el('span', { class: 'badge ab-state', 'data-field': 'abState', 'data-ab-state': test.state }, [AB_STATES[test.state] || test.state]),
+      el('span', { class: 'muted', 'data-field': 'abSetup' }, [
+        Math.round(test.share * 100) + '% tested on ' + test.metric + ', at least ' + count(test.minSample) + ' sent each',
+      ]),
+      el('span', { class: 'muted', 'data-field': 'decideAt' }, [(test.decision ? 'was due ' : 'decides ') + time(test.decideAt)]),
+    ]
+    if (!readOnly && test.state === 'testing') {
+      const button = el('button', { type: 'button', class: 'decide', 'aria-label': 'Decide ' + batch.batchId + ' now' }, ['Decide now'])
+      button.addEventListener('click', () => decideNow(batch.batchId, button))
+      headParts.push(button)
+    }
+    const children = [el('div', { class: 'ab-head' }, headParts), abTable(test)]
+    if (test.decision) {
+      children.push(
+        el('div', { class: 'ab-decision', 'data-field': 'abDecision' }, [
+          'Winner ' + variantName(test.decision.winner) + ' (' + (REASONS[test.decision.reason] || test.decision.reason) + ') at ' +
+            time(test.decision.at) + ' · released ' + count(test.released) + ' of ' + count(test.held) + ' held',
+        ]),
+      )
+    } else {
+      children.push(el('div', { class: 'ab-decision muted', 'data-field': 'abDecision' }, [count(test.held) + ' held for the winner']))
+    }
+    box.replaceChildren(...children)
+  }
   function renderBatches(items) {
     const list = byId('batch-list')
     const nodes = items.map((batch) => {
       const item = findBatch(batch.batchId) || batchItem(batch)
       updateBatch(item, batch, batch.state)
+      renderAb(item, batch)
       return item
     })
     list.replaceChildren(...nodes)
@@ -499,6 +684,44 @@ export const SCRIPT = String.raw`(() => {
   function onProgress(progress) {
     const item = findBatch(progress.batchId)
     if (item) updateBatch(item, progress, progress.state)
+  }
+
+  // Sequences: totals, exit reasons and one row per step, read again with each batch list.
+  let sequenceSeq = 0
+  const STEP_FIELDS = ['id', 'kind', 'at', 'sent']
+  function sequenceItem(panel) {
+    const heading = el('h3', { 'data-field': 'sequenceId' }, [panel.id])
+    if (panel.error) return el('div', { class: 'sequence', 'data-sequence-id': panel.id }, [heading, el('p', { class: 'error' }, [panel.error])])
+    const stats = panel.stats
+    const totals = ['enrolled', 'active', 'waiting', 'done', 'exited'].map((name) => name + ' ' + count(stats[name])).join(' · ')
+    const reasons = Object.entries(stats.exitReasons || {})
+      .sort((a, b) => b[1] - a[1])
+      .map(([reason, value]) => reason + ' ' + count(value))
+      .join(' · ')
+    const head = el('tr', {}, ['step', 'kind', 'at this step', 'sent'].map((label) => el('th', { scope: 'col' }, [label])))
+    const rows = stats.steps.map((step) =>
+      el(
+        'tr',
+        { 'data-step': step.id },
+        STEP_FIELDS.map((field) => el('td', { 'data-field': field }, [field === 'at' || field === 'sent' ? count(step[field]) : String(step[field])])),
+      ),
+    )
+    return el('div', { class: 'sequence', 'data-sequence-id': panel.id }, [
+      heading,
+      el('p', { class: 'sequence-totals', 'data-field': 'totals' }, [totals]),
+      el('p', { class: 'sequence-exits', 'data-field': 'exitReasons' }, ['exits: ' + (reasons || 'none')]),
+      el('table', { class: 'sequence-steps' }, [el('thead', {}, [head]), el('tbody', {}, rows)]),
+    ])
+  }
+  async function loadSequences() {
+    if (!byId('sequences')) return
+    const seq = ++sequenceSeq
+    try {
+      const data = await api('api/sequences')
+      if (seq === sequenceSeq) byId('sequence-list').replaceChildren(...data.items.map(sequenceItem))
+    } catch (error) {
+      notice('Could not load sequences: ' + error.message, true)
+    }
   }
 
   async function loadAll() {
@@ -511,6 +734,8 @@ export const SCRIPT = String.raw`(() => {
     }
     loadDead()
     loadFailures()
+    loadSequences()
+    loadProviders()
   }
 
   function connect() {
@@ -527,7 +752,11 @@ export const SCRIPT = String.raw`(() => {
       badge.className = 'badge down'
     })
     source.addEventListener('stats', (event) => renderStats(JSON.parse(event.data)))
-    source.addEventListener('batches', (event) => renderBatches(JSON.parse(event.data).items))
+    source.addEventListener('batches', (event) => {
+      renderBatches(JSON.parse(event.data).items)
+      loadSequences()
+      loadProviders()
+    })
     source.addEventListener('progress', (event) => onProgress(JSON.parse(event.data)))
     source.addEventListener('problem', (event) => problem(JSON.parse(event.data).message))
   }

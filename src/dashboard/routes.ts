@@ -12,6 +12,9 @@ export type RouteName =
   | 'failures'
   | 'batches'
   | 'batch'
+  | 'decideAb'
+  | 'sequences'
+  | 'providers'
   | 'events'
 
 interface Route {
@@ -31,7 +34,10 @@ const ROUTES: readonly Route[] = [
   { name: 'retry', method: 'POST', path: 'api/dead/([^/]+)/retry' },
   { name: 'failures', method: 'GET', path: 'api/failures' },
   { name: 'batches', method: 'GET', path: 'api/batches' },
+  { name: 'decideAb', method: 'POST', path: 'api/batches/([^/]+)/ab/decide' },
   { name: 'batch', method: 'GET', path: 'api/batches/([^/]+)' },
+  { name: 'sequences', method: 'GET', path: 'api/sequences' },
+  { name: 'providers', method: 'GET', path: 'api/providers' },
   { name: 'events', method: 'GET', path: 'api/events' },
 ]
 const RELATIVE = ROUTES.map((route) => ({ route, re: new RegExp(`^${route.path}$`) }))

@@ -2,12 +2,15 @@ import { ID_RE } from '../job.js'
 import type { BatchState } from '../queue/batches.js'
 import type { EmailQueue } from '../queue/index.js'
 import { queueInternals } from '../queue/internals.js'
+import type { SequenceStats, Sequences } from '../sequences/types.js'
+import type { FailoverTransport } from '../transports/failover.js'
 import {
   createThroughputMeter,
   type DashboardStats,
   type DeadLetterSummary,
   discoverBatches,
   listRetrying,
+  readProviderPacing,
   summariseDeadLetter,
 } from './data.js'
 import type { LiveSource } from './events.js'
@@ -20,7 +23,20 @@ const DISCOVERY_MAX_KEYS = 200_000
 export interface SourceOptions {
   batches?: readonly string[] | (() => readonly string[] | Promise<readonly string[]>)
   recentBatches: number
+  sequences?: DashboardSequences | undefined
+  transports?: readonly Pick<FailoverTransport, 'name' | 'stats'>[] | undefined
 }
+
+/** The dashboard's `sequences` option. */
+export interface DashboardSequences {
+  /** What `createSequences` returned; only its `stats(id)` is called. */
+  runner: Pick<Sequences, 'stats'>
+  /** The ids of the sequences to show (those given to `createSequences`), 1-50. */
+  ids: readonly string[]
+}
+
+/** `GET api/sequences`: one per id, its stats, or the error that reading them gave. */
+export type SequencePanel = { id: string } & ({ stats: SequenceStats } | { error: string })
 
 /** Everything the dashboard reads from its queue: what the API answers and what the live view sends. */
 export function createDashboardSource(queue: EmailQueue, options: SourceOptions) {
@@ -38,6 +54,9 @@ export function createDashboardSource(queue: EmailQueue, options: SourceOptions)
       waiting: streams.reduce((sum, stream) => sum + stream.waiting, 0),
       inFlight: streams.reduce((sum, stream) => sum + stream.pending, 0),
       throughput: throughput(at, read.totals),
+      ...(options.transports && {
+        failover: options.transports.map((transport) => ({ name: transport.name, transports: transport.stats() })),
+      }),
     }
   }
 
@@ -75,8 +94,24 @@ export function createDashboardSource(queue: EmailQueue, options: SourceOptions)
     return { total, items: letters.map(summariseDeadLetter) }
   }
 
+  async function sequences(): Promise<SequencePanel[]> {
+    const option = options.sequences
+    if (!option) return []
+    return Promise.all(
+      option.ids.map(async (id): Promise<SequencePanel> => {
+        try {
+          return { id, stats: await option.runner.stats(id) }
+        } catch (error) {
+          return { id, error: error instanceof Error ? error.message : String(error) }
+        }
+      }),
+    )
+  }
+
   const source = {
     stats,
+    sequences,
+    providers: () => readProviderPacing(redis, keys),
     batches,
     deadLetters,
     failures: (count: number) => listRetrying(redis, keys, count),
@@ -86,6 +121,7 @@ export function createDashboardSource(queue: EmailQueue, options: SourceOptions)
     retry: (id: string) => queue.deadLetters.retry(id),
     retryAll: () => queue.deadLetters.retry({ all: true }),
     purge: () => queue.deadLetters.purge(),
+    decideAbTest: (batchId: string) => queue.decideAbTest(batchId),
   } satisfies LiveSource & Record<string, unknown>
   return source
 }

@@ -250,4 +250,51 @@ describe.skipIf(skipped)('dashboard in Chromium', () => {
     await expect.poll(() => text(page, `[data-batch-id="${batchId}"] [data-field="state"]`)).toBe('finished')
     expect(await h.queue.getBatch(batchId)).toMatchObject({ state: 'finished', sent: 40 })
   })
+  test("a batch's A/B test: state badge, one row per variant, the tested metric, Decide now, then the winner", async () => {
+    const h = harness(redis)
+    const recipients = Array.from({ length: 30 }, (_, i) => `ab${i}@example.com`)
+    const result = await h.queue.enqueueBatch('ab-page', recipients, undefined, {
+      text: 'Hello',
+      variants: [{ subject: 'Subject <b>A</b>' }, { subject: 'Subject B' }],
+      test: { share: 0.5, decideAfter: '2h', metric: 'opens', minSample: 1000 },
+    })
+    const worker = h.worker({ concurrency: 10 })
+    await worker.start()
+    await h.transport.waitForCount(result.enqueued)
+
+    const page = await open(createDashboard({ queue: h.queue, batches: ['ab-page'] }))
+    const ab = '[data-batch-id="ab-page"] [data-field="abTest"]'
+    await page.locator(ab + ' .ab-table').waitFor()
+    expect(await text(page, ab + ' [data-field="abState"]')).toBe('testing')
+    expect(await text(page, ab + ' [data-field="decideAt"]')).toMatch(/^decides /)
+    expect(await page.locator(ab + ' tbody tr').count()).toBe(2)
+    // The subject is text, never HTML.
+    expect(await text(page, ab + ' tr[data-variant="0"] [data-field="subject"]')).toBe('Subject <b>A</b>')
+    expect(await page.locator(ab + ' b').count()).toBe(0)
+    // Opens are tested: their column is highlighted, clicks are not.
+    expect(await attribute(page, ab + ' tr[data-variant="0"] [data-field="opened"]', 'class')).toBe('metric')
+    expect(await attribute(page, ab + ' tr[data-variant="0"] [data-field="clicked"]', 'class')).toBeNull()
+    // Both below minSample: greyed.
+    expect(await page.locator(ab + ' tr.under-sample').count()).toBe(2)
+    await expect
+      .poll(
+        async () =>
+          (await number(page, ab + ' tr[data-variant="0"] [data-field="sent"]')) +
+          (await number(page, ab + ' tr[data-variant="1"] [data-field="sent"]')),
+      )
+      .toBe(result.enqueued)
+
+    page.on('dialog', (dialog) => void dialog.accept())
+    await page.getByRole('button', { name: 'Decide ab-page now' }).click()
+    await expect
+      .poll(() => text(page, ab + ' [data-field="abDecision"]'), { timeout: 10_000 })
+      .toMatch(/^Winner A \(no variant reached/)
+    await h.transport.waitForCount(30)
+    await expect.poll(() => text(page, ab + ' [data-field="abState"]'), { timeout: 10_000 }).toBe('done')
+    expect(await text(page, ab + ' [data-field="abDecision"]')).toContain(
+      `released ${result.held} of ${result.held} held`,
+    )
+    expect(await page.locator(ab + ' tr.winner[data-variant="0"]').count()).toBe(1)
+    expect(await page.getByRole('button', { name: 'Decide ab-page now' }).count()).toBe(0)
+  })
 })

@@ -5,6 +5,9 @@ import { createDashboard, type Dashboard, type DashboardStats } from '../../src/
 import * as main from '../../src/index.js'
 import { MailstreamError } from '../../src/index.js'
 import { queueInternals } from '../../src/queue/internals.js'
+import { createSequences, defineSequence, delay, send } from '../../src/sequences/index.js'
+import { createFailoverTransport } from '../../src/transports/failover.js'
+import { createMemoryTransport } from '../../src/transports/memory.js'
 import { openEventStream, serve } from '../helpers/http.js'
 import { harness } from '../helpers/queue.js'
 import { connect, waitUntil } from '../helpers/redis.js'
@@ -328,6 +331,245 @@ describe('createDashboard: JSON API', () => {
     const wrong = await get(dashboard, '/api/stats', { method: 'DELETE' })
     expect(wrong.status).toBe(405)
     expect(wrong.headers.get('allow')).toBe('GET, HEAD')
+  })
+})
+
+describe('createDashboard: A/B tests', () => {
+  const abOptions = {
+    text: 'Hello',
+    variants: [{ subject: 'Subject A' }, { subject: 'Subject B' }],
+    test: { share: 0.5, decideAfter: '2h', metric: 'clicks' as const, minSample: 3 },
+  }
+  const readers = (count: number) => Array.from({ length: count }, (_, i) => `ab${i}@example.com`)
+
+  test('a batch shows its test; POST api/batches/:id/ab/decide picks the winner and releases the held', async () => {
+    const h = harness(redis)
+    const result = await h.queue.enqueueBatch('ab-dash', readers(40), undefined, abOptions)
+    expect(result.held).toBeGreaterThan(0)
+    await h.queue.enqueue(job(1, { batchId: 'plain' }))
+    const worker = h.worker({ concurrency: 10 })
+    await worker.start()
+    await waitUntil(
+      async () => (await h.queue.getBatch('ab-dash'))?.sent === result.enqueued,
+      5000,
+      'the test group sent',
+    )
+    const dashboard = createDashboard({ queue: h.queue, batches: ['ab-dash', 'plain'] })
+
+    type Listed = { batchId: string; abTest?: Record<string, unknown> & { variants: { sent: number }[] } }
+    const listed = async () => ((await (await get(dashboard, '/api/batches')).json()) as { items: Listed[] }).items
+    const before = await listed()
+    expect(before.find((batch) => batch.batchId === 'plain')?.abTest).toBeUndefined()
+    const testing = before.find((batch) => batch.batchId === 'ab-dash')?.abTest
+    expect(testing).toMatchObject({ state: 'testing', metric: 'clicks', minSample: 3, held: result.held, released: 0 })
+    expect(testing?.decideAt).toBeGreaterThan(Date.now() + 3_600_000)
+    expect(testing?.variants).toMatchObject([
+      { index: 0, subject: 'Subject A', opened: 0, clicked: 0, clickRate: 0 },
+      { index: 1, subject: 'Subject B', opened: 0, clicked: 0, clickRate: 0 },
+    ])
+    expect(testing?.variants.reduce((sum, variant) => sum + variant.sent, 0)).toBe(result.enqueued)
+    expect(testing).not.toHaveProperty('decision')
+
+    // The POST goes through the same checks as every action: CSRF header, then the queue.
+    expect((await post(dashboard, '/api/batches/ab-dash/ab/decide', {})).status).toBe(403)
+    expect((await get(dashboard, '/api/batches/ab-dash/ab/decide')).status).toBe(405)
+    const decided = await post(dashboard, '/api/batches/ab-dash/ab/decide')
+    expect(decided.status).toBe(200)
+    const body = (await decided.json()) as { decision: { winner: number; reason: string }; enqueued: number }
+    // No clicks yet: both variants have enough sends and tie at 0, the first wins.
+    expect(body.decision).toMatchObject({ winner: 0, reason: 'tie' })
+    expect(body.enqueued).toBe(result.held)
+    await h.transport.waitForCount(41) // the 40 readers and the plain job
+    await waitUntil(
+      async () => (await listed()).find((batch) => batch.batchId === 'ab-dash')?.abTest?.state === 'done',
+      5000,
+      'the test done',
+    )
+    const after = (await listed()).find((batch) => batch.batchId === 'ab-dash')?.abTest
+    expect(after).toMatchObject({
+      released: result.held,
+      decision: { winner: 0, reason: 'tie', at: expect.any(Number) },
+    })
+    // Deciding again changes nothing.
+    const again = (await (await post(dashboard, '/api/batches/ab-dash/ab/decide')).json()) as { enqueued: number }
+    expect(again).toMatchObject({ enqueued: 0, decision: { winner: 0 } })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(h.transport.messages.filter(({ message }) => message.subject.startsWith('Subject A'))).toHaveLength(
+      40 - (testing?.variants[1]?.sent ?? 0),
+    )
+    expect(h.transport.messages).toHaveLength(41)
+
+    const none = await post(dashboard, '/api/batches/plain/ab/decide')
+    expect(none.status).toBe(404)
+    expect(await none.json()).toMatchObject({ error: { code: 'E_NOT_FOUND' } })
+    expect((await post(dashboard, `/api/batches/${encodeURIComponent('bad id!')}/ab/decide`)).status).toBe(400)
+    await worker.stop()
+    await dashboard.close()
+  })
+
+  test('read-only: the test is shown, deciding is refused and nothing is decided', async () => {
+    const h = harness(redis)
+    await h.queue.enqueueBatch('ab-ro', readers(10), undefined, abOptions)
+    const dashboard = createDashboard({ queue: h.queue, batches: ['ab-ro'], readOnly: true })
+    const refused = await post(dashboard, '/api/batches/ab-ro/ab/decide')
+    expect(refused.status).toBe(403)
+    expect(await refused.json()).toMatchObject({ error: { code: 'E_READ_ONLY' } })
+    expect((await h.queue.getBatch('ab-ro'))?.abTest).toMatchObject({ state: 'testing' })
+    expect((await h.queue.getBatch('ab-ro'))?.abTest).not.toHaveProperty('decision')
+    await dashboard.close()
+  })
+
+  test('the page script renders the test: state badge, variant rows, tested metric, minimum sample, winner', async () => {
+    const dashboard = createDashboard({ queue: harness(redis).queue })
+    const script = await (await get(dashboard, '/app.js')).text()
+    for (const piece of [
+      "'sending-winner': 'sending winner'",
+      'under-sample',
+      "'ab-table'",
+      '/ab/decide',
+      'metricClass(opens)',
+    ]) {
+      expect(script).toContain(piece)
+    }
+    await dashboard.close()
+  })
+})
+
+describe('createDashboard: sequences', () => {
+  const content = { job: () => ({ subject: 'Hello', text: 'Hello' }) }
+  const welcome = defineSequence({
+    id: 'welcome',
+    steps: [send(undefined, { id: 'hello', ...content }), delay('3d'), send(undefined, { id: 'tips', ...content })],
+  })
+
+  test('api/sequences: per sequence its totals, exit reasons and steps, from runner.stats', async () => {
+    const h = harness(redis)
+    const now = Date.UTC(2026, 0, 5, 1, 0)
+    const runner = createSequences({ queue: h.queue, sequences: [welcome], now: () => now })
+    for (const i of [0, 1, 2]) await runner.enroll('welcome', `seq${i}@example.com`)
+    expect(await runner.runOnce()).toMatchObject({ sent: 3 })
+    await runner.exit('welcome', 'seq2@example.com', 'unsubscribed')
+    const dashboard = createDashboard({ queue: h.queue, sequences: { runner, ids: ['welcome', 'other'] } })
+
+    const response = await get(dashboard, '/api/sequences')
+    expect(response.status).toBe(200)
+    const { items } = (await response.json()) as { items: Record<string, unknown>[] }
+    expect(items[0]).toEqual({ id: 'welcome', stats: await runner.stats('welcome') })
+    expect(items[0]).toMatchObject({
+      stats: {
+        enrolled: 3,
+        exited: 1,
+        exitReasons: { unsubscribed: 1 },
+        steps: [
+          { id: 'hello', kind: 'send', at: 0, sent: 3 },
+          { kind: 'delay', at: 0 },
+          // The two left wait for their second email (the delay is how long until it is due).
+          { id: 'tips', kind: 'send', at: 2, sent: 0 },
+        ],
+      },
+    })
+    // An id createSequences was not given: that panel shows the error, the others still load.
+    expect(items[1]).toMatchObject({ id: 'other', error: expect.stringContaining('no sequence') })
+
+    const page = await (await get(dashboard, '/')).text()
+    expect(page).toContain('id="sequences"')
+    const script = await (await get(dashboard, '/app.js')).text()
+    expect(script).toContain("api('api/sequences')")
+    await dashboard.close()
+  })
+
+  test('without the option there is no panel and api/sequences is empty; bad options name the field', async () => {
+    const h = harness(redis)
+    const dashboard = createDashboard({ queue: h.queue })
+    expect(await (await get(dashboard, '/')).text()).not.toContain('id="sequences"')
+    expect(await (await get(dashboard, '/api/sequences')).json()).toEqual({ items: [] })
+    await dashboard.close()
+    const field = (sequences: unknown) => {
+      try {
+        createDashboard({ queue: h.queue, sequences } as never)
+      } catch (error) {
+        return (error as MailstreamError).field
+      }
+      return 'no error'
+    }
+    const runner = createSequences({ queue: h.queue, sequences: [welcome] })
+    expect(field({ runner: {}, ids: ['welcome'] })).toBe('sequences.runner')
+    expect(field({ runner, ids: [] })).toBe('sequences.ids')
+    expect(field({ runner, ids: ['welcome', 'welcome'] })).toBe('sequences.ids')
+    expect(field({ runner, ids: ['bad id!'] })).toBe('sequences.ids.0')
+    expect(field([runner])).toBe('sequences')
+  })
+})
+
+describe('createDashboard: transports and providers', () => {
+  test('api/stats carries each failover transport: breaker state, sent, failed, took over', async () => {
+    const h = harness(redis)
+    const primary = createMemoryTransport({ name: 'primary' })
+    const backup = createMemoryTransport({ name: 'backup' })
+    const failover = createFailoverTransport({
+      name: 'mail',
+      transports: [{ transport: primary }, { transport: backup }],
+      breaker: { failures: 2, windowMs: 10_000, openMs: 60_000 },
+    })
+    primary.failNext('throttle', 10)
+    const dashboard = createDashboard({ queue: h.queue, transports: [failover] })
+    const before = (await (await get(dashboard, '/api/stats')).json()) as DashboardStats
+    expect(before.failover).toEqual([
+      {
+        name: 'mail',
+        transports: [
+          { name: 'primary', state: 'closed', sent: 0, failed: 0, tookOver: 0 },
+          { name: 'backup', state: 'closed', sent: 0, failed: 0, tookOver: 0 },
+        ],
+      },
+    ])
+    const ids = (await h.queue.enqueueMany([0, 1, 2, 3].map((i) => job(i)))).map((result) => result.id)
+    await h.worker({ concurrency: 1, transport: failover }).start()
+    for (const id of ids) expect((await h.settled(id)).status).toBe('sent')
+    const after = (await (await get(dashboard, '/api/stats')).json()) as DashboardStats
+    expect(after.failover).toEqual([{ name: 'mail', transports: failover.stats() }])
+    const [first, second] = after.failover?.[0]?.transports ?? []
+    expect(first).toMatchObject({ name: 'primary', state: 'open', sent: 0, failed: 2, openedAt: expect.any(Number) })
+    expect(second).toMatchObject({ name: 'backup', state: 'closed', sent: 4, failed: 0 })
+    expect(second?.tookOver).toBeGreaterThan(0)
+
+    const page = await (await get(dashboard, '/')).text()
+    expect(page).toContain('id="transport-rows"')
+    expect(await (await get(createDashboard({ queue: h.queue }), '/')).text()).not.toContain('id="transport-rows"')
+    expect((await (await get(createDashboard({ queue: h.queue }), '/api/stats')).json()) as object).not.toHaveProperty(
+      'failover',
+    )
+    expect(() => createDashboard({ queue: h.queue, transports: [{}] } as never)).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG', field: 'transports.0' }),
+    )
+    await dashboard.close()
+  })
+
+  test('api/providers: parked jobs and slow-downs per provider from the metrics hash, busiest first', async () => {
+    const h = harness(redis)
+    const dashboard = createDashboard({ queue: h.queue })
+    expect(await (await get(dashboard, '/api/providers')).json()).toEqual({ items: [] })
+    // What the worker writes into P:metrics (src/worker/process.ts) when it parks a job for a
+    // provider's pace and when a provider's rate reply slows it down.
+    const { keys } = queueInternals(h.queue)
+    await redis.hset(keys.metrics, {
+      'provider_parked:gmail': 12,
+      'provider_slowdown:gmail': 3,
+      'provider_parked:naver': 40,
+      'provider_slowdown:daum': 1,
+      'send_duration:le:100': 7,
+    })
+    expect(await (await get(dashboard, '/api/providers')).json()).toEqual({
+      items: [
+        { provider: 'naver', parked: 40, slowDowns: 0 },
+        { provider: 'gmail', parked: 12, slowDowns: 3 },
+        { provider: 'daum', parked: 0, slowDowns: 1 },
+      ],
+    })
+    const script = await (await get(dashboard, '/app.js')).text()
+    expect(script).toContain("api('api/providers')")
+    expect(await (await get(dashboard, '/')).text()).toContain('id="provider-rows"')
+    await dashboard.close()
   })
 })
 
