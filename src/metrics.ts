@@ -84,8 +84,8 @@ export function createMetricsRecorder() {
 
 function line(name: string, value: number, labels: Record<string, string> = {}): string {
   // Escaped as the exposition format wants: backslash, double quote, and a line feed as `\n`.
-  const escape = (label: string) => label.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))
-  const pairs = Object.entries(labels).map(([key, label]) => `${key}="${escape(label)}"`)
+  const escaped = (label: string) => label.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))
+  const pairs = Object.entries(labels).map(([key, label]) => `${key}="${escaped(label)}"`)
   return `${name}${pairs.length ? `{${pairs.join(',')}}` : ''} ${Number.isFinite(value) ? value : 0}`
 }
 
