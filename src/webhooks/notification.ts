@@ -3,6 +3,7 @@ import { sesEvent } from '../lua/ses-event.js'
 import { providerSlowDowns } from '../metrics.js'
 import { type SlowDownOptions, slowDownProvider } from '../providers/slow-down.js'
 import type { QueueInternals } from '../queue/internals.js'
+import { boundedClient, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis.js'
 import { recordSesEvent } from '../telemetry/spans.js'
 import { failed, reject, respond } from './http.js'
 import type { EventLocator } from './locate.js'
@@ -35,6 +36,8 @@ export function createNotificationHandler({
   tracing,
   slowDown,
 }: NotificationOptions): NotificationHandler {
+  // Each reply of the slow-down bounded: a frozen Redis does not hold the response to SNS.
+  const bounded = slowDown ? boundedClient(redis, DEFAULT_COMMAND_TIMEOUT_MS) : redis
   /**
    * A delivery delay that says a provider wants less slows it down, once per event (not on SNS's
    * redeliveries). Best effort, as in the worker: the event is applied already, and a 5xx would
@@ -44,8 +47,8 @@ export function createNotificationHandler({
     if (!slowDown) return
     for (const provider of providersToSlowDown(parsed)) {
       try {
-        const { decreased } = await slowDownProvider(redis, slowDown.globalKey, provider, slowDown.options)
-        if (decreased) await redis.hincrby(keys.metrics, providerSlowDowns(provider), 1)
+        const { decreased } = await slowDownProvider(bounded, slowDown.globalKey, provider, slowDown.options)
+        if (decreased) await bounded.hincrby(keys.metrics, providerSlowDowns(provider), 1)
       } catch {
         // Redis failed or timed out: the provider's own replies will slow it down.
       }
