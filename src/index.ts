@@ -67,6 +67,7 @@ export {
   providerOfAddress,
   providerOfDomain,
 } from './providers/classify.js'
+export type { MxOptions, ResolveMx } from './providers/mx.js'
 export { WARMUP_SCHEDULES, type WarmupScheduleName } from './providers/warmup.js'
 export type { BatchProgress, BatchState, ProgressSubscription } from './queue/batches.js'
 export {

@@ -83,12 +83,22 @@ export function createMetricsRecorder() {
 }
 
 function line(name: string, value: number, labels: Record<string, string> = {}): string {
-  const pairs = Object.entries(labels).map(([key, label]) => `${key}="${label.replace(/[\\"\n]/g, '\\$&')}"`)
+  // Escaped as the exposition format wants: backslash, double quote, and a line feed as `\n`.
+  const escaped = (label: string) => label.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))
+  const pairs = Object.entries(labels).map(([key, label]) => `${key}="${escaped(label)}"`)
   return `${name}${pairs.length ? `{${pairs.join(',')}}` : ''} ${Number.isFinite(value) ? value : 0}`
 }
 
 function family(name: string, type: 'gauge' | 'counter' | 'histogram', help: string, lines: string[]): string {
   return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines].join('\n')
+}
+
+/** Per provider, the counter of `recorded` under `<prefix><provider>`, providers in name order. */
+function perProvider(recorded: Record<string, string>, prefix: string): [provider: string, value: number][] {
+  return Object.keys(recorded)
+    .filter((field) => field.startsWith(prefix) && field.length > prefix.length)
+    .sort()
+    .map((field) => [field.slice(prefix.length), Number(recorded[field])])
 }
 
 /** Prometheus text exposition (version 0.0.4) of a queue's stats and its workers' histograms. */
@@ -147,6 +157,22 @@ export function renderMetrics(stats: QueueStats, recorded: Record<string, string
       'counter',
       'Advertising messages sent (the Korean advertising profile): part of the sent jobs.',
       [line('mailstream_advertising_sent_total', counter(ADVERTISING_SENT))],
+    ),
+    family(
+      'mailstream_provider_parked_total',
+      'counter',
+      'Jobs parked until their mailbox provider had room (per-provider pacing).',
+      perProvider(recorded, providerParked('')).map(([provider, value]) =>
+        line('mailstream_provider_parked_total', value, { provider }),
+      ),
+    ),
+    family(
+      'mailstream_provider_slowdowns_total',
+      'counter',
+      "Times a mailbox provider's rate was lowered (its rate replies, SES delivery delays).",
+      perProvider(recorded, providerSlowDowns('')).map(([provider, value]) =>
+        line('mailstream_provider_slowdowns_total', value, { provider }),
+      ),
     ),
     ...(Object.entries(HISTOGRAMS) as [HistogramName, (typeof HISTOGRAMS)[HistogramName]][]).map(
       ([name, histogram]) => {

@@ -58,4 +58,33 @@ describe('queue.metrics()', () => {
     expect(metrics.value('mailstream_queue_waiting', { priority: 'high' })).toBe(0)
     expect(metrics.value('mailstream_send_duration_seconds_bucket', { le: '+Inf' })).toBe(0)
   })
+
+  test('per-provider pacing: jobs parked and slow-downs per provider, one family each', async () => {
+    const { queue, transport, worker, prefix } = harness(redis)
+    // naver at 20/s with a burst of 1: most of 10 naver jobs park; gmail is not limited.
+    const w = worker({ concurrency: 5, rateLimit: { perSecond: 1000 }, providerRates: { naver: 20 } })
+    const jobs = Array.from({ length: 12 }, (_, i) => ({
+      ...job(i),
+      to: i < 10 ? `n${i}@naver.com` : `g${i}@gmail.com`,
+    }))
+    await queue.enqueueMany(jobs)
+    await w.start()
+    await transport.waitForCount(12)
+    await waitUntil(async () => Number(await redis.hget(`${prefix}:metrics`, 'provider_parked:naver')) > 0)
+    await w.stop()
+    // As the worker counts a slow-down; a field no worker writes (hostile label text) is escaped.
+    await redis.hincrby(`${prefix}:metrics`, 'provider_slowdown:naver', 2)
+    await redis.hincrby(`${prefix}:metrics`, 'provider_slowdown:ka"ka\\o\n', 1)
+
+    const text = await queue.metrics()
+    const metrics = parseExposition(text)
+    const parked = Number(await redis.hget(`${prefix}:metrics`, 'provider_parked:naver'))
+    expect(parked).toBeGreaterThan(0)
+    expect(metrics.value('mailstream_provider_parked_total', { provider: 'naver' })).toBe(parked)
+    expect(metrics.samples.filter((sample) => sample.name === 'mailstream_provider_parked_total')).toHaveLength(1)
+    expect(metrics.value('mailstream_provider_slowdowns_total', { provider: 'naver' })).toBe(2)
+    expect(metrics.types.get('mailstream_provider_slowdowns_total')).toBe('counter')
+    expect(text.match(/# TYPE mailstream_provider_slowdowns_total /g)).toHaveLength(1)
+    expect(text).toContain('mailstream_provider_slowdowns_total{provider="ka\\"ka\\\\o\\n"} 1')
+  })
 })

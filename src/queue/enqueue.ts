@@ -3,7 +3,8 @@ import { MailstreamError } from '../errors.js'
 import { type EmailJob, recipientList, type ValidatedJob, validateJob, validateJobs } from '../job.js'
 import type { AdvertisingProfile } from '../korea/advertising.js'
 import { type EnqueueRecord, type EnqueueReply, enqueue, enqueueSettled } from '../lua/enqueue.js'
-import { withProvidersOfList } from '../providers/classify.js'
+import { providersOfList, withProviders, withProvidersOfList } from '../providers/classify.js'
+import type { MxClassifier } from '../providers/mx.js'
 import type { RedisClient } from '../redis.js'
 import { type JobStatusName, STATUS } from '../status.js'
 import { endWith, startEnqueueManySpan, startEnqueueSpan } from '../telemetry/spans.js'
@@ -15,6 +16,19 @@ import type { EmailQueue, EnqueueResult, QueueContext, TemplateCheck } from './t
 /** Jobs per pipeline: bounds the memory of a big `enqueueMany` and of one coalesced write. */
 const JOBS_PER_PIPELINE = 5000
 
+/** The providers an MX lookup found for a job's unknown domains (`providers: { mx: true }`), until it is written. */
+const mxProviders = new WeakMap<ValidatedJob, ReadonlyMap<string, string>>()
+
+/** Classifies the unknown domains of each job by their MX hosts (cached in Redis), for `toRecord`. */
+async function classifyMx(mx: MxClassifier, list: readonly ValidatedJob[]): Promise<void> {
+  await Promise.all(
+    list.map(async (validated) => {
+      const extra = await mx.classify(recipientList(validated.job))
+      if (extra.size > 0) mxProviders.set(validated, extra)
+    }),
+  )
+}
+
 /** A payload (a JSON object) with the traceparent of its enqueue span as `trace`. */
 export const withTrace = (payload: string, trace: string): string => `${payload.slice(0, -1)},"trace":"${trace}"}`
 
@@ -24,9 +38,12 @@ export const withTrace = (payload: string, trace: string): string => `${payload.
  * strict idempotency, with its fingerprint; when traced, with its enqueue span's traceparent in the
  * payload (for the worker) and the record (for the status hash, for the webhook handler).
  */
-function toRecord({ job, payload, dueAt }: ValidatedJob, strict: boolean, trace?: string): EnqueueRecord {
+function toRecord(validated: ValidatedJob, strict: boolean, trace?: string): EnqueueRecord {
+  const { job, payload, dueAt } = validated
   const rcpt = recipientList(job)
-  const classified = withProvidersOfList(payload, rcpt)
+  const extra = mxProviders.get(validated)
+  const classified =
+    extra === undefined ? withProvidersOfList(payload, rcpt) : withProviders(payload, providersOfList(rcpt, extra))
   const record: EnqueueRecord = {
     id: job.id,
     payload: trace === undefined ? classified : withTrace(classified, trace),
@@ -288,10 +305,12 @@ export function createEnqueue(
     const templated = templates !== undefined && validated.job.template !== undefined
     // Only a queue with the advertising profile, or a job that says it is advertising, goes further.
     const advertising = context.advertising !== undefined || validated.job.advertising !== undefined
-    if (!templated && !advertising) return validated // nothing to wait for: the common path costs no extra turn
+    const { mx } = context
+    if (!templated && !advertising && !mx) return validated // nothing to wait for: the common path costs no extra turn
     return (async () => {
       if (templated) await checkTemplate(templates, validated.job)
       if (advertising) await prepareAdvertising(context.advertising, [validated], validated.job.createdAt, false)
+      if (mx) await classifyMx(mx, [validated])
       return validated
     })()
   }
@@ -331,6 +350,7 @@ export function createEnqueue(
           ),
         )
       }
+      if (context.mx) await classifyMx(context.mx, validated)
       const span = startEnqueueManySpan(tracing, 'enqueueMany', oneStream(keys, validated), {
         'messaging.batch.message_count': validated.length,
       })

@@ -8,6 +8,7 @@ import { advertisingQueueSchema } from '../korea/options.js'
 import { defineScripts } from '../lua/index.js'
 import { renderMetrics } from '../metrics.js'
 import { checkClusterPrefix, parseOptions, prefixSchema, redisInputSchema } from '../options.js'
+import { createMxClassifier, type MxOptions, type ResolveMx } from '../providers/mx.js'
 import {
   bounded,
   boundedClient,
@@ -54,6 +55,28 @@ const optionsSchema = z.strictObject({
   quietHours: sendingHoursSchema(true).optional(),
   advertising: advertisingQueueSchema.optional(),
   tracing: tracingSchema,
+  providers: z
+    .strictObject({
+      mx: z
+        .union([
+          z.boolean(),
+          z.strictObject({
+            resolve: z
+              .custom<ResolveMx>((value) => typeof value === 'function', { message: 'must be a function' })
+              .optional(),
+            timeoutMs: z.number().int().min(1).max(30_000).optional(),
+            ttlSeconds: z
+              .number()
+              .int()
+              .min(1)
+              .max(30 * 86_400)
+              .optional(),
+            failureTtlSeconds: z.number().int().min(1).max(86_400).optional(),
+          }),
+        ])
+        .default(false),
+    })
+    .optional(),
 })
 
 /** Calls that may make many round trips: bounded per reply, not as a whole. */
@@ -68,6 +91,13 @@ function checkId(id: unknown, field = 'id'): string {
 
 export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
   const config = parseOptions(optionsSchema, options, 'createEmailQueue')
+  const mx = config.providers?.mx ?? false
+  const mxOptions: MxOptions | undefined =
+    mx === false
+      ? undefined
+      : mx === true
+        ? {}
+        : Object.fromEntries(Object.entries(mx).filter(([, value]) => value !== undefined))
   const hold = createHold(config.sendingCalendar, config.quietHours) // may throw: before any connection
   // Before any connection is made: bad quiet hours throw E_CONFIG.
   const advertising = config.advertising
@@ -104,6 +134,9 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       if (closed) throw new MailstreamError('E_CLOSED', 'the queue is closed')
     },
     tracing,
+    mx: mxOptions
+      ? createMxClassifier(boundedClient(client, timeoutMs), (domain) => `${keys.prefix}:mx:${domain}`, mxOptions)
+      : undefined,
   }
   const { assertOpen, steps } = context
   const coalescer = createEnqueueCoalescer(context)

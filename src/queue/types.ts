@@ -5,6 +5,7 @@ import type { EmailJob, EmailJobInput } from '../job.js'
 import type { QueueKeys } from '../keys.js'
 import type { AdvertisingProfile } from '../korea/advertising.js'
 import type { AdvertisingQueueOptions } from '../korea/options.js'
+import type { MxClassifier, MxOptions } from '../providers/mx.js'
 import type { RedisClient, RedisInput } from '../redis.js'
 import type { JobState, JobStatusName } from '../status.js'
 import type { Tracing, TracingOptions } from '../telemetry/tracing.js'
@@ -17,6 +18,14 @@ import type { WatchBatchOptions } from './watch.js'
 export interface EmailQueueOptions {
   /** An ioredis client (left open by `close()`), ioredis options or a redis:// URL. */
   redis: RedisInput
+  /**
+   * Per-provider pacing at enqueue. `mx: true` classifies a recipient domain the built-in map does
+   * not know (a company domain) by its MX hosts: Google -> gmail, Naver -> naver, Daum/Kakao ->
+   * kakao, Outlook -> outlook, ... Each answer is cached in Redis (`<prefix>:mx:<domain>`,
+   * `ttlSeconds`, default a day); a lookup that fails or takes over `timeoutMs` (2000) counts as
+   * `other`, cached `failureTtlSeconds` (300). `enqueue` and `enqueueMany` only. Default off.
+   */
+  providers?: { mx?: boolean | Omit<MxOptions, 'maxLookups'> }
   /** Start of every key of this queue. Use a hash tag (`{email}`) on Redis Cluster. Default `email`. */
   prefix?: string
   /** How long a job's status is kept after it is final. Default 86400 (24 h). */
@@ -214,4 +223,6 @@ export interface QueueContext {
   /** Throws `E_CLOSED` once the queue is closed. */
   assertOpen(): void
   tracing: Tracing
+  /** Classifies unknown recipient domains by their MX hosts at enqueue (`providers: { mx }`). */
+  mx?: MxClassifier | undefined
 }

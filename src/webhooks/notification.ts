@@ -1,10 +1,13 @@
 import { describeError } from '../errors.js'
 import { sesEvent } from '../lua/ses-event.js'
+import { providerSlowDowns } from '../metrics.js'
+import { type SlowDownOptions, slowDownProvider } from '../providers/slow-down.js'
 import type { QueueInternals } from '../queue/internals.js'
+import { boundedClient, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis.js'
 import { recordSesEvent } from '../telemetry/spans.js'
 import { failed, reject, respond } from './http.js'
 import type { EventLocator } from './locate.js'
-import { parseSesEvent, suppressionsOf } from './ses-event.js'
+import { type ParsedEvent, parseSesEvent, providersToSlowDown, suppressionsOf } from './ses-event.js'
 import type { SnsMessage } from './sns.js'
 import type { SesEvent, SesWebhookOptions, SesWebhookResponse } from './types.js'
 
@@ -13,6 +16,8 @@ export interface NotificationOptions extends Pick<QueueInternals, 'redis' | 'key
   onEvent?: SesWebhookOptions['onEvent']
   dedupeTtlSeconds: number
   trackingTtlSeconds: number
+  /** Where and how a `DeliveryDelay` slows a mailbox provider down; undefined when it does not. */
+  slowDown?: { globalKey: string; options: SlowDownOptions } | undefined
 }
 
 export interface NotificationHandler {
@@ -29,7 +34,27 @@ export function createNotificationHandler({
   dedupeTtlSeconds,
   trackingTtlSeconds,
   tracing,
+  slowDown,
 }: NotificationOptions): NotificationHandler {
+  // Each reply of the slow-down bounded: a frozen Redis does not hold the response to SNS.
+  const bounded = slowDown ? boundedClient(redis, DEFAULT_COMMAND_TIMEOUT_MS) : redis
+  /**
+   * A delivery delay that says a provider wants less slows it down, once per event (not on SNS's
+   * redeliveries). Best effort, as in the worker: the event is applied already, and a 5xx would
+   * only bring a duplicate that is not slowed down again.
+   */
+  async function slowDownFor(parsed: ParsedEvent): Promise<void> {
+    if (!slowDown) return
+    for (const provider of providersToSlowDown(parsed)) {
+      try {
+        const { decreased } = await slowDownProvider(bounded, slowDown.globalKey, provider, slowDown.options)
+        if (decreased) await bounded.hincrby(keys.metrics, providerSlowDowns(provider), 1)
+      } catch {
+        // Redis failed or timed out: the provider's own replies will slow it down.
+      }
+    }
+  }
+
   async function runHook(event: SesEvent): Promise<SesWebhookResponse | undefined> {
     if (!onEvent) return undefined
     try {
@@ -94,6 +119,7 @@ export function createNotificationHandler({
           timestamp: parsed.timestamp,
         })
       }
+      if (applied.state !== 'duplicate') await slowDownFor(parsed)
       if (applied.state === 'duplicate') {
         // Applied before; its onEvent had not succeeded yet, so give the host another go.
         if (applied.previous === 'hook') return (await runHook(event)) ?? respond(200, 'duplicate', 'duplicate')

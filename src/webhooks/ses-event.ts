@@ -1,5 +1,6 @@
 import { isMachineOpen } from '../ab-test/machine.js'
 import { parseAddress } from '../job.js'
+import { providerOfAddress } from '../providers/classify.js'
 import type { SesEventType } from './types.js'
 
 const EVENT_TYPES: Record<string, SesEventType> = {
@@ -60,6 +61,8 @@ export interface ParsedEvent {
   bounceSubType?: string
   complaintType?: string
   link?: string
+  /** For a delivery delay: SES's `deliveryDelay.delayType` (`IPFailure`, `MailboxFull`, ...). */
+  delayType?: string
   /** For an open: a person, or a machine (no user agent, Apple Mail Privacy Protection, a scanner). */
   opener?: 'human' | 'machine'
   timestamp: number
@@ -112,6 +115,8 @@ export function parseSesEvent(message: string, now: number): ParsedEvent | undef
   if (type === 'complaint' && complaintType) event.complaintType = complaintType
   const link = asString(detail.link)
   if (type === 'click' && link) event.link = link
+  const delayType = asString(detail.delayType)
+  if (type === 'deliveryDelay' && delayType && delayType.length <= 64) event.delayType = delayType
   if (type === 'open') event.opener = isMachineOpen(asString(detail.userAgent)) ? 'machine' : 'human'
   const jobTag = tagValue(record.mail.tags, 'job_id')
   const batchTag = tagValue(record.mail.tags, 'batch_id')
@@ -134,4 +139,25 @@ export function suppressionsOf(event: ParsedEvent, now: number): [address: strin
   if (!reason) return []
   const entry = JSON.stringify({ reason, at: now })
   return event.recipients.map((address) => [address, entry])
+}
+
+/**
+ * The `DeliveryDelay` types that say the receiving provider wants less from us, so that its rate is
+ * lowered as after an SMTP 421 (AWS: "Contents of event data that Amazon SES publishes to Amazon
+ * SNS", the deliveryDelay object):
+ * - `IPFailure`: the sending IP is blocked or throttled by the recipient's provider;
+ * - `SpamDetected`: the recipient's server sees a large amount of unsolicited mail from the account;
+ * - `SendingDeferral`: SES deferred the message itself, which it does when the destination pushes back.
+ * Not the others: `MailboxFull` is one recipient's mailbox; `RecipientServerError`,
+ * `TransientCommunicationFailure`, `InternalFailure`, `General`, `BYOIPHostNameLookupUnavailable`
+ * and `Undetermined` speak of a fault, not of our volume.
+ */
+export const SLOW_DOWN_DELAY_TYPES: ReadonlySet<string> = new Set(['IPFailure', 'SpamDetected', 'SendingDeferral'])
+
+/** The mailbox providers a delivery delay asks to slow down (`other` never: it is many destinations). */
+export function providersToSlowDown(event: ParsedEvent): string[] {
+  if (event.type !== 'deliveryDelay' || !event.delayType || !SLOW_DOWN_DELAY_TYPES.has(event.delayType)) return []
+  const providers = new Set(event.recipients.map((address) => providerOfAddress(address)))
+  providers.delete('other')
+  return [...providers]
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { describeError, MailstreamError } from '../errors.js'
 import { parseOptions } from '../options.js'
+import { globalLimiterKey, limiterKeySchema, slowDownSchema } from '../providers/slow-down.js'
 import type { EmailQueue } from '../queue/index.js'
 import { isEmailQueue, queueInternals } from '../queue/internals.js'
 import { decodeTagValue } from '../ses-tags.js'
@@ -54,6 +55,9 @@ const optionsSchema = z.strictObject({
     .min(60)
     .default(7 * 86_400),
   timeoutMs: z.number().int().min(1).default(10_000),
+  providerPacing: z
+    .union([z.literal(false), z.strictObject({ rateLimitKey: limiterKeySchema.optional(), slowDown: slowDownSchema })])
+    .prefault({}),
 })
 
 /**
@@ -87,6 +91,13 @@ export function createSesWebhookHandler(options: SesWebhookOptions): SesWebhookH
     dedupeTtlSeconds: config.dedupeTtlSeconds,
     trackingTtlSeconds: config.trackingTtlSeconds,
     tracing,
+    slowDown:
+      config.providerPacing && config.providerPacing.slowDown !== false
+        ? {
+            globalKey: globalLimiterKey(keys.prefix, config.providerPacing.rateLimitKey),
+            options: config.providerPacing.slowDown,
+          }
+        : undefined,
   })
   const subscriptions = createSubscriptionHandler({
     onSubscription: config.onSubscription,

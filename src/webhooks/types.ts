@@ -77,6 +77,21 @@ export interface SesWebhookOptions {
   trackingTtlSeconds?: number
   /** Timeout for certificate downloads and subscription confirmations. Default 10 000 ms. */
   timeoutMs?: number
+  /**
+   * A `DeliveryDelay` of type `IPFailure`, `SpamDetected` or `SendingDeferral` slows down the
+   * mailbox provider of its delayed recipients (naver, kakao, gmail, ...; never `other`) as an SMTP
+   * 421 does in the worker: the factor the workers' `providerRates` are paced by, shared in Redis.
+   * Give the workers' `rateLimit.key` when they set one, and their `providerPacing.slowDown`
+   * (default the same defaults); `false`, or `slowDown: false`, turns it off.
+   */
+  providerPacing?:
+    | false
+    | {
+        rateLimitKey?: string
+        slowDown?:
+          | false
+          | { decrease?: number; minFactor?: number; step?: number; cooldownMs?: number; guardMs?: number }
+      }
 }
 
 export interface SesWebhookRequest {

@@ -1,9 +1,10 @@
 import { z } from 'zod'
 import { MailstreamError, TransportError } from '../errors.js'
 import type { EmailJob } from '../job.js'
-import { gcraSlowDown, type ProviderCharge } from '../lua/gcra.js'
+import type { ProviderCharge } from '../lua/gcra.js'
 import { clusterHashTag } from '../options.js'
 import { PROVIDER_NAME_RE, PROVIDERS, providerOfAddress } from '../providers/classify.js'
+import { providerStateKey, sameSlotKey, slowDownProvider, slowDownSchema } from '../providers/slow-down.js'
 import { dayKey, nextDayStart, startDayKey, WARMUP_SCHEDULES, type WarmupScheduleName } from '../providers/warmup.js'
 import type { RedisClient } from '../redis.js'
 import type { EmailMessage } from '../transport.js'
@@ -125,23 +126,7 @@ export const providerPacingSchema = z
       .max(24 * 3_600_000)
       .default(60_000),
     lateMs: z.number().int().min(0).max(3_600_000).default(100),
-    slowDown: z
-      .union([
-        z.literal(false),
-        z.strictObject({
-          decrease: z.number().gt(0).lt(1).default(0.5),
-          minFactor: z.number().gt(0).max(1).default(0.05),
-          step: z.number().gt(0).max(1).default(0.1),
-          cooldownMs: z
-            .number()
-            .int()
-            .min(10)
-            .max(24 * 3_600_000)
-            .default(60_000),
-          guardMs: z.number().int().min(0).max(3_600_000).default(5000),
-        }),
-      ])
-      .prefault({}),
+    slowDown: slowDownSchema,
     warmup: z
       .strictObject({
         startDate: z
@@ -165,13 +150,7 @@ export const providerPacingSchema = z
   })
   .prefault({})
 
-/**
- * A key in the same Cluster hash slot as `key`, ending in `suffix`: after a key with a hash tag
- * the tag carries over; a key without one is hashed whole, which `{key}` makes the tag.
- */
-export function sameSlotKey(key: string, suffix: string): string {
-  return clusterHashTag(key) !== null ? `${key}${suffix}` : `{${key}}${suffix}`
-}
+export { sameSlotKey }
 
 /** An SMTP reply that says a provider wants less: 421/451 speaking of a rate, a throttle or too much. */
 const SLOW_WORDS_RE = /\brate\b|throttl|too many|too much|temporar(?:il)?y (?:deferred|limited)|try again later/i
@@ -226,7 +205,7 @@ export function createProviders(
   }
   const keyOf = (provider: string) => sameSlotKey(globalKey, `:provider:${provider}`)
   const warmKeyOf = (provider: string) => sameSlotKey(globalKey, `:provider:${provider}:warmup`)
-  const stateKeyOf = (provider: string) => sameSlotKey(globalKey, `:provider:${provider}:state`)
+  const stateKeyOf = (provider: string) => providerStateKey(globalKey, provider)
 
   /** The rate of each provider as a `providerPace` event says it. */
   function event(provider: string, factor: number, reason: ProviderPaceEvent['reason']): ProviderPaceEvent {
@@ -314,13 +293,7 @@ export function createProviders(
       if (!slow || charges.length === 0 || !isProviderSlowDown(error)) return slowed
       for (const charge of charges) {
         try {
-          const { decreased, factor } = await gcraSlowDown(hooks.redis(), charge.stateKey, {
-            decrease: slow.decrease,
-            minFactor: slow.minFactor,
-            step: slow.step,
-            cooldownMs: slow.cooldownMs,
-            guardMs: slow.guardMs,
-          })
+          const { decreased, factor } = await slowDownProvider(hooks.redis(), globalKey, charge.provider, slow)
           if (!decreased) continue
           slowed.push(charge.provider)
           factors.set(charge.provider, factor)

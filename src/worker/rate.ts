@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { type GcraReply, gcra, gcraPace, type ProviderCharge } from '../lua/gcra.js'
+import { globalLimiterKey, limiterKeySchema } from '../providers/slow-down.js'
 import type { RedisClient } from '../redis.js'
 import { createPace, type PaceEvent } from './pace.js'
 import type { Providers } from './providers.js'
@@ -22,8 +23,7 @@ export interface WorkerRateLimit {
   aimd?: { decrease?: number; increase?: number; intervalMs?: number; minPerSecond?: number }
 }
 
-/** A limiter key of the worker's options (`rateLimit.key`, `dailyQuota.key`). */
-export const limiterKeySchema = z.string().regex(/^[^\s]{1,200}$/, 'must be 1-200 characters without spaces')
+export { limiterKeySchema }
 
 export const rateLimitSchema = z
   .strictObject({
@@ -61,7 +61,7 @@ export function createRate(
   waits: Waits,
   makeProviders?: (globalKey: string) => Providers,
 ) {
-  const key = `rate:limit:${rateLimit.key ?? `${prefix}:send`}`
+  const key = globalLimiterKey(prefix, rateLimit.key)
   const providers = makeProviders?.(key)
   const intervalMs = 1000 / rateLimit.perSecond
   const { burst } = rateLimit
