@@ -5,6 +5,7 @@ import { ABANDONED } from './process.js'
 import { stopUnits } from './stop.js'
 import type { EmailWorker, Work } from './types.js'
 import { createUnits, type WorkerState } from './units.js'
+import { verifyTransport } from './verify.js'
 
 export type { EmailWorkerOptions } from './options.js'
 export type { PaceEvent, WorkerDailyQuota, WorkerRateLimit } from './pacing.js'
@@ -109,6 +110,8 @@ export function createEmailWorker(options: EmailWorkerOptions): EmailWorker {
     if (!state.running) return // stopped meanwhile
     loops = Promise.all([dispatcher.run(), scheduler.run(), units.abTests.run()])
     void keeper.run()
+    if (config.verifyTransport)
+      void verifyTransport(config.transport, config.sendTimeoutMs, (error) => emit('error', error))
   }
 
   return {

@@ -74,6 +74,12 @@ export interface EmailWorkerOptions {
   /** Recipients per rolling 24 h (or `windowMs`): sending pauses while the window is full. */
   dailyQuota?: WorkerDailyQuota
   /**
+   * At each `start()`, run the transport's `verify()` (the SMTP connection check; each member of a
+   * failover transport) in the background, within `sendTimeoutMs`: a failure is an `error` event
+   * (`E_TRANSPORT`), never a failed start. Default false.
+   */
+  verifyTransport?: boolean
+  /**
    * A rate per mailbox provider (`{ naver: '20/s', kakao: '10/s', default: '50/s' }`), charged with
    * `rateLimit` (which it needs) in one call, all or nothing. A job whose provider is out of budget
    * is parked until that provider's slot while the others keep their full rate. See
@@ -149,6 +155,7 @@ const optionsSchema = z.strictObject({
     .optional(),
   rateLimit: rateLimitSchema,
   dailyQuota: dailyQuotaSchema,
+  verifyTransport: z.boolean().default(false),
   providerRates: providerRatesSchema,
   providerPacing: providerPacingSchema,
   advertising: advertisingWorkerSchema.optional(),
