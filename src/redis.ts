@@ -1,6 +1,7 @@
 import { type ChainableCommander, Cluster, Redis, type RedisOptions } from 'ioredis'
 import { z } from 'zod'
 import { describeError, MailstreamError } from './errors.js'
+import { withTimeout } from './timeout.js'
 
 export type RedisClient = Redis | Cluster
 /** An ioredis client (never closed by mailstream), or options / a URL for one it creates and closes. */
@@ -94,21 +95,11 @@ export function duplicateForBlocking(client: RedisClient, connectionName: string
  * rejection of `promise` is swallowed (never an unhandled rejection).
  */
 export function bounded<T>(promise: PromiseLike<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new MailstreamError('E_TIMEOUT', `${what}: Redis did not answer within ${ms} ms`))
-    }, ms)
-    promise.then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
-  })
+  return withTimeout(
+    promise,
+    ms,
+    () => new MailstreamError('E_TIMEOUT', `${what}: Redis did not answer within ${ms} ms`),
+  )
 }
 
 /** `error` as is when it is a MailstreamError; otherwise `E_REDIS` `<what>: <message>` with `error` as `cause`. */

@@ -5,6 +5,7 @@ import { isMailstreamError, MailstreamError } from '../errors.js'
 import type { EmailJobInput } from '../job.js'
 import type { EmailQueue } from '../queue/types.js'
 import type { UnsubscribeSecret } from '../templates/unsubscribe.js'
+import { withTimeout } from '../timeout.js'
 import { consentActionUrl, createConsentActionToken } from './links.js'
 import { addressDigest, recipientAddress, senderData } from './notices.js'
 import { addSeoulMonths, formatSeoulDate, seoulDayKey, startOfSeoulDay, toEpochMs } from './seoul-date.js'
@@ -92,22 +93,11 @@ function cutoffFor(dueBefore: number, months: number): Date {
 
 /** Rejects with `E_TIMEOUT` when the app's store has not answered within `ms`. */
 function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new MailstreamError('E_TIMEOUT', `${what}: the store did not answer within ${ms} ms`)),
-      ms,
-    )
-    Promise.resolve(promise).then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
-  })
+  return withTimeout(
+    Promise.resolve(promise),
+    ms,
+    () => new MailstreamError('E_TIMEOUT', `${what}: the store did not answer within ${ms} ms`),
+  )
 }
 
 function integer(value: unknown, field: string, min: number, max: number, fallback: number): number {

@@ -1,5 +1,6 @@
 // The relay's connections: every statement and every connect() bounded, a failed connection destroyed.
 import { MailstreamError } from '../errors.js'
+import { withTimeout } from '../timeout.js'
 import type { QueryResultLike } from './outbox.js'
 
 /** A connection taken from a pool (`pg.PoolClient`): released, or destroyed with an error. */
@@ -25,22 +26,11 @@ export function pgError(error: unknown, what: string): MailstreamError {
 export function createConnections(pool: PoolLike, timeoutMs: number) {
   /** Within `timeoutMs`, or rejects; the caller then destroys the connection, which ends its transaction. */
   function bound<T>(promise: Promise<T>, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new MailstreamError('E_TIMEOUT', `outbox relay: ${what}: no answer within ${timeoutMs} ms`)),
-        timeoutMs,
-      )
-      promise.then(
-        (value) => {
-          clearTimeout(timer)
-          resolve(value)
-        },
-        (error: unknown) => {
-          clearTimeout(timer)
-          reject(error)
-        },
-      )
-    })
+    return withTimeout(
+      promise,
+      timeoutMs,
+      () => new MailstreamError('E_TIMEOUT', `outbox relay: ${what}: no answer within ${timeoutMs} ms`),
+    )
   }
 
   /** A connection; a late one (after its bound) is released, not leaked. */
