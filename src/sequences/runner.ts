@@ -73,20 +73,29 @@ function jobOf(
   }
 }
 
-export function createSequenceRunner(options: {
-  client: RedisClient
-  keys: ReturnType<typeof sequenceKeys>
-  queue: EmailQueue
-  definitions: ReadonlyMap<string, SequenceDefinition>
-  calendar: WeeklyHours | undefined
-  leaseMs: number
-  batchSize: number
-  report(error: MailstreamError): void
-}) {
-  const { client, keys, queue, definitions, report } = options
-  const config = options
-  const holdFor = createHolds(options.calendar)
+type Move = (step: string, next: Omit<MoveCall, 'key' | 'statsKey' | 'expect' | 'step' | 'now'>) => Promise<boolean>
 
+/** A step that sends nothing, recorded: a sleep, a wait for an event, the end, or an exit. */
+async function settle(action: Exclude<Action, { kind: 'send' }>, move: Move, result: RunResult): Promise<void> {
+  if (action.kind === 'sleep') await move(action.step, { status: 'active', nextAt: action.at })
+  else if (action.kind === 'wait') {
+    await move(action.step, { status: 'waiting', nextAt: action.until, fields: { waitingFor: action.event } })
+  } else if (action.kind === 'done') {
+    if (await move('', { status: 'done', nextAt: 0 })) result.done++
+  } else if (await move(action.step, { status: 'exited', nextAt: 0, exitReason: action.reason })) result.exited++
+}
+
+const branchError = (definition: SequenceDefinition, error: unknown) =>
+  new MailstreamError(
+    'E_VALIDATION',
+    `sequence ${definition.id}: a branch condition threw: ${(error as Error)?.message}`,
+    {
+      cause: error,
+    },
+  )
+
+/** Ending an enrolment: moved to `exited` if it is still running, and its last email cancelled. */
+function createEnder(client: RedisClient, keys: ReturnType<typeof sequenceKeys>, queue: EmailQueue) {
   /** Cancels the enrolment's last email when it has not gone yet; a failure leaves it to the worker's suppression check. */
   async function cancelJob(id: string | undefined): Promise<void> {
     if (id) await queue.cancel(id).catch(() => false)
@@ -114,6 +123,25 @@ export function createSequenceRunner(options: {
     if (moved) await cancelJob(enrolment.lastJob)
     return moved
   }
+
+  return { cancelJob, endEnrolment }
+}
+
+export function createSequenceRunner(options: {
+  client: RedisClient
+  keys: ReturnType<typeof sequenceKeys>
+  queue: EmailQueue
+  definitions: ReadonlyMap<string, SequenceDefinition>
+  calendar: WeeklyHours | undefined
+  leaseMs: number
+  batchSize: number
+  report(error: MailstreamError): void
+}) {
+  const { client, keys, queue, definitions, report } = options
+  const config = options
+  const holdFor = createHolds(options.calendar)
+
+  const { cancelJob, endEnrolment } = createEnder(client, keys, queue)
 
   /** Moves one claimed enrolment on as far as it goes now. */
   async function advance(key: string, now: number, leaseUntil: number, result: RunResult): Promise<void> {
@@ -146,7 +174,7 @@ export function createSequenceRunner(options: {
     }
     let status = enrolment.status
     const hold = holdFor(enrolment.timeZone)
-    const move = (step: string, next: Omit<MoveCall, 'key' | 'statsKey' | 'expect' | 'step' | 'now'>) =>
+    const move: Move = (step, next) =>
       moveSequence(client, keys, {
         key,
         statsKey,
@@ -163,29 +191,13 @@ export function createSequenceRunner(options: {
       try {
         action = plan(definition, position, context, hold)
       } catch (error) {
-        const problem = new MailstreamError(
-          'E_VALIDATION',
-          `sequence ${definition.id}: a branch condition threw: ${(error as Error)?.message}`,
-          { cause: error },
-        )
+        const problem = branchError(definition, error)
         report(problem)
         if (await endEnrolment(definition, key, enrolment, 'invalid', now, { error: problem.message })) result.exited++
         return
       }
-      if (action.kind === 'sleep') {
-        await move(action.step, { status: 'active', nextAt: action.at })
-        return
-      }
-      if (action.kind === 'wait') {
-        await move(action.step, { status: 'waiting', nextAt: action.until, fields: { waitingFor: action.event } })
-        return
-      }
-      if (action.kind === 'done') {
-        if (await move('', { status: 'done', nextAt: 0 })) result.done++
-        return
-      }
-      if (action.kind === 'exit') {
-        if (await move(action.step, { status: 'exited', nextAt: 0, exitReason: action.reason })) result.exited++
+      if (action.kind !== 'send') {
+        await settle(action, move, result)
         return
       }
       const { node } = action
