@@ -1,5 +1,4 @@
 import { z } from 'zod'
-import { runAbTest } from '../ab-test/state.js'
 import { MailstreamError } from '../errors.js'
 import { ID_RE } from '../job.js'
 import { IDEMPOTENCY_TTL_SECONDS, queueKeys, STATUS_TTL_SECONDS } from '../keys.js'
@@ -22,14 +21,14 @@ import {
 } from '../redis.js'
 import { tracingSchema } from '../telemetry/options.js'
 import { createTracing } from '../telemetry/tracing.js'
-import { cancelBatch, createProgressListeners, getBatch } from './batches.js'
+import { createBatchMethods } from './batch-methods.js'
+import { createProgressListeners, getBatch } from './batches.js'
 import { createDeadLetters } from './dead-letters.js'
 import { createEnqueue, createEnqueueCoalescer } from './enqueue.js'
-import { enqueueBatch } from './enqueue-batch.js'
 import { registerQueue } from './internals.js'
 import { createJobs } from './jobs.js'
 import { createHold, sendingHoursSchema } from './schedule.js'
-import { batchStats, queueStats } from './stats.js'
+import { queueStats } from './stats.js'
 import { createSuppressionList } from './suppression.js'
 import type { EmailQueue, EmailQueueOptions, QueueContext, TemplateCheck } from './types.js'
 import { createBatchWatchers } from './watch.js'
@@ -138,7 +137,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       ? createMxClassifier(boundedClient(client, timeoutMs), (domain) => `${keys.prefix}:mx:${domain}`, mxOptions)
       : undefined,
   }
-  const { assertOpen, steps } = context
+  const { assertOpen } = context
   const coalescer = createEnqueueCoalescer(context)
 
   const { validate, write, ...enqueueMethods } = createEnqueue(context, coalescer)
@@ -146,32 +145,7 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
     ...enqueueMethods,
     ...createJobs(context, checkId),
 
-    async enqueueBatch(batchId, recipients, build, batchOptions) {
-      assertOpen()
-      return enqueueBatch(context, batchId, recipients, build, batchOptions)
-    },
-
-    async cancelBatch(batchId) {
-      assertOpen()
-      return cancelBatch(steps, keys, checkId(batchId, 'batchId'), config.statusTtlSeconds)
-    },
-
-    async getBatch(batchId) {
-      assertOpen()
-      return getBatch(client, keys, checkId(batchId, 'batchId'))
-    },
-
-    async decideAbTest(batchId, decideOptions = {}) {
-      assertOpen()
-      checkId(batchId, 'batchId')
-      const { now = Date.now() } = decideOptions
-      if (typeof now !== 'number' || !Number.isFinite(now)) {
-        throw new MailstreamError('E_VALIDATION', 'options.now: must be epoch ms', { field: 'options.now' })
-      }
-      const result = await runAbTest(steps, keys, batchId, { now })
-      if (!result) throw new MailstreamError('E_NOT_FOUND', `batch ${batchId} has no A/B test`, { field: 'batchId' })
-      return result
-    },
+    ...createBatchMethods(context, checkId),
 
     async stats() {
       assertOpen()
@@ -189,11 +163,6 @@ export function createEmailQueue(options: EmailQueueOptions): EmailQueue {
       const started = performance.now()
       await client.ping()
       return Math.round((performance.now() - started) * 100) / 100
-    },
-
-    async batchStats(batchId) {
-      assertOpen()
-      return batchStats(client, keys, checkId(batchId, 'batchId'))
     },
 
     deadLetters: createDeadLetters(context, checkId),
