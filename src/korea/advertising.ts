@@ -4,6 +4,7 @@ import { type Calendar, createQuietHours } from '../calendar.js'
 import { MailstreamError } from '../errors.js'
 import { type EmailJob, MAX_PAYLOAD_BYTES, recipientsOf, showValue, type ValidatedJob } from '../job.js'
 import type { EnqueueRecord } from '../lua/enqueue.js'
+import { withTimeout } from '../timeout.js'
 import { checkAdvertisingFooter, describeFooterCheck } from './footer.js'
 import type { AdvertisingQueueConfig, ConsentLookup } from './options.js'
 import { advertisingSubject, ordinarySubjectProblem } from './subject.js'
@@ -48,31 +49,24 @@ const timeOf = (value: unknown): number =>
  */
 function createConsentCheck(lookup: ConsentLookup, timeoutMs: number) {
   return async function consentedOf(addresses: string[], now: number): Promise<Set<string>> {
-    let timer: NodeJS.Timeout | undefined
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new MailstreamError(
-              'E_TIMEOUT',
-              `advertising.consent: no answer within consentTimeoutMs (${timeoutMs} ms); nothing was written`,
-              { field: 'advertising.consent' },
-            ),
-          ),
-        timeoutMs,
-      )
-    })
     let found: Iterable<AdvertisingConsent | null | undefined>
     try {
-      found = await Promise.race([Promise.resolve().then(() => lookup([...addresses])), timedOut])
+      found = await withTimeout(
+        Promise.resolve().then(() => lookup([...addresses])),
+        timeoutMs,
+        () =>
+          new MailstreamError(
+            'E_TIMEOUT',
+            `advertising.consent: no answer within consentTimeoutMs (${timeoutMs} ms); nothing was written`,
+            { field: 'advertising.consent' },
+          ),
+      )
     } catch (cause) {
       if (cause instanceof MailstreamError && cause.code === 'E_TIMEOUT') throw cause
       throw new MailstreamError('E_CONSENT', 'advertising.consent: the consent lookup failed; nothing was written', {
         field: 'advertising.consent',
         cause,
       })
-    } finally {
-      clearTimeout(timer)
     }
     const wanted = new Set(addresses)
     const consented = new Set<string>()

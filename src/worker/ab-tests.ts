@@ -2,7 +2,7 @@ import { runAbTest } from '../ab-test/state.js'
 import type { QueueKeys } from '../keys.js'
 import { abClaim } from '../lua/ab-test.js'
 import type { Connections } from './connections.js'
-import { failureBackoffMs, wakeable } from './wake.js'
+import { runLoop, wakeable } from './wake.js'
 
 /** How long a claimed test is this worker's alone; a worker that dies frees it after this. */
 const LEASE_MS = 60_000
@@ -53,21 +53,11 @@ export function createAbTests(options: {
   }
 
   return {
-    async run(): Promise<void> {
-      let failures = 0
-      while (options.running()) {
-        let wait = options.intervalMs
-        try {
-          await decideDue()
-          failures = 0
-        } catch (error) {
-          if (!options.running()) break
-          failures++
-          options.onError(error, 'deciding A/B tests failed, retrying', failures)
-          wait = failureBackoffMs(failures)
-        }
-        if (options.running()) await wake.wait(wait)
-      }
+    run(): Promise<void> {
+      return runLoop(options, wake, 'deciding A/B tests failed, retrying', async () => {
+        await decideDue()
+        return options.intervalMs
+      })
     },
     wake: wake.wake,
   }

@@ -1,7 +1,7 @@
 import type { QueueKeys } from '../keys.js'
 import { promote } from '../lua/promote.js'
 import type { Connections } from './connections.js'
-import { failureBackoffMs, wakeable } from './wake.js'
+import { runLoop, wakeable } from './wake.js'
 
 /** Moves due jobs (delays, retries, throttles) from the delayed set back into their streams. */
 export function createScheduler(options: {
@@ -30,22 +30,11 @@ export function createScheduler(options: {
   }
 
   return {
-    async run(): Promise<void> {
-      let failures = 0
-      while (options.running()) {
-        let wait = options.intervalMs
-        try {
-          await promoteDue()
-          failures = 0
-          wait = Math.max(0, Math.min(options.intervalMs, nextDueAt - Date.now()))
-        } catch (error) {
-          if (!options.running()) break
-          failures++
-          options.onError(error, 'promoting scheduled jobs failed, retrying', failures)
-          wait = failureBackoffMs(failures)
-        }
-        if (options.running()) await wake.wait(wait)
-      }
+    run(): Promise<void> {
+      return runLoop(options, wake, 'promoting scheduled jobs failed, retrying', async () => {
+        await promoteDue()
+        return Math.max(0, Math.min(options.intervalMs, nextDueAt - Date.now()))
+      })
     },
 
     /** A job was re-delayed until `dueAt`: look again then, not at the next interval. */

@@ -1,5 +1,6 @@
 // The transport's health check at start (`verifyTransport`): reported, never fatal, bounded.
 import { MailstreamError } from '../errors.js'
+import { withTimeout } from '../timeout.js'
 import type { Transport } from '../transport.js'
 
 interface Verifiable {
@@ -22,13 +23,12 @@ export async function verifyTransport(
 ): Promise<void> {
   if (!isVerifiable(transport)) return
   const prefix = `transport ${transport.name}: verify at start`
-  let timer: NodeJS.Timeout | undefined
   try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
-      timer.unref?.()
-    })
-    const result = await Promise.race([Promise.resolve().then(() => transport.verify()), timeout])
+    const result = await withTimeout(
+      Promise.resolve().then(() => transport.verify()),
+      timeoutMs,
+      () => new Error(`no answer within ${timeoutMs} ms`),
+    )
     // A failover transport answers with one result per member and never throws.
     if (Array.isArray(result)) {
       for (const member of result as { transport?: unknown; status?: unknown; error?: unknown }[]) {
@@ -52,7 +52,5 @@ export async function verifyTransport(
         },
       ),
     )
-  } finally {
-    clearTimeout(timer)
   }
 }
