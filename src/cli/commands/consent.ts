@@ -3,7 +3,6 @@
 // through a store module the app writes (or, for `due`, a JSON/NDJSON export of them).
 import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import {
   type ConsentReminderOptions,
   type ConsentStore,
@@ -17,6 +16,7 @@ import { withQueue } from '../connect.js'
 import { count, type Invocation } from '../context.js'
 import { table } from '../format.js'
 import { UsageError } from '../usage-error.js'
+import { loadUserModule } from '../user-module.js'
 
 /**
  * What a `--store` module exports (default export, or a function returning it): the store itself,
@@ -81,19 +81,7 @@ async function loadStore(file: string | boolean | undefined, command: string): P
   if (/\.(json|ndjson|jsonl)$/.test(path)) {
     return { store: fileStore(await readConsentFile(path, file)), options: {}, writable: false }
   }
-  if (/\.[cm]?ts$/.test(path)) {
-    try {
-      const tsx = (await import('tsx/esm/api' as string)) as { register(): unknown }
-      tsx.register()
-    } catch {
-      throw new UsageError('a .ts store module needs tsx installed (npm install -D tsx), or use a .js module')
-    }
-  }
-  const module = (await import(pathToFileURL(path).href)) as { default?: unknown }
-  const exported = module.default ?? module
-  const value = (typeof exported === 'function' ? await (exported as () => unknown)() : exported) as
-    | ConsentStoreModule
-    | undefined
+  const value = (await loadUserModule(path, 'store module')) as ConsentStoreModule | undefined
   if (isStore(value)) return { store: value, options: {}, writable: typeof value.markReminded === 'function' }
   const wrapped = value as { store?: unknown } | undefined
   if (isStore(wrapped?.store)) {

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { createEmailWorker, type EmailWorkerOptions } from '../../worker/index.js'
 import type { Invocation } from '../context.js'
 import { UsageError } from '../usage-error.js'
+import { loadUserModule } from '../user-module.js'
 
 /** The worker options a config file exports (default export, or a function returning them). */
 export type WorkerConfig = Omit<EmailWorkerOptions, 'redis' | 'prefix'> &
@@ -19,17 +19,7 @@ async function loadConfig(file: string): Promise<WorkerConfig> {
   } catch {
     throw new UsageError(`config file not found: ${file}`)
   }
-  if (/\.[cm]?ts$/.test(path)) {
-    try {
-      const tsx = (await import('tsx/esm/api' as string)) as { register(): unknown }
-      tsx.register()
-    } catch {
-      throw new UsageError('a .ts config needs tsx installed (npm install -D tsx), or use a .js config')
-    }
-  }
-  const module = (await import(pathToFileURL(path).href)) as { default?: unknown }
-  const exported = module.default ?? module
-  const config = typeof exported === 'function' ? await (exported as () => unknown)() : exported
+  const config = await loadUserModule(path, 'config')
   if (typeof config !== 'object' || config === null) throw new UsageError(`${file} must export the worker options`)
   return config as WorkerConfig
 }
