@@ -2,7 +2,7 @@ import { MailstreamError } from '../errors.js'
 import type { Priority } from '../job.js'
 import type { QueueKeys } from '../keys.js'
 import type { RedisClient } from '../redis.js'
-import { addScript } from './index.js'
+import { addScript, runScript } from './index.js'
 
 /** One job as the `enqueue` script takes it. */
 export interface EnqueueRecord {
@@ -124,6 +124,7 @@ export async function enqueueSettled(
   call: EnqueueCall,
   perCall = JOBS_PER_CALL,
 ): Promise<(EnqueueReply | MailstreamError)[]> {
+  if (call.records.length <= perCall) return enqueueOneCall(client, keys, call)
   const pipeline = client.pipeline()
   const sizes: number[] = []
   for (let from = 0; from < call.records.length; from += perCall) {
@@ -144,4 +145,27 @@ export async function enqueueSettled(
     }
   })
   return settled
+}
+
+/**
+ * `enqueueSettled` for records that fit in one script call (a web request's `enqueue`, or the
+ * calls of one turn): the script is called directly, without a pipeline (an ioredis pipeline
+ * copies every defined script onto itself, a large part of one call's cost). An error settles
+ * every record as the pipeline's reply for the call would; only the client's bound rejects, as
+ * the pipeline's `exec` would.
+ */
+async function enqueueOneCall(
+  client: RedisClient,
+  keys: QueueKeys,
+  call: EnqueueCall,
+): Promise<(EnqueueReply | MailstreamError)[]> {
+  const { scriptKeys, args } = pack(keys, call.now, call.idempotencyTtlSeconds, call.records)
+  const replies: EnqueueReply[] = []
+  try {
+    readReplies(await runScript(client, 'enqueue', scriptKeys, args), replies)
+  } catch (error) {
+    if (error instanceof MailstreamError && error.code === 'E_TIMEOUT') throw error
+    return call.records.map(() => scriptError(error as Error))
+  }
+  return call.records.map((_, i) => replies[i] ?? scriptError(new Error('the script gave no reply')))
 }
