@@ -97,6 +97,7 @@ const scriptError = (error: Error) =>
  * script call, every call in one pipeline (one round trip). One reply per record, in order.
  */
 export async function enqueue(client: RedisClient, keys: QueueKeys, call: EnqueueCall): Promise<EnqueueReply[]> {
+  if (call.records.length <= JOBS_PER_CALL) return oneCall(client, keys, call)
   const pipeline = client.pipeline()
   for (let from = 0; from < call.records.length; from += JOBS_PER_CALL) {
     const group = call.records.slice(from, from + JOBS_PER_CALL)
@@ -124,7 +125,7 @@ export async function enqueueSettled(
   call: EnqueueCall,
   perCall = JOBS_PER_CALL,
 ): Promise<(EnqueueReply | MailstreamError)[]> {
-  if (call.records.length <= perCall) return enqueueOneCall(client, keys, call)
+  if (call.records.length <= perCall) return oneCallSettled(client, keys, call)
   const pipeline = client.pipeline()
   const sizes: number[] = []
   for (let from = 0; from < call.records.length; from += perCall) {
@@ -148,24 +149,36 @@ export async function enqueueSettled(
 }
 
 /**
- * `enqueueSettled` for records that fit in one script call (a web request's `enqueue`, or the
- * calls of one turn): the script is called directly, without a pipeline (an ioredis pipeline
- * copies every defined script onto itself, a large part of one call's cost). An error settles
- * every record as the pipeline's reply for the call would; only the client's bound rejects, as
- * the pipeline's `exec` would.
+ * Records that fit in one script call (a web request's `enqueue`, the calls of one turn, a small
+ * `enqueueMany`): the script is called directly, without a pipeline (an ioredis pipeline copies
+ * every defined script onto itself, a large part of one call's cost). Rejects as the pipeline's
+ * reply for the call would (`E_REDIS`), or with the client's bound (`E_TIMEOUT`), as its `exec` would.
  */
-async function enqueueOneCall(
+async function oneCall(client: RedisClient, keys: QueueKeys, call: EnqueueCall): Promise<EnqueueReply[]> {
+  const { scriptKeys, args } = pack(keys, call.now, call.idempotencyTtlSeconds, call.records)
+  let reply: unknown
+  try {
+    reply = await runScript(client, 'enqueue', scriptKeys, args)
+  } catch (error) {
+    throw error instanceof MailstreamError && error.code === 'E_TIMEOUT' ? error : scriptError(error as Error)
+  }
+  const replies: EnqueueReply[] = []
+  readReplies(reply, replies)
+  return replies
+}
+
+/** `enqueueSettled` for one script call: an error of the call settles every record. */
+async function oneCallSettled(
   client: RedisClient,
   keys: QueueKeys,
   call: EnqueueCall,
 ): Promise<(EnqueueReply | MailstreamError)[]> {
-  const { scriptKeys, args } = pack(keys, call.now, call.idempotencyTtlSeconds, call.records)
-  const replies: EnqueueReply[] = []
+  let replies: EnqueueReply[]
   try {
-    readReplies(await runScript(client, 'enqueue', scriptKeys, args), replies)
+    replies = await oneCall(client, keys, call)
   } catch (error) {
-    if (error instanceof MailstreamError && error.code === 'E_TIMEOUT') throw error
-    return call.records.map(() => scriptError(error as Error))
+    if ((error as MailstreamError).code === 'E_TIMEOUT') throw error
+    return call.records.map(() => error as MailstreamError)
   }
   return call.records.map((_, i) => replies[i] ?? scriptError(new Error('the script gave no reply')))
 }
