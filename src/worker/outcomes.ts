@@ -1,6 +1,6 @@
 import { MailstreamError } from '../errors.js'
 import { GROUP, type QueueKeys } from '../keys.js'
-import { finish } from '../lua/finish.js'
+import { type FinishedJob, finish } from '../lua/finish.js'
 import type { createMetricsRecorder } from '../metrics.js'
 import type { Connections } from './connections.js'
 import type { Processed } from './types.js'
@@ -52,14 +52,19 @@ export function createOutcomes(options: {
 
   /** One call of the finish script for the batch (histogram increments ride along; lost, never repeated, if it fails). */
   function writeOutcomes(batch: Processed[]): Promise<boolean[]> {
-    const jobs = batch.map(({ work: { delivery }, job, attempts, throttles, outcome, payload }) => ({
-      ...delivery,
-      ...(payload !== undefined && { payload }),
-      attempts,
-      throttles: throttles ?? 0,
-      batchId: job?.batchId,
-      outcome,
-    }))
+    const jobs = batch.map(
+      ({ work: { delivery }, job, attempts, throttles, outcome, payload }): FinishedJob => ({
+        streamIndex: delivery.streamIndex,
+        entryId: delivery.entryId,
+        jobId: delivery.jobId,
+        payload: payload ?? delivery.payload,
+        rcpt: delivery.rcpt,
+        attempts,
+        throttles: throttles ?? 0,
+        batchId: job?.batchId,
+        outcome,
+      }),
+    )
     const call = {
       group: GROUP,
       now: Date.now(),
