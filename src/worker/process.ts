@@ -1,14 +1,14 @@
-import { MailstreamError } from '../errors.js'
 import { type Address, type EmailJob, parseJob } from '../job.js'
-import { applyAdvertisingRules, SENDER_VARIABLE } from '../korea/message.js'
+import { applyAdvertisingRules } from '../korea/message.js'
 import type { AdvertisingSender } from '../korea/types.js'
 import type { ProviderCharge } from '../lua/gcra.js'
 import { ADVERTISING_SENT, type createMetricsRecorder, providerParked, providerSlowDowns } from '../metrics.js'
 import { messageAttributes, startDeliverySpan } from '../telemetry/spans.js'
 import type { SpanHandle, Tracing } from '../telemetry/tracing.js'
-import type { EmailMessage, TemplateRendererLike } from '../transport.js'
+import type { TemplateRendererLike } from '../transport.js'
 import { buildMessage, everyRecipientSuppressed, recipientCount, suppressedSet } from './message.js'
 import type { Pacing } from './pacing.js'
+import { createMessageRenderer } from './render-message.js'
 import { decide, type RetryPolicy } from './retry.js'
 import type { Sender } from './sender.js'
 import { endDeliverySpan } from './trace.js'
@@ -59,43 +59,12 @@ export interface ProcessOptions extends RetryPolicy {
 export function createProcess(options: ProcessOptions) {
   const { pacing, sender, metrics } = options
   const advertiser = options.advertising?.sender
-  const sharedWithSender = new WeakMap<object, Record<string, unknown>>()
-  /** A batch's shared data with the sender in it: one object per batch, so the renderer's per-batch cache holds. */
-  function withSender(shared: Record<string, unknown>, sender: AdvertisingSender): Record<string, unknown> {
-    let found = sharedWithSender.get(shared)
-    if (found === undefined) {
-      found = { ...shared, [SENDER_VARIABLE]: sender }
-      sharedWithSender.set(shared, found)
-    }
-    return found
-  }
-
-  /** A job that names a template: render it, then build the message from what it gives. */
-  async function renderMessage(job: EmailJob, suppressed: ReadonlySet<string>): Promise<EmailMessage> {
-    if (!options.templates) {
-      throw new MailstreamError(
-        'E_CONFIG',
-        `job ${job.id} names template '${job.template}' but the worker has no templates`,
-        {
-          field: 'templates',
-        },
-      )
-    }
-    const loaded = job.batchId !== undefined ? await options.batchData(job.batchId) : undefined
-    // An advertising job's footer shows the worker's sender: set last, so job data cannot replace it.
-    const footer = job.advertising !== undefined ? advertiser : undefined
-    const shared = loaded && footer ? withSender(loaded, footer) : loaded
-    let data = shared ? { ...shared, ...job.data } : (job.data ?? {})
-    if (footer) data = { ...data, [SENDER_VARIABLE]: footer }
-    const context = {
-      ...(job.locale !== undefined && { locale: job.locale }),
-      job: { id: job.id, type: job.type, to: job.to, ...(job.batchId !== undefined && { batchId: job.batchId }) },
-      // The batch's data as one unchanging object: the renderer renders what depends on it once per batch.
-      ...(shared && { shared }),
-    }
-    const rendered = await options.templates.render(job.template as string, data, context)
-    return buildMessage(job, suppressed, options.from, rendered)
-  }
+  const renderMessage = createMessageRenderer({
+    templates: options.templates,
+    batchData: options.batchData,
+    from: options.from,
+    advertiser,
+  })
 
   /** One try: the message, its charge against the rate limit, its send. Throws what failed. */
   async function attempt(
