@@ -38,6 +38,8 @@ interface Measurement {
   redisBytesPerJob?: number
   p50Ms?: number
   p99Ms?: number
+  /** Ms from the start of a drain to its first job done. */
+  firstMs?: number
   rssMbPer100kJobs?: number
   [key: string]: unknown
 }
@@ -178,6 +180,7 @@ try {
           'redisCpuUsPerJob',
           'p50Ms',
           'p99Ms',
+          'firstMs',
           'peakRssMb',
           'redisBytesPerJob',
         ] as const) {
@@ -272,6 +275,26 @@ const drained = of('drain', 'mailstream')
 if (drained?.cpuUsPerJob !== undefined && drained.redisCpuUsPerJob !== undefined) {
   const total = Math.round((drained.cpuUsPerJob + drained.redisCpuUsPerJob) * 10) / 10
   bars.push({ bar: 'drain CPU per job (worker + Redis) <= 30 µs', met: total <= 30, measured: `${total} µs` })
+}
+const newsletter = of('newsletter', 'mailstream')
+if (newsletter?.jobsPerSec !== undefined && newsletter.cpuUsPerJob !== undefined) {
+  bars.push({
+    bar: 'rendered newsletter >= 10,000 emails/s through one worker',
+    met: newsletter.jobsPerSec >= 10_000,
+    measured: `${newsletter.jobsPerSec}/s`,
+  })
+  bars.push({
+    bar: 'rendered newsletter worker CPU <= 100 µs per email',
+    met: newsletter.cpuUsPerJob <= 100,
+    measured: `${newsletter.cpuUsPerJob} µs`,
+  })
+}
+if (newsletter?.firstMs !== undefined) {
+  bars.push({
+    bar: "an issue's first email <= 50 ms after the worker starts",
+    met: newsletter.firstMs <= 50,
+    measured: `${newsletter.firstMs} ms`,
+  })
 }
 const myLatency = of('latency', 'mailstream')
 const theirLatency = of('latency', 'bullmq')
