@@ -60,6 +60,13 @@ function secretsOf(secret: UnsubscribeSecret): readonly string[] {
 // HKDF costs several times one encryption: keep the few keys a process uses.
 const derivedKeys = new Map<string, Buffer>()
 
+// Scratch space for making a token (synchronous, so one each is enough): the plaintext, at most
+// MAX_TEXT_BYTES after the expiry (3 bytes per UTF-16 unit written before the size is checked),
+// and the token's bytes.
+const plainScratch = Buffer.alloc(EXPIRY_BYTES + MAX_TEXT_BYTES * 3)
+const tokenScratch = Buffer.alloc(1 + IV_BYTES + EXPIRY_BYTES + MAX_TEXT_BYTES + TAG_BYTES)
+const VERSION_BYTE = Buffer.from([VERSION])
+
 // IVs are drawn from the CSPRNG 256 at a time: one call per token was a large part of signing a link.
 const ivPool = Buffer.alloc(IV_BYTES * 256)
 let ivAt = ivPool.length
@@ -99,7 +106,7 @@ function canonicalBytes(text: string): Buffer | undefined {
  * can be neither read nor changed. Stateless: nothing is stored. Every call gives a new token.
  */
 export function createUnsubscribeToken(input: UnsubscribeTokenInput, secret: UnsubscribeSecret): string {
-  const [signing] = secretsOf(secret)
+  const signing = typeof secret === 'string' && secret.length >= 16 ? secret : (secretsOf(secret)[0] as string)
   if (typeof input?.email !== 'string' || input.email.trim() === '' || input.email.includes('\u0000')) {
     throw new MailstreamError('E_VALIDATION', 'email: must be an email address', { field: 'email' })
   }
@@ -117,21 +124,30 @@ export function createUnsubscribeToken(input: UnsubscribeTokenInput, secret: Uns
     }
     expiresSeconds = Math.min(Math.ceil(expiresAt / 1000), MAX_EXPIRY_SECONDS)
   }
-  const text = Buffer.from(`${input.email.trim().toLowerCase()}\u0000${list}`, 'utf8')
-  if (text.length > MAX_TEXT_BYTES) {
+  // The plaintext is written straight after the expiry; a UTF-16 unit is at least one byte in UTF-8.
+  const text = `${input.email.trim().toLowerCase()}\u0000${list}`
+  const written = text.length > MAX_TEXT_BYTES ? MAX_TEXT_BYTES + 1 : plainScratch.write(text, EXPIRY_BYTES, 'utf8')
+  if (written > MAX_TEXT_BYTES) {
     throw new MailstreamError('E_VALIDATION', `email and list: at most ${MAX_TEXT_BYTES} bytes together`, {
       field: 'email',
     })
   }
-  const plaintext = Buffer.alloc(EXPIRY_BYTES + text.length)
-  plaintext.writeUInt32BE(expiresSeconds, 0)
-  text.copy(plaintext, EXPIRY_BYTES)
-  const version = Buffer.from([VERSION])
+  plainScratch.writeUInt32BE(expiresSeconds, 0)
+  const plaintext = plainScratch.subarray(0, EXPIRY_BYTES + written)
   const iv = nextIv()
-  const cipher = createCipheriv('aes-256-gcm', keyOf(signing as string), iv, { authTagLength: TAG_BYTES })
-  cipher.setAAD(version)
-  const encrypted = Buffer.concat([cipher.update(plaintext), cipher.final()])
-  return Buffer.concat([version, iv, encrypted, cipher.getAuthTag()]).toString('base64url')
+  const cipher = createCipheriv('aes-256-gcm', keyOf(signing), iv, { authTagLength: TAG_BYTES })
+  cipher.setAAD(VERSION_BYTE)
+  const encrypted = cipher.update(plaintext)
+  const rest = cipher.final()
+  const tag = cipher.getAuthTag()
+  // version | iv | ciphertext | tag, laid out in one buffer and spelled once.
+  tokenScratch[0] = VERSION
+  iv.copy(tokenScratch, 1)
+  let at = 1 + IV_BYTES
+  at += encrypted.copy(tokenScratch, at)
+  at += rest.copy(tokenScratch, at)
+  at += tag.copy(tokenScratch, at)
+  return tokenScratch.toString('base64url', 0, at)
 }
 
 function decrypt(bytes: Buffer, secrets: readonly string[]): Buffer | undefined {
