@@ -237,8 +237,11 @@ export function verifyUnsubscribeToken(
 
 const urlPrefixes = new Map<string, string>()
 
-/** `url` with `token` added as a query parameter. */
-export function unsubscribeUrl(base: string, token: string): string {
+/**
+ * What a base64url token is appended to for `unsubscribeUrl(base, token)`, or '' when the page has a
+ * query or a fragment of its own (then the token is set in its query).
+ */
+export function unsubscribeUrlPrefix(base: string): string {
   let prefix = urlPrefixes.get(base)
   if (prefix === undefined) {
     const url = new URL(base)
@@ -247,6 +250,12 @@ export function unsubscribeUrl(base: string, token: string): string {
     if (urlPrefixes.size >= 64) urlPrefixes.clear()
     urlPrefixes.set(base, prefix)
   }
+  return prefix
+}
+
+/** `url` with `token` added as a query parameter. */
+export function unsubscribeUrl(base: string, token: string): string {
+  const prefix = unsubscribeUrlPrefix(base)
   if (prefix !== '' && /^[\w-]*$/.test(token)) return prefix + token
   const url = new URL(base)
   url.searchParams.set('token', token)
