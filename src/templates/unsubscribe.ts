@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto'
+import { createDecipheriv, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
 import { MailstreamError } from '../errors.js'
+import { createGcmSealer, type GcmSealer } from './gcm.js'
 
 /** What an unsubscribe token says: who leaves which list, and until when the link works. */
 export interface UnsubscribeTokenInput {
@@ -64,21 +65,21 @@ const derivedKeys = new Map<string, Buffer>()
 // MAX_TEXT_BYTES after the expiry (3 bytes per UTF-16 unit written before the size is checked),
 // and the token's bytes.
 const plainScratch = Buffer.alloc(EXPIRY_BYTES + MAX_TEXT_BYTES * 3)
-const tokenScratch = Buffer.alloc(1 + IV_BYTES + EXPIRY_BYTES + MAX_TEXT_BYTES + TAG_BYTES)
+// The token's ciphertext is padded to whole blocks while its tag is computed.
+const tokenScratch = Buffer.alloc(1 + IV_BYTES + Math.ceil((EXPIRY_BYTES + MAX_TEXT_BYTES) / 16) * 16 + TAG_BYTES)
 const VERSION_BYTE = Buffer.from([VERSION])
 
-// IVs are drawn from the CSPRNG 256 at a time: one call per token was a large part of signing a link.
-const ivPool = Buffer.alloc(IV_BYTES * 256)
-let ivAt = ivPool.length
+// Encryption for new tokens, per signing secret (see gcm.ts: the same AES-256-GCM, made in batches).
+const sealers = new Map<string, GcmSealer>()
 
-/** A fresh random IV; valid until the next call (the cipher copies it at once). */
-function nextIv(): Buffer {
-  if (ivAt >= ivPool.length) {
-    randomFillSync(ivPool)
-    ivAt = 0
+function sealerOf(secret: string): GcmSealer {
+  let sealer = sealers.get(secret)
+  if (!sealer) {
+    sealer = createGcmSealer(keyOf(secret), VERSION_BYTE)
+    if (sealers.size >= 16) sealers.clear()
+    sealers.set(secret, sealer)
   }
-  ivAt += IV_BYTES
-  return ivPool.subarray(ivAt - IV_BYTES, ivAt)
+  return sealer
 }
 
 function keyOf(secret: string): Buffer {
@@ -134,20 +135,10 @@ export function createUnsubscribeToken(input: UnsubscribeTokenInput, secret: Uns
   }
   plainScratch.writeUInt32BE(expiresSeconds, 0)
   const plaintext = plainScratch.subarray(0, EXPIRY_BYTES + written)
-  const iv = nextIv()
-  const cipher = createCipheriv('aes-256-gcm', keyOf(signing), iv, { authTagLength: TAG_BYTES })
-  cipher.setAAD(VERSION_BYTE)
-  const encrypted = cipher.update(plaintext)
-  const rest = cipher.final()
-  const tag = cipher.getAuthTag()
   // version | iv | ciphertext | tag, laid out in one buffer and spelled once.
   tokenScratch[0] = VERSION
-  iv.copy(tokenScratch, 1)
-  let at = 1 + IV_BYTES
-  at += encrypted.copy(tokenScratch, at)
-  at += rest.copy(tokenScratch, at)
-  at += tag.copy(tokenScratch, at)
-  return tokenScratch.toString('base64url', 0, at)
+  const end = sealerOf(signing).seal(plaintext, tokenScratch, 1)
+  return tokenScratch.toString('base64url', 0, end)
 }
 
 function decrypt(bytes: Buffer, secrets: readonly string[]): Buffer | undefined {
