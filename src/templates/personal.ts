@@ -3,7 +3,16 @@ import { escapeHtml } from '../html.js'
 import type { CompiledTemplate, Engines, MarkdownCache } from './compile.js'
 import { createLru } from './markdown.js'
 import { SAFE_URL_RE } from './options.js'
-import { type SlotContext, slotContexts, TEXT_WHITESPACE, templateUses, wrapWords } from './personal-scan.js'
+import {
+  type SlotContext,
+  slotContexts,
+  TEXT_WHITESPACE,
+  templateUses,
+  type WrapState,
+  wrapMore,
+  wrapStart,
+  wrapWords,
+} from './personal-scan.js'
 import { renderCompiled, renderMarkdownFields } from './render.js'
 import { TEXT_OPTIONS } from './text.js'
 import type { RenderedTemplate } from './types.js'
@@ -21,7 +30,31 @@ interface Skeleton {
   inUrl: boolean[]
   /** Plain text around the paragraphs that hold values; each paragraph is wrapped per recipient. */
   text: string[]
-  paragraphs: { parts: string[]; keys: number[] }[]
+  paragraphs: Paragraph[]
+}
+
+/** A paragraph of the plain text that holds values: its words around them, single-spaced. */
+interface Paragraph {
+  parts: string[]
+  keys: number[]
+  /** The whole words before the first value, wrapped: the same for every recipient. */
+  head: WrapState
+  /** How many characters of the paragraph `head` stands for. */
+  consumed: number
+}
+
+/** A paragraph cut at its sentinels, and its words before the first one wrapped once. */
+function paragraphOf(words: string, sentinel: RegExp): Paragraph {
+  const { parts, keys } = cut(words, sentinel)
+  const before = (parts[0] as string).split(' ')
+  // The last piece runs into the first value (a word like `[x0x`): it is wrapped with it.
+  const whole = before.slice(0, -1)
+  return {
+    parts,
+    keys,
+    head: wrapMore(wrapStart(WIDTH), whole, WIDTH),
+    consumed: (parts[0] as string).length - (before.at(-1) as string).length,
+  }
 }
 
 /** A template's skeletons by shared data and kinds of values, and the one used last. */
@@ -95,7 +128,7 @@ function cutText(wrapped: string, lines: string, sentinel: RegExp): Pick<Skeleto
     }
     if (index === -1) return undefined
     text.push(wrapped.slice(at, index))
-    paragraphs.push(cut(words.join(' '), sentinel))
+    paragraphs.push(paragraphOf(words.join(' '), sentinel))
     at = index + expected.length
   }
   text.push(wrapped.slice(at))
@@ -121,12 +154,17 @@ function assemble(skeleton: Skeleton, values: Values): { html: string; text: str
   const html = join(skeleton.html, skeleton.htmlKeys, (key) => escaped[key] as string)
   let text = skeleton.text[0] as string
   for (let i = 0; i < skeleton.paragraphs.length; i++) {
-    const { parts, keys } = skeleton.paragraphs[i] as Skeleton['paragraphs'][number]
+    const { parts, keys, head, consumed } = skeleton.paragraphs[i] as Paragraph
     const joined = join(parts, keys, (key) => values[key] as string)
     let paragraph: string
     if (simple) {
-      // Already its words joined by single spaces (the parts are, and so are the values).
-      paragraph = joined.length <= WIDTH ? joined : wrapWords(joined.split(' '), WIDTH)
+      // Already its words joined by single spaces (the parts are, and so are the values): the
+      // words before the first value were wrapped once, the rest is wrapped on from there.
+      if (joined.length <= WIDTH) paragraph = joined
+      else {
+        const { done, line } = wrapMore(head, joined.slice(consumed).split(' '), WIDTH)
+        paragraph = done + line
+      }
     } else {
       const words = joined.split(TEXT_WHITESPACE).filter((word) => word !== '')
       // A paragraph left empty is dropped by html-to-text, with its line breaks.

@@ -191,6 +191,11 @@ test('per-recipient data outside plain slots, or a value that would read differe
     alone: { subject: 'S', html: '<p>{{name}}</p><p>{{intro}}</p>' },
     dotted: { subject: 'S', html: '<p>{{name.length}} {{name}}</p>' },
     partial: { subject: 'S', html: '<p>{{> missing}} {{name}}</p>' },
+    // Plain slots in a long paragraph, the first one inside a word: it is wrapped around each value.
+    wrapped: {
+      subject: 'S',
+      html: `<p>${'a'.repeat(49)} ${'b'.repeat(50)} ${'lead '.repeat(23)}[{{name}}] and {{name}} again ${'tail '.repeat(25)}</p><p>${'x'.repeat(99)} {{name}}</p>`,
+    },
   }
   const whole = renderer({ templates })
   const personal = renderer({ templates })
