@@ -163,7 +163,14 @@ export function createTemplateCompiler(options: TemplateCompilerOptions): Templa
     return loadJuice()
   }
 
+  // The same templates by the locale a job asked for (few distinct), then by name: no chain to work out.
+  const byLocale = new Map<string, Map<string, Promise<CompiledTemplate>>>()
+
   function compiledFor(name: string, locale: string | undefined): Promise<CompiledTemplate> {
+    const asked = locale ?? ''
+    let named = byLocale.get(asked)
+    const known = named?.get(name)
+    if (known) return known
     const chain = sources.localeChain(locale)
     const key = `${name}\u0000${chain.join(',')}`
     let entry = compiled.get(key)
@@ -180,7 +187,17 @@ export function createTemplateCompiler(options: TemplateCompilerOptions): Templa
       // A failed compile is not kept: a fixed file is read again on the next render.
       entry.catch(() => compiled.delete(key))
     }
-    return entry
+    if (!named) {
+      if (byLocale.size >= 64) byLocale.clear()
+      named = new Map()
+      byLocale.set(asked, named)
+    }
+    const found = entry
+    named.set(name, found)
+    found.catch(() => {
+      if (named.get(name) === found) named.delete(name)
+    })
+    return found
   }
 
   return { compiledFor }

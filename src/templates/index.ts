@@ -1,3 +1,4 @@
+import Mustache from 'mustache'
 import { MailstreamError } from '../errors.js'
 import { TEMPLATE_NAME_RE } from '../job.js'
 import { parseOptions } from '../options.js'
@@ -53,14 +54,57 @@ function checkBuiltinDefaults(config: RendererConfig): void {
   }
 }
 
-/** The subject alone, with the same errors as a whole render. */
+/** What a template's subject reads (undefined unless only plain `{{x}}` tags), and its last render. */
+interface SubjectMemo {
+  names: string[] | undefined
+  last: { values: unknown[]; subject: string } | undefined
+}
+
+const isPrimitive = (value: unknown) => value === null || (typeof value !== 'object' && typeof value !== 'function')
+
+/** The names of a template's tags when it has only text and `{{x}}`/`{{{x}}}` tags of top-level names. */
+function plainNames(source: string): string[] | undefined {
+  let tokens: [string, string][]
+  try {
+    tokens = Mustache.parse(source) as unknown as [string, string][]
+  } catch {
+    return undefined // the render says what is wrong
+  }
+  const names = new Set<string>()
+  for (const [type, name] of tokens) {
+    if (type === 'text' || type === '!') continue
+    if ((type !== 'name' && type !== '&') || name === '.' || name.includes('.')) return undefined
+    names.add(name)
+  }
+  return [...names]
+}
+
+/**
+ * The subject alone, with the same errors as a whole render. A subject that reads only texts,
+ * numbers and the like is a function of them: the recipients of a batch, who share them, share it.
+ */
 function subjectOfWith(partials: Record<string, string>) {
+  const memos = new WeakMap<CompiledTemplate, SubjectMemo>()
   return (template: CompiledTemplate, view: Record<string, unknown>) => {
+    let memo = memos.get(template)
+    if (!memo) {
+      memo = { names: plainNames(template.subject), last: undefined }
+      memos.set(template, memo)
+    }
+    const { names, last } = memo
+    let values: unknown[] | undefined
+    if (names) {
+      values = names.map((name) => view[name])
+      if (last && values.every((value, i) => value === last.values[i])) return last.subject
+    }
+    let subject: string
     try {
-      return renderSubject(template, view, partials)
+      subject = renderSubject(template, view, partials)
     } catch (cause) {
       throw templateError(template.name, `cannot render: ${(cause as Error).message}`, 'template', cause)
     }
+    if (values?.every(isPrimitive)) memo.last = { values, subject }
+    return subject
   }
 }
 
@@ -92,6 +136,18 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
    * The recipient's own variables and a key for the rest: a batch's shared data says which is which
    * (what the job's data changes is the recipient's), else the template's `recipientData`.
    */
+  // Per template, the data a batch's recipients share: its own, the defaults and the batch's, merged once.
+  const sharedViews = new WeakMap<CompiledTemplate, { shared: object; base: Record<string, unknown> }>()
+
+  function sharedView(template: CompiledTemplate, shared: object): Record<string, unknown> {
+    let found = sharedViews.get(template)
+    if (found?.shared !== shared) {
+      found = { shared, base: { ...template.data, ...defaults, ...shared } }
+      sharedViews.set(template, found)
+    }
+    return found.base
+  }
+
   function recipientSplit(
     template: CompiledTemplate,
     view: Record<string, unknown>,
@@ -101,7 +157,7 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
     const { shared } = context
     if (shared && typeof shared === 'object') {
       // Whatever differs from the shared data is the recipient's: their data, their signed link.
-      const base: Record<string, unknown> = { ...template.data, ...defaults, ...shared }
+      const base = sharedView(template, shared)
       for (const key of Object.keys(view)) if (!Object.hasOwn(base, key) || view[key] !== base[key]) keys.add(key)
       return { keys, sharedKey: personal.sharedKeyOf(shared) }
     }

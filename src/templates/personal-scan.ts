@@ -109,30 +109,43 @@ export function slotContexts(html: string, sentinel: RegExp): { index: number; c
 /** html-to-text's whitespace: what separates words in the plain-text part. */
 export const TEXT_WHITESPACE = /[ \t\r\n\f\u200b]+/
 
+/** Where wrapping stands: the lines done (each with its line break), the line begun, the room left on it. */
+export interface WrapState {
+  done: string
+  line: string
+  available: number
+}
+
+/** A line of `width` columns to begin with. */
+export const wrapStart = (width: number): WrapState => ({ done: '', line: '', available: width })
+
 /**
- * Words wrapped into lines as html-to-text's inline builder does (`wordwrap` columns, a word longer
- * than a line on a line of its own, never split).
+ * More words (none empty) wrapped on from `state`, as html-to-text's inline builder does (`width`
+ * columns, a word longer than a line on a line of its own, never split). `state` is left as it is.
  */
-export function wrapWords(words: readonly string[], width: number): string {
-  const lines: string[] = []
-  let line: string[] = []
-  let available = width
+export function wrapMore(state: WrapState, words: readonly string[], width: number): WrapState {
+  let { done, line, available } = state
   for (const word of words) {
-    if (available <= 0 && line.length > 0) {
-      lines.push(line.join(' '))
-      line = []
+    if (available <= 0 && line !== '') {
+      done += `${line}\n`
+      line = ''
       available = width
     }
-    const cost = word.length + (line.length === 0 ? 0 : 1)
+    const cost = word.length + (line === '' ? 0 : 1)
     if (cost <= available) {
-      line.push(word)
+      line = line === '' ? word : `${line} ${word}`
       available -= cost
       continue
     }
-    if (line.length > 0) lines.push(line.join(' '))
-    line = [word]
+    if (line !== '') done += `${line}\n`
+    line = word
     available = width - word.length
   }
-  lines.push(line.join(' '))
-  return lines.join('\n')
+  return { done, line, available }
+}
+
+/** Words (none empty) wrapped into lines of `width` columns, as html-to-text's inline builder does. */
+export function wrapWords(words: readonly string[], width: number): string {
+  const { done, line } = wrapMore(wrapStart(width), words, width)
+  return done + line
 }

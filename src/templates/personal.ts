@@ -3,7 +3,16 @@ import { escapeHtml } from '../html.js'
 import type { CompiledTemplate, Engines, MarkdownCache } from './compile.js'
 import { createLru } from './markdown.js'
 import { SAFE_URL_RE } from './options.js'
-import { type SlotContext, slotContexts, TEXT_WHITESPACE, templateUses, wrapWords } from './personal-scan.js'
+import {
+  type SlotContext,
+  slotContexts,
+  TEXT_WHITESPACE,
+  templateUses,
+  type WrapState,
+  wrapMore,
+  wrapStart,
+  wrapWords,
+} from './personal-scan.js'
 import { renderCompiled, renderMarkdownFields } from './render.js'
 import { TEXT_OPTIONS } from './text.js'
 import type { RenderedTemplate } from './types.js'
@@ -15,17 +24,54 @@ interface Skeleton {
   /** HTML around the values: `html[0] value[slots[0]] html[1] ...`. */
   html: string[]
   htmlSlots: { key: number; context: SlotContext }[]
+  /** `htmlSlots`' keys, in order. */
+  htmlKeys: number[]
   /** Per variable, whether it sits in a URL attribute (then it must be an http(s) URL). */
   inUrl: boolean[]
   /** Plain text around the paragraphs that hold values; each paragraph is wrapped per recipient. */
   text: string[]
-  paragraphs: { parts: string[]; keys: number[] }[]
+  paragraphs: Paragraph[]
+}
+
+/** A paragraph of the plain text that holds values: its words around them, single-spaced. */
+interface Paragraph {
+  parts: string[]
+  keys: number[]
+  /** The whole words before the first value, wrapped: the same for every recipient. */
+  head: WrapState
+  /** How many characters of the paragraph `head` stands for. */
+  consumed: number
+}
+
+/** A paragraph cut at its sentinels, and its words before the first one wrapped once. */
+function paragraphOf(words: string, sentinel: RegExp): Paragraph {
+  const { parts, keys } = cut(words, sentinel)
+  const before = (parts[0] as string).split(' ')
+  // The last piece runs into the first value (a word like `[x0x`): it is wrapped with it.
+  const whole = before.slice(0, -1)
+  return {
+    parts,
+    keys,
+    head: wrapMore(wrapStart(WIDTH), whole, WIDTH),
+    consumed: (parts[0] as string).length - (before.at(-1) as string).length,
+  }
+}
+
+/** A template's skeletons by shared data and kinds of values, and the one used last. */
+interface SkeletonCache {
+  lru: ReturnType<typeof createLru<Promise<Skeleton | typeof WHOLE>>>
+  last: { key: string; entry: Promise<Skeleton | typeof WHOLE> } | undefined
 }
 
 /** Values put in for the sentinels: `undefined` where this recipient needs the whole render. */
 type Values = readonly string[]
 
 const WIDTH = TEXT_OPTIONS.wordwrap
+// What HTML escaping changes: a value without these goes in as it is.
+const ESCAPED = /[&<>"']/
+// A value that is words separated by single spaces (no other html-to-text whitespace, none at its
+// ends): put between the skeleton's words, the paragraph is already split and joined as it would be.
+const SPACED = /^[ \t\r\n\f\u200b]|[ \t\r\n\f\u200b]$|[\t\r\n\f\u200b]| {2}/
 // Characters whose handling by the HTML parser is not simply "kept": such a recipient is rendered whole.
 const UNUSUAL = /[\u0000-\u0008\u000b\u000e-\u001f\u007f]/
 const WHOLE = Symbol('whole')
@@ -82,7 +128,7 @@ function cutText(wrapped: string, lines: string, sentinel: RegExp): Pick<Skeleto
     }
     if (index === -1) return undefined
     text.push(wrapped.slice(at, index))
-    paragraphs.push(cut(words.join(' '), sentinel))
+    paragraphs.push(paragraphOf(words.join(' '), sentinel))
     at = index + expected.length
   }
   text.push(wrapped.slice(at))
@@ -99,21 +145,33 @@ function valueFor(value: unknown, inUrl: boolean): string | undefined {
 
 /** The page for one recipient from the skeleton, or undefined when a value needs the whole render. */
 function assemble(skeleton: Skeleton, values: Values): { html: string; text: string } | undefined {
-  const escaped = values.map((value) => escapeHtml(value))
-  const html = join(
-    skeleton.html,
-    skeleton.htmlSlots.map((slot) => slot.key),
-    (key) => escaped[key] as string,
-  )
+  const escaped: string[] = []
+  let simple = true
+  for (const value of values) {
+    escaped.push(ESCAPED.test(value) ? escapeHtml(value) : value)
+    if (SPACED.test(value)) simple = false
+  }
+  const html = join(skeleton.html, skeleton.htmlKeys, (key) => escaped[key] as string)
   let text = skeleton.text[0] as string
   for (let i = 0; i < skeleton.paragraphs.length; i++) {
-    const { parts, keys } = skeleton.paragraphs[i] as Skeleton['paragraphs'][number]
-    const words = join(parts, keys, (key) => values[key] as string)
-      .split(TEXT_WHITESPACE)
-      .filter((word) => word !== '')
-    // A paragraph left empty is dropped by html-to-text, with its line breaks.
-    if (words.length === 0) return undefined
-    text += wrapWords(words, WIDTH) + skeleton.text[i + 1]
+    const { parts, keys, head, consumed } = skeleton.paragraphs[i] as Paragraph
+    const joined = join(parts, keys, (key) => values[key] as string)
+    let paragraph: string
+    if (simple) {
+      // Already its words joined by single spaces (the parts are, and so are the values): the
+      // words before the first value were wrapped once, the rest is wrapped on from there.
+      if (joined.length <= WIDTH) paragraph = joined
+      else {
+        const { done, line } = wrapMore(head, joined.slice(consumed).split(' '), WIDTH)
+        paragraph = done + line
+      }
+    } else {
+      const words = joined.split(TEXT_WHITESPACE).filter((word) => word !== '')
+      // A paragraph left empty is dropped by html-to-text, with its line breaks.
+      if (words.length === 0) return undefined
+      paragraph = wrapWords(words, WIDTH)
+    }
+    text += paragraph + skeleton.text[i + 1]
   }
   return { html, text }
 }
@@ -188,13 +246,14 @@ async function renderPage(
  * with long, spaced, hostile sample values; whatever fails is rendered whole, always.
  */
 export function createPersonalRenderer(options: PersonalRenderOptions) {
-  const skeletons = new WeakMap<CompiledTemplate, ReturnType<typeof createLru<Promise<Skeleton | typeof WHOLE>>>>()
-  const usesOf = new WeakMap<CompiledTemplate, ReturnType<typeof templateUses>>()
+  const skeletons = new WeakMap<CompiledTemplate, SkeletonCache>()
+  const usesOf = new WeakMap<CompiledTemplate, ReturnType<typeof templateUses> & { list: string[] }>()
 
   function usesFor(template: CompiledTemplate) {
     let uses = usesOf.get(template)
     if (!uses) {
-      uses = templateUses(template.html as string)
+      const found = templateUses(template.html as string)
+      uses = { ...found, list: [...found.names.keys()] }
       usesOf.set(template, uses)
     }
     return uses
@@ -222,6 +281,7 @@ export function createPersonalRenderer(options: PersonalRenderOptions) {
       keys: [...keys],
       html: cut(page.html, sentinel).parts,
       htmlSlots,
+      htmlKeys: htmlSlots.map((slot) => slot.key),
       inUrl: keys.map((_key, index) => htmlSlots.some((slot) => slot.key === index && slot.context === 'url')),
       ...text,
     }
@@ -273,20 +333,27 @@ export function createPersonalRenderer(options: PersonalRenderOptions) {
         if (kind === 'S') keys.push(key)
         classes.push(`${key}=${kind}`)
       }
-      for (const [name] of uses.names) if (typeof view[name] === 'function') return undefined
+      for (const name of uses.list) if (typeof view[name] === 'function') return undefined
       let cache = skeletons.get(template)
       if (!cache) {
-        cache = createLru(64)
+        cache = { lru: createLru(64), last: undefined }
         skeletons.set(template, cache)
       }
-      const cacheKey = `${split.sharedKey}\u0000${classes.sort().join('\u0000')}`
-      let entry = cache.get(cacheKey)
+      const cacheKey = `${split.sharedKey}\u0000${(classes.length > 1 ? classes.sort() : classes).join('\u0000')}`
+      // The recipients of a batch come one after the other: the last skeleton used is looked at first.
+      let entry = cache.last?.key === cacheKey ? cache.last.entry : cache.lru.get(cacheKey)
       if (!entry) {
         // The first recipient's view stands for all: its own values are replaced by sentinels.
-        entry = build(template, view, keys)
-        cache.set(cacheKey, entry)
-        entry.catch(() => cache.delete(cacheKey))
+        const built = build(template, view, keys)
+        const { lru } = cache
+        entry = built
+        lru.set(cacheKey, built)
+        built.catch(() => {
+          lru.delete(cacheKey)
+          if (cache.last?.entry === built) cache.last = undefined
+        })
       }
+      if (cache.last?.entry !== entry) cache.last = { key: cacheKey, entry }
       const skeleton = await entry
       if (skeleton === WHOLE) return undefined
       const values: string[] = []

@@ -19,10 +19,38 @@ function lookup(view: Record<string, unknown>, path: string): unknown {
   return value
 }
 
+/** What `checkView` reads, per template: the dotted paths split, and the URL values last found safe. */
+interface ViewChecks {
+  required: { field: string; dotted: boolean }[]
+  urls: { field: string; dotted: boolean }[]
+  /** Per URL field, the last value that passed (the same batch data comes in every render). */
+  safe: (string | undefined)[]
+}
+
+const viewChecks = new WeakMap<CompiledTemplate, ViewChecks>()
+
+function checksFor(template: CompiledTemplate): ViewChecks {
+  let checks = viewChecks.get(template)
+  if (!checks) {
+    const fields = (list: readonly string[]) => list.map((field) => ({ field, dotted: field.includes('.') }))
+    checks = {
+      required: fields(template.required),
+      urls: fields(template.urls),
+      safe: template.urls.map(() => undefined),
+    }
+    viewChecks.set(template, checks)
+  }
+  return checks
+}
+
+const valueAt = (view: Record<string, unknown>, field: string, dotted: boolean) =>
+  dotted ? lookup(view, field) : view[field]
+
 /** Throws `E_TEMPLATE` for a required variable that is missing, or a URL variable that is not http(s). */
 export function checkView(template: CompiledTemplate, view: Record<string, unknown>): void {
-  for (const field of template.required) {
-    if (isMissing(lookup(view, field))) {
+  const checks = checksFor(template)
+  for (const { field, dotted } of checks.required) {
+    if (isMissing(valueAt(view, field, dotted))) {
       const hint =
         field === 'unsubscribeUrl'
           ? ' (give the renderer unsubscribe.secret, or pass data.unsubscribeUrl)'
@@ -32,11 +60,14 @@ export function checkView(template: CompiledTemplate, view: Record<string, unkno
       throw templateError(template.name, `missing required variable '${field}'${hint}`, field)
     }
   }
-  for (const field of template.urls) {
-    const value = lookup(view, field)
-    if (!isMissing(value) && (typeof value !== 'string' || !SAFE_URL_RE.test(value))) {
+  for (let i = 0; i < checks.urls.length; i++) {
+    const { field, dotted } = checks.urls[i] as ViewChecks['urls'][number]
+    const value = valueAt(view, field, dotted)
+    if (isMissing(value) || value === checks.safe[i]) continue
+    if (typeof value !== 'string' || !SAFE_URL_RE.test(value)) {
       throw templateError(template.name, `${field} must be an http(s) URL`, field)
     }
+    checks.safe[i] = value
   }
 }
 

@@ -3,7 +3,7 @@ import type { RenderContext } from '../transport.js'
 import { templateError } from './errors.js'
 import { SAFE_URL_RE } from './options.js'
 import type { UnsubscribeOptions } from './types.js'
-import { createUnsubscribeToken, listUnsubscribeHeaders, unsubscribeUrl } from './unsubscribe.js'
+import { createUnsubscribeToken, listUnsubscribeHeaders, unsubscribeUrl, unsubscribeUrlPrefix } from './unsubscribe.js'
 
 export interface UnsubscribeLinks {
   /**
@@ -33,11 +33,24 @@ export function createUnsubscribeLinks(
     }
   }
 
+  // The signed links' common start, when a token is simply appended to it, and whether such a link
+  // is a safe http(s) URL (a token is base64url: it changes nothing there). Known at the first link.
+  let signed: { prefix: string; safe: boolean } | undefined
+  const signedUrl = (token: string): { url: string; safe: boolean } => {
+    if (!signed) {
+      const prefix = unsubscribeUrlPrefix(base as string)
+      signed = { prefix, safe: prefix !== '' && SAFE_URL_RE.test(`${prefix}x`) }
+    }
+    if (signed.prefix === '') return { url: unsubscribeUrl(base as string, token), safe: false }
+    return { url: signed.prefix + token, safe: signed.safe }
+  }
+
   return {
     apply(view, context, template) {
       const given = view.unsubscribeUrl
       let url = typeof given === 'string' && given !== '' ? given : undefined
       let mailto: string | undefined
+      let safe = false
       const email = context.job?.to[0]?.address ?? (typeof view.email === 'string' ? view.email : undefined)
       if (url === undefined && unsubscribe && email) {
         const list = typeof view.list === 'string' && view.list !== '' ? view.list : (unsubscribe.list ?? 'default')
@@ -46,13 +59,13 @@ export function createUnsubscribeLinks(
           { email, list, ...(expiresAt !== undefined && { expiresAt }) },
           unsubscribe.secret,
         )
-        url = unsubscribeUrl(base as string, token)
+        ;({ url, safe } = signedUrl(token))
         if (unsubscribe.mailto) {
           mailto = `mailto:${unsubscribe.mailto}?subject=${encodeURIComponent(`unsubscribe ${token}`)}`
         }
       }
       if (url === undefined) return undefined
-      if (!SAFE_URL_RE.test(url))
+      if (!safe && !SAFE_URL_RE.test(url))
         throw templateError(template, 'unsubscribeUrl must be an http(s) URL', 'unsubscribeUrl')
       view.unsubscribeUrl = url
       return listUnsubscribeHeaders(url, mailto)

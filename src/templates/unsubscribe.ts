@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto'
+import { createDecipheriv, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
 import { MailstreamError } from '../errors.js'
+import { createGcmSealer, type GcmSealer } from './gcm.js'
 
 /** What an unsubscribe token says: who leaves which list, and until when the link works. */
 export interface UnsubscribeTokenInput {
@@ -60,18 +61,25 @@ function secretsOf(secret: UnsubscribeSecret): readonly string[] {
 // HKDF costs several times one encryption: keep the few keys a process uses.
 const derivedKeys = new Map<string, Buffer>()
 
-// IVs are drawn from the CSPRNG 256 at a time: one call per token was a large part of signing a link.
-const ivPool = Buffer.alloc(IV_BYTES * 256)
-let ivAt = ivPool.length
+// Scratch space for making a token (synchronous, so one each is enough): the plaintext, at most
+// MAX_TEXT_BYTES after the expiry (3 bytes per UTF-16 unit written before the size is checked),
+// and the token's bytes.
+const plainScratch = Buffer.alloc(EXPIRY_BYTES + MAX_TEXT_BYTES * 3)
+// The token's ciphertext is padded to whole blocks while its tag is computed.
+const tokenScratch = Buffer.alloc(1 + IV_BYTES + Math.ceil((EXPIRY_BYTES + MAX_TEXT_BYTES) / 16) * 16 + TAG_BYTES)
+const VERSION_BYTE = Buffer.from([VERSION])
 
-/** A fresh random IV; valid until the next call (the cipher copies it at once). */
-function nextIv(): Buffer {
-  if (ivAt >= ivPool.length) {
-    randomFillSync(ivPool)
-    ivAt = 0
+// Encryption for new tokens, per signing secret (see gcm.ts: the same AES-256-GCM, made in batches).
+const sealers = new Map<string, GcmSealer>()
+
+function sealerOf(secret: string): GcmSealer {
+  let sealer = sealers.get(secret)
+  if (!sealer) {
+    sealer = createGcmSealer(keyOf(secret), VERSION_BYTE)
+    if (sealers.size >= 16) sealers.clear()
+    sealers.set(secret, sealer)
   }
-  ivAt += IV_BYTES
-  return ivPool.subarray(ivAt - IV_BYTES, ivAt)
+  return sealer
 }
 
 function keyOf(secret: string): Buffer {
@@ -99,7 +107,7 @@ function canonicalBytes(text: string): Buffer | undefined {
  * can be neither read nor changed. Stateless: nothing is stored. Every call gives a new token.
  */
 export function createUnsubscribeToken(input: UnsubscribeTokenInput, secret: UnsubscribeSecret): string {
-  const [signing] = secretsOf(secret)
+  const signing = typeof secret === 'string' && secret.length >= 16 ? secret : (secretsOf(secret)[0] as string)
   if (typeof input?.email !== 'string' || input.email.trim() === '' || input.email.includes('\u0000')) {
     throw new MailstreamError('E_VALIDATION', 'email: must be an email address', { field: 'email' })
   }
@@ -117,21 +125,20 @@ export function createUnsubscribeToken(input: UnsubscribeTokenInput, secret: Uns
     }
     expiresSeconds = Math.min(Math.ceil(expiresAt / 1000), MAX_EXPIRY_SECONDS)
   }
-  const text = Buffer.from(`${input.email.trim().toLowerCase()}\u0000${list}`, 'utf8')
-  if (text.length > MAX_TEXT_BYTES) {
+  // The plaintext is written straight after the expiry; a UTF-16 unit is at least one byte in UTF-8.
+  const text = `${input.email.trim().toLowerCase()}\u0000${list}`
+  const written = text.length > MAX_TEXT_BYTES ? MAX_TEXT_BYTES + 1 : plainScratch.write(text, EXPIRY_BYTES, 'utf8')
+  if (written > MAX_TEXT_BYTES) {
     throw new MailstreamError('E_VALIDATION', `email and list: at most ${MAX_TEXT_BYTES} bytes together`, {
       field: 'email',
     })
   }
-  const plaintext = Buffer.alloc(EXPIRY_BYTES + text.length)
-  plaintext.writeUInt32BE(expiresSeconds, 0)
-  text.copy(plaintext, EXPIRY_BYTES)
-  const version = Buffer.from([VERSION])
-  const iv = nextIv()
-  const cipher = createCipheriv('aes-256-gcm', keyOf(signing as string), iv, { authTagLength: TAG_BYTES })
-  cipher.setAAD(version)
-  const encrypted = Buffer.concat([cipher.update(plaintext), cipher.final()])
-  return Buffer.concat([version, iv, encrypted, cipher.getAuthTag()]).toString('base64url')
+  plainScratch.writeUInt32BE(expiresSeconds, 0)
+  const plaintext = plainScratch.subarray(0, EXPIRY_BYTES + written)
+  // version | iv | ciphertext | tag, laid out in one buffer and spelled once.
+  tokenScratch[0] = VERSION
+  const end = sealerOf(signing).seal(plaintext, tokenScratch, 1)
+  return tokenScratch.toString('base64url', 0, end)
 }
 
 function decrypt(bytes: Buffer, secrets: readonly string[]): Buffer | undefined {
@@ -221,8 +228,11 @@ export function verifyUnsubscribeToken(
 
 const urlPrefixes = new Map<string, string>()
 
-/** `url` with `token` added as a query parameter. */
-export function unsubscribeUrl(base: string, token: string): string {
+/**
+ * What a base64url token is appended to for `unsubscribeUrl(base, token)`, or '' when the page has a
+ * query or a fragment of its own (then the token is set in its query).
+ */
+export function unsubscribeUrlPrefix(base: string): string {
   let prefix = urlPrefixes.get(base)
   if (prefix === undefined) {
     const url = new URL(base)
@@ -231,6 +241,12 @@ export function unsubscribeUrl(base: string, token: string): string {
     if (urlPrefixes.size >= 64) urlPrefixes.clear()
     urlPrefixes.set(base, prefix)
   }
+  return prefix
+}
+
+/** `url` with `token` added as a query parameter. */
+export function unsubscribeUrl(base: string, token: string): string {
+  const prefix = unsubscribeUrlPrefix(base)
   if (prefix !== '' && /^[\w-]*$/.test(token)) return prefix + token
   const url = new URL(base)
   url.searchParams.set('token', token)

@@ -1,5 +1,5 @@
 import { afterAll, expect, test, vi } from 'vitest'
-import { createTemplateRenderer, type TemplateRendererOptions } from '../../src/index.js'
+import { createTemplateRenderer, type TemplateRendererOptions, verifyUnsubscribeToken } from '../../src/index.js'
 import { BUILTIN_TEMPLATE_NAMES } from '../../src/templates/builtin/index.js'
 
 // Counts page conversions to plain text (html-to-text), the largest cost of a whole render.
@@ -44,6 +44,21 @@ const HOSTILE_NAMES = [
   `A very long name that goes on and on ${'and on '.repeat(20)}until the line wraps twice`,
   '한국어'.repeat(40),
   'x'.repeat(130),
+  // Around the wrap width of the greeting's paragraph ('Hi ' + name + ','), in one word and in several.
+  'w'.repeat(95),
+  'w'.repeat(96),
+  'w'.repeat(97),
+  `${'word '.repeat(19)}end`,
+  `${'word '.repeat(19)}ends`,
+  `${'word '.repeat(19)}endsx`,
+  'two  spaces',
+  ' leading',
+  'trailing ',
+  'tab\there',
+  'line\nbreak',
+  'zero\u200bwidth',
+  'no\u00a0break space',
+  'wide\u3000space',
   '0',
   7,
   '',
@@ -176,6 +191,11 @@ test('per-recipient data outside plain slots, or a value that would read differe
     alone: { subject: 'S', html: '<p>{{name}}</p><p>{{intro}}</p>' },
     dotted: { subject: 'S', html: '<p>{{name.length}} {{name}}</p>' },
     partial: { subject: 'S', html: '<p>{{> missing}} {{name}}</p>' },
+    // Plain slots in a long paragraph, the first one inside a word: it is wrapped around each value.
+    wrapped: {
+      subject: 'S',
+      html: `<p>${'a'.repeat(49)} ${'b'.repeat(50)} ${'lead '.repeat(23)}[{{name}}] and {{name}} again ${'tail '.repeat(25)}</p><p>${'x'.repeat(99)} {{name}}</p>`,
+    },
   }
   const whole = renderer({ templates })
   const personal = renderer({ templates })
@@ -222,4 +242,79 @@ test('recipientData is validated', () => {
   expect(() => createTemplateRenderer({ templates: { note: { html: '<p>hi</p>', recipientData: ['a.b'] } } })).toThrow(
     expect.objectContaining({ code: 'E_CONFIG' }),
   )
+})
+
+test('a subject shared by a batch is the one a whole render gives, batch after batch and name after name', async () => {
+  const templates = {
+    shared: { subject: '[{{brandName}}] {{title}}', html: '<p>Hi {{name}}</p>' },
+    own: { subject: '{{title}} for {{name}}', html: '<p>Hi {{name}}</p>' },
+    section: { subject: '{{#vip}}VIP: {{/vip}}{{title}}', html: '<p>Hi {{name}}</p>' },
+    lambda: { subject: '{{title}} {{stamp}}', html: '<p>Hi {{name}}</p>' },
+  }
+  const whole = renderer({ templates })
+  const personal = renderer({ templates })
+  const batches = [{ title: 'Issue 1' }, { title: 'Issue 2' }, { title: 7 }, { title: '' }, {}]
+  let calls = 0
+  for (const round of [0, 1]) {
+    for (const [b, shared] of batches.entries()) {
+      for (const name of Object.keys(templates)) {
+        for (const [i, recipient] of ['Kim', '', 'Lee', undefined].entries()) {
+          const own: Record<string, unknown> = { name: recipient, vip: i % 2 === 0 }
+          if (name === 'lambda') own.stamp = () => `#${++calls}`
+          const data = { ...shared, ...own }
+          const context = { job: job(i, `s${b}`) }
+          const expected = await whole.render(name, data, context)
+          const actual = await personal.render(name, data, { ...context, shared })
+          const label = { round, b, name, recipient }
+          if (name === 'lambda') {
+            expect({ ...label, subject: actual.subject }).toEqual({
+              ...label,
+              subject: `${shared.title ?? ''} #${calls}`.trim(),
+            })
+            continue
+          }
+          expect(comparable(actual, label)).toEqual(comparable(expected, label))
+        }
+      }
+    }
+  }
+})
+
+test('a URL found safe once does not let another through', async () => {
+  const templates = renderer()
+  const shared = { ...SHARED['newsletter-issue'] }
+  const render = (issueUrl: string, i: number) =>
+    templates.render(
+      'newsletter-issue',
+      { ...shared, issueUrl, name: `R${i}` },
+      { job: job(i, 'b5'), shared: { ...shared, issueUrl } },
+    )
+  await expect(render('https://vality.kr/issues/12', 0)).resolves.toMatchObject({ subject: expect.any(String) })
+  await expect(render('javascript:alert(1)', 1)).rejects.toMatchObject({ code: 'E_TEMPLATE', field: 'issueUrl' })
+  await expect(render('https://vality.kr/issues/12', 2)).resolves.toMatchObject({ subject: expect.any(String) })
+  await expect(render('https://vality.kr/a"b', 3)).rejects.toMatchObject({ code: 'E_TEMPLATE', field: 'issueUrl' })
+})
+
+test('signed links on a page with a query of its own, and on one without, verify and match the headers', async () => {
+  for (const url of ['https://vality.kr/unsubscribe', 'https://vality.kr/u?list=weekly#top', 'http://vality.kr/u']) {
+    const templates = renderer({ unsubscribe: { secret: 'test-secret-0123456789abcdef', url } })
+    const shared = { ...SHARED['newsletter-issue'] }
+    for (let i = 0; i < 3; i++) {
+      const rendered = await templates.render(
+        'newsletter-issue',
+        { ...shared, name: `R${i}` },
+        { job: job(i, 'b6'), shared },
+      )
+      const link = /<(.+)>/.exec(rendered.headers?.['List-Unsubscribe'] ?? '')?.[1] as string
+      const parsed = new URL(link)
+      expect(`${parsed.origin}${parsed.pathname}`).toBe(url.replace(/[?#].*$/, ''))
+      expect(parsed.searchParams.get('list')).toBe(url.includes('list=') ? 'weekly' : null)
+      expect(verifyUnsubscribeToken(parsed.searchParams.get('token'), 'test-secret-0123456789abcdef')).toMatchObject({
+        ok: true,
+        email: `reader${i}@example.com`,
+      })
+      expect(rendered.html).toContain(`href="${link.replaceAll('&', '&amp;')}"`)
+      expect('List-Unsubscribe-Post' in (rendered.headers ?? {})).toBe(url.startsWith('https:'))
+    }
+  }
 })

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { createDecipheriv, createHmac, hkdfSync } from 'node:crypto'
 import { describe, expect, test } from 'vitest'
 import { createUnsubscribeToken, listUnsubscribeHeaders, verifyUnsubscribeToken } from '../../src/index.js'
 
@@ -186,6 +186,56 @@ describe('unsubscribe tokens', () => {
       email: 'a@example.com',
       list: '뉴스\u0000레터.x',
     })
+  })
+
+  test('every size of token is AES-256-GCM as OpenSSL reads it: the key from HKDF, the version authenticated', () => {
+    const key = Buffer.from(hkdfSync('sha256', SECRET, 'mailstream-unsubscribe', 'token v2 aes-256-gcm', 32))
+    const open = (token: string) => {
+      const bytes = Buffer.from(token, 'base64url')
+      const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(1, 13), { authTagLength: 16 })
+      decipher.setAAD(bytes.subarray(0, 1))
+      decipher.setAuthTag(bytes.subarray(bytes.length - 16))
+      return Buffer.concat([decipher.update(bytes.subarray(13, bytes.length - 16)), decipher.final()])
+    }
+    // Plaintexts of every length from 13 bytes to the most there is (1028), ASCII and not.
+    const addresses: string[] = []
+    for (let local = 1; local <= 1010; local++) addresses.push(`${'a'.repeat(local)}@ex.kr`)
+    for (let local = 1; local <= 100; local++) addresses.push(`${'한'.repeat(local)}@예시.kr`)
+    // The longest: 1017 + 1 + 'weekly' = 1024 bytes of text.
+    addresses.push(`${'b'.repeat(1011)}@ex.kr`)
+    for (const [i, email] of addresses.entries()) {
+      const list = i % 3 === 0 ? 'weekly' : 'default'
+      const expiresAt = i % 2 === 0 ? undefined : 1_900_000_000_000 + i * 1000
+      const token = createUnsubscribeToken({ email, list, ...(expiresAt !== undefined && { expiresAt }) }, SECRET)
+      const expected = Buffer.concat([Buffer.alloc(4), Buffer.from(`${email}\u0000${list}`)])
+      expected.writeUInt32BE(expiresAt === undefined ? 0 : expiresAt / 1000)
+      expect({ email, plaintext: open(token).equals(expected) }).toEqual({ email, plaintext: true })
+      expect(verifyUnsubscribeToken(token, SECRET, { now: 0 })).toEqual({
+        ok: true,
+        email,
+        list,
+        ...(expiresAt !== undefined && { expiresAt }),
+      })
+    }
+    // A tag changed in any bit is refused by OpenSSL and by the verifier.
+    const token = createUnsubscribeToken({ email: 'reader@example.com' }, SECRET)
+    const bytes = Buffer.from(token, 'base64url')
+    for (let bit = 0; bit < 128; bit += 7) {
+      const forged = Buffer.from(bytes)
+      const at = forged.length - 16 + (bit >> 3)
+      forged[at] = (forged[at] as number) ^ (1 << (bit & 7))
+      expect(() => open(forged.toString('base64url'))).toThrow()
+      expect(verifyUnsubscribeToken(forged.toString('base64url'), SECRET)).toEqual({ ok: false, reason: 'signature' })
+    }
+  })
+
+  test('every token has an IV of its own, across many batches of IVs', () => {
+    const ivs = new Set<string>()
+    for (let i = 0; i < 5000; i++) {
+      const token = createUnsubscribeToken({ email: 'same@example.com' }, i % 2 === 0 ? SECRET : [NEXT, SECRET])
+      ivs.add(Buffer.from(token, 'base64url').subarray(1, 13).toString('hex'))
+    }
+    expect(ivs.size).toBe(5000)
   })
 
   test('RFC 8058 headers: one-click only for an https link', () => {
