@@ -205,15 +205,20 @@ export function createTemplateRenderer(options: TemplateRendererOptions = {}): T
       if (requiredData) checkView(template, view)
     },
     async warmup() {
+      // The Markdown thread loads its modules alongside, and is kept from now on (see markdown.warm).
+      const thread = markdown.warm()
       const engines = await loadEngines()
       // A first conversion compiles html-to-text's parser and selectors, which take longer than loading it.
       engines.pageText('<p>warm</p>', [])
       if (config.css || config.templates !== undefined || config.dir !== undefined) await loadJuice()
-      if (!config.builtins) return
-      const locales = [config.locale, 'ko', 'en']
-      await Promise.all(
-        BUILTIN_TEMPLATE_NAMES.flatMap((name) => locales.map((locale) => compiler.compiledFor(name, locale))),
-      )
+      if (config.builtins) {
+        const locales = [config.locale, 'ko', 'en']
+        await Promise.all(
+          BUILTIN_TEMPLATE_NAMES.flatMap((name) => locales.map((locale) => compiler.compiledFor(name, locale))),
+        )
+      }
+      // A thread that cannot start fails the renders that need it, with their own error; not the warm-up.
+      await thread.catch(() => undefined)
     },
     close: () => markdown.close(),
   }

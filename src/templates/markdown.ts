@@ -77,8 +77,16 @@ export interface MarkdownRenderer {
   render(markdown: string): Promise<RenderedMarkdown>
   /** Starts the render thread ahead of the first render (it ends again when left idle). */
   start(): void
+  /**
+   * Starts the render thread, renders a first text in it and keeps it from then on, idle or not,
+   * until `close()`: the first Markdown of every issue is then as quick as the rest. A thread
+   * ended by a text over the budget is replaced by the next text, and kept too.
+   */
+  warm(): Promise<void>
   /** Ends the render thread; a later render starts a new one. */
   close(): Promise<void>
+  /** How many render threads were started so far. */
+  readonly started: number
 }
 
 interface Task {
@@ -111,10 +119,22 @@ function resolvePaths() {
  * event loop. A text over the budget ends the thread (a new one takes the next text). The thread
  * starts on first use, never keeps the process alive, and ends when idle.
  */
-export function createMarkdownRenderer({ css, timeoutMs }: { css: string; timeoutMs: number }): MarkdownRenderer {
+export function createMarkdownRenderer({
+  css,
+  timeoutMs,
+  idleMs = IDLE_MS,
+}: {
+  css: string
+  timeoutMs: number
+  /** An idle thread ends after this (default 10 s), unless warmed. */
+  idleMs?: number
+}): MarkdownRenderer {
   const queue: Task[] = []
   let thread: Thread | undefined
   let idleTimer: NodeJS.Timeout | undefined
+  /** Set by `warm()`: the thread is not ended when idle. */
+  let kept = false
+  let started = 0
 
   function end(current: Thread): void {
     if (thread === current) thread = undefined
@@ -134,6 +154,7 @@ export function createMarkdownRenderer({ css, timeoutMs }: { css: string; timeou
   }
 
   function spawn(): Thread {
+    started++
     const worker = new Worker(THREAD_SOURCE, {
       eval: true,
       // Not the host's flags: --input-type=module or a loader would change how the source runs.
@@ -184,10 +205,10 @@ export function createMarkdownRenderer({ css, timeoutMs }: { css: string; timeou
 
   function next(): void {
     if (queue.length === 0) {
-      if (thread?.ready && !thread.task) {
+      if (!kept && thread?.ready && !thread.task) {
         const idle = thread
         clearTimeout(idleTimer)
-        idleTimer = setTimeout(() => end(idle), IDLE_MS).unref()
+        idleTimer = setTimeout(() => end(idle), idleMs).unref()
       }
       return
     }
@@ -203,17 +224,28 @@ export function createMarkdownRenderer({ css, timeoutMs }: { css: string; timeou
     current.worker.postMessage({ markdown: task.markdown, css })
   }
 
+  function render(markdown: string): Promise<RenderedMarkdown> {
+    return new Promise<RenderedMarkdown>((resolve, reject) => {
+      queue.push({ markdown, resolve, reject })
+      next()
+    })
+  }
+
   return {
-    render(markdown) {
-      return new Promise<RenderedMarkdown>((resolve, reject) => {
-        queue.push({ markdown, resolve, reject })
-        next()
-      })
-    },
+    render,
     start() {
       thread ??= spawn()
     },
+    async warm() {
+      kept = true
+      clearTimeout(idleTimer)
+      await render('warm')
+    },
+    get started() {
+      return started
+    },
     async close() {
+      kept = false
       clearTimeout(idleTimer)
       const current = thread
       thread = undefined

@@ -141,10 +141,12 @@ export interface TemplateRenderer extends TemplateRendererLike {
   ): Promise<void>
   /**
    * Loads what rendering needs (html-to-text; juice too when the renderer has templates of its own or
-   * `css`) and compiles the built-in templates, so that the first email is as quick as the others.
+   * `css`), compiles the built-in templates and starts the Markdown render thread, so that the first
+   * email is as quick as the others. After it the thread is kept until `close()` (without it, an idle
+   * thread ends after 10 s and the next issue's Markdown waits for a new one, about 350 ms).
    * Optional: without it, the first render does this.
    */
   warmup(): Promise<void>
-  /** Ends the Markdown render thread, if one runs (it also ends by itself when idle). */
+  /** Ends the Markdown render thread, if one runs (it also ends by itself when idle, unless warmed up). */
   close(): Promise<void>
 }
