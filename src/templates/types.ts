@@ -141,7 +141,7 @@ export interface TemplateRenderer extends TemplateRendererLike {
   ): Promise<void>
   /**
    * Loads what rendering needs (html-to-text; juice too when the renderer has templates of its own or
-   * `css`), compiles the built-in templates and starts the Markdown render thread, so that the first
+   * `css`), compiles the built-in templates, renders a sample issue and starts the Markdown render thread, so that the first
    * email is as quick as the others. After it the thread is kept until `close()` (without it, an idle
    * thread ends after 10 s and the next issue's Markdown waits for a new one, about 350 ms).
    * Optional: without it, the first render does this.
