@@ -160,19 +160,19 @@ export function createEnqueueCoalescer(context: QueueContext) {
       const record = toRecord(validated, context.strictIdempotency, trace)
       return new Promise<EnqueueResult>((resolve, reject) => {
         const one: Waiting = { record, resolve, reject }
-        if (client.status === 'ready' && gathering) {
-          waiting.push(one)
+        // Off line, each call goes to the client's offline queue at once (ioredis drops a QUIT when
+        // nothing is queued).
+        if (client.status !== 'ready') {
+          void writeChunk([one])
           return
         }
-        // The first call of a turn is sent at once, as every call was before: a lone call waits for
-        // nothing, and goes ahead of a close() made right after it. Calls later in the same turn
-        // are sent together when the turn ends. Off line, each call goes to the client's offline
-        // queue at once (ioredis drops a QUIT when nothing is queued).
-        if (client.status === 'ready') {
+        // The calls of one turn of the event loop are sent together when it ends (setImmediate: a
+        // lone call waits only for the rest of its turn); close() flushes them before its QUIT.
+        waiting.push(one)
+        if (!gathering) {
           gathering = true
           setImmediate(flush)
         }
-        void writeChunk([one])
       })
     },
     /** Sends the calls gathered so far now; `close()` should call it before QUIT, so none goes after it. */
