@@ -154,13 +154,16 @@ export async function enqueueSettled(
  * every defined script onto itself, a large part of one call's cost). Rejects as the pipeline's
  * reply for the call would (`E_REDIS`), or with the client's bound (`E_TIMEOUT`), as its `exec` would.
  */
+/** The client's own bound (`E_TIMEOUT`): rejects the call as a whole, as a pipeline's `exec` would. */
+const isBound = (error: unknown) => error instanceof MailstreamError && error.code === 'E_TIMEOUT'
+
 async function oneCall(client: RedisClient, keys: QueueKeys, call: EnqueueCall): Promise<EnqueueReply[]> {
   const { scriptKeys, args } = pack(keys, call.now, call.idempotencyTtlSeconds, call.records)
   let reply: unknown
   try {
     reply = await runScript(client, 'enqueue', scriptKeys, args)
   } catch (error) {
-    throw error instanceof MailstreamError && error.code === 'E_TIMEOUT' ? error : scriptError(error as Error)
+    throw isBound(error) ? error : scriptError(error as Error)
   }
   const replies: EnqueueReply[] = []
   readReplies(reply, replies)
@@ -177,7 +180,7 @@ async function oneCallSettled(
   try {
     replies = await oneCall(client, keys, call)
   } catch (error) {
-    if ((error as MailstreamError).code === 'E_TIMEOUT') throw error
+    if (isBound(error)) throw error
     return call.records.map(() => error as MailstreamError)
   }
   return call.records.map((_, i) => replies[i] ?? scriptError(new Error('the script gave no reply')))
