@@ -38,8 +38,16 @@ const job = (i: number, extra: Partial<EmailJobInput> = {}): EmailJobInput => ({
 describe('enqueue calls made together', () => {
   test('are written in one script call, each with its own result, readable at once', async () => {
     const { queue, counted, prefix } = await newQueue()
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => queue.enqueue(job(i))))
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => queue.enqueue(job(i))))
     expect(counted.scriptCalls).toBe(1)
+    expect(new Set(results.map((result) => result.id)).size).toBe(20)
+    expect(await redis.xlen(`${prefix}:send:normal`)).toBe(20)
+  })
+
+  test('from 32 calls together, in two script calls, each with its own result, readable at once', async () => {
+    const { queue, counted, prefix } = await newQueue()
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => queue.enqueue(job(i))))
+    expect(counted.scriptCalls).toBe(2)
     expect(new Set(results.map((result) => result.id)).size).toBe(100)
     for (const result of results) expect(result).toMatchObject({ status: 'queued', duplicate: false })
     expect(await redis.xlen(`${prefix}:send:normal`)).toBe(100)
