@@ -1,8 +1,9 @@
 --[[ enqueue: add jobs, each either to its send stream or to the delayed set. Many jobs per call.
 KEYS[1] delayed zset
 KEYS[2] KEYS[3] KEYS[4] send streams high, normal, low
-per job i (3 keys from KEYS[5 + 3(i-1)]): status hash, idempotency key (the status key again
-  when none), batch hash (the status key again when none)
+per job, in order from KEYS[5]: its status hash, then its idempotency key only when it has one
+  (the flag below is 1), then its batch hash only when it is in a batch (a batch id below): one to
+  three keys a job, so that a job without either sends its status key once
 ARGV[1] now, epoch ms
 ARGV[2] idempotency TTL, seconds
 per job i (3 values from ARGV[3 + 3(i-1)]): id, payload (JSON), and the rest in one
@@ -28,14 +29,15 @@ local stream = { high = KEYS[2], normal = KEYS[3], low = KEYS[4] }
 local out = {}
 local added = {}
 local cancelled = {}
-local job = 0
+local k = 5
 for a = 3, #ARGV, 3 do
-  local k = 5 + 3 * job
-  job = job + 1
-  local statusKey, idemKey, batchKey = KEYS[k], KEYS[k + 1], KEYS[k + 2]
   local id, payload = ARGV[a], ARGV[a + 1]
   local dueText, priority, jobType, maxAttempts, batchId, rcpt, idem, fingerprint, trace, variant =
     string.match(ARGV[a + 2], '^(%d+) (%S+) (%S+) (%d+) (%S*) (%S+) ([01]) ?(%S*) ?(%S*) ?(%S*)$')
+  local statusKey, idemKey, batchKey = KEYS[k], nil, nil
+  k = k + 1
+  if idem == '1' then idemKey = KEYS[k]; k = k + 1 end
+  if batchId ~= '' then batchKey = KEYS[k]; k = k + 1 end
   if fingerprint == '-' then fingerprint = '' end
   if trace == '-' then trace = '' end
   local due = tonumber(dueText)

@@ -62,13 +62,11 @@ function pack(keys: QueueKeys, now: number, ttl: number, group: readonly Enqueue
   const scriptKeys: string[] = [keys.delayed, ...keys.streams]
   const args: (string | number)[] = [now, ttl]
   for (const record of group) {
-    const statusKey = keys.status(record.id)
     const hasKey = record.idempotencyKey !== undefined
-    scriptKeys.push(
-      statusKey,
-      hasKey ? keys.idem(record.idempotencyKey as string) : statusKey,
-      record.batchId !== '' ? keys.batch(record.batchId) : statusKey,
-    )
+    // The idempotency and batch keys only when the job has them: the script reads them by its flags.
+    scriptKeys.push(keys.status(record.id))
+    if (hasKey) scriptKeys.push(keys.idem(record.idempotencyKey as string))
+    if (record.batchId !== '') scriptKeys.push(keys.batch(record.batchId))
     args.push(
       record.id,
       record.payload,

@@ -20,17 +20,17 @@ interface Job {
   fp?: string
 }
 
-/** Packs jobs exactly as the header describes: 3 keys and 3 values per job, the fingerprint optional. */
+/**
+ * Packs jobs exactly as the header describes: the status key, then the idempotency and batch keys
+ * only for a job that has them, and 3 values per job, the fingerprint optional.
+ */
 function enqueue(keys: QueueKeys, jobs: Job[]) {
   const scriptKeys: string[] = [keys.delayed, ...keys.streams]
   const args: (string | number)[] = [NOW, IDEM_TTL]
   for (const job of jobs) {
-    const statusKey = keys.status(job.id)
-    scriptKeys.push(
-      statusKey,
-      job.idem ? keys.idem(job.idem) : statusKey,
-      job.batchId ? keys.batch(job.batchId) : statusKey,
-    )
+    scriptKeys.push(keys.status(job.id))
+    if (job.idem) scriptKeys.push(keys.idem(job.idem))
+    if (job.batchId) scriptKeys.push(keys.batch(job.batchId))
     const packed = [
       job.due ?? 0,
       job.priority ?? 'normal',
