@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { ChainableCommander } from 'ioredis'
+import { MailstreamError } from '../errors.js'
 import type { RedisClient } from '../redis.js'
 import abClaim from './ab-claim.lua'
 import abDecide from './ab-decide.lua'
@@ -97,6 +98,13 @@ function shaOf(name: ScriptName): string {
 
 const isNoScript = (error: unknown) => error instanceof Error && error.message.startsWith('NOSCRIPT')
 
+/** A bounded client's E_TIMEOUT names the command (`evalsha`): this one names the script instead. */
+function named(error: unknown, name: ScriptName): unknown {
+  if (!(error instanceof MailstreamError) || error.code !== 'E_TIMEOUT') return error
+  const message = error.message.replace('[mailstream] ', '').replace(/^(evalsha|eval): /, `${commandName(name)}: `)
+  return new MailstreamError(error.code, message, { cause: error })
+}
+
 /**
  * Runs a script: EVALSHA, and EVAL once after a NOSCRIPT reply (after a SCRIPT FLUSH or a
  * restart), as ioredis's own script commands do. The command is sent as a plain EVALSHA, not
@@ -112,8 +120,10 @@ export function runScript<T>(
   args: readonly (string | number)[],
 ): Promise<T> {
   return client.evalsha(shaOf(name), keys.length, ...keys, ...args).catch((error: unknown) => {
-    if (!isNoScript(error)) throw error
-    return client.eval(SOURCES[name], keys.length, ...keys, ...args)
+    if (!isNoScript(error)) throw named(error, name)
+    return client.eval(SOURCES[name], keys.length, ...keys, ...args).catch((again: unknown) => {
+      throw named(again, name)
+    })
   }) as Promise<T>
 }
 

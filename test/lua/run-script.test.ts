@@ -1,6 +1,10 @@
+import { type AddressInfo, createServer } from 'node:net'
+import { Redis } from 'ioredis'
 import { afterAll, describe, expect, test } from 'vitest'
+import { MailstreamError } from '../../src/errors.js'
 import { queueKeys } from '../../src/keys.js'
 import { enqueue } from '../../src/lua/enqueue.js'
+import { boundedClient } from '../../src/redis.js'
 import { connect, uniquePrefix } from '../helpers/redis.js'
 
 const redis = connect()
@@ -62,6 +66,35 @@ describe('runScript', () => {
       expect(sent.filter((name) => name === 'eval')).toEqual([])
     } finally {
       client.disconnect()
+    }
+  })
+})
+
+describe('runScript on a bounded client', () => {
+  test("a call Redis never answers is E_TIMEOUT naming the script, as the script's command did", async () => {
+    // A server that accepts the connection and never answers.
+    const silent = createServer(() => {})
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const { port } = silent.address() as AddressInfo
+    const client = new Redis({ port, host: '127.0.0.1', enableReadyCheck: false, maxRetriesPerRequest: 1 })
+    client.on('error', () => {})
+    try {
+      const keys = queueKeys(uniquePrefix('run-script'))
+      const call = enqueue(boundedClient(client, 100), keys, {
+        now: Date.now(),
+        idempotencyTtlSeconds: 60,
+        records: [record('never')],
+      })
+      const error = await call.then(
+        () => undefined,
+        (reason: unknown) => reason,
+      )
+      expect(error).toBeInstanceOf(MailstreamError)
+      expect(error).toMatchObject({ code: 'E_TIMEOUT' })
+      expect((error as Error).message).toBe('[mailstream] mailstream_enqueue: Redis did not answer within 100 ms')
+    } finally {
+      client.disconnect()
+      silent.close()
     }
   })
 })
