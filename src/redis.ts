@@ -145,19 +145,31 @@ function boundedPipeline(pipeline: ChainableCommander, ms: number): ChainableCom
   })
 }
 
+/** What a bounded client names an EVALSHA or EVAL by, from its first argument (a script's SHA1 or source). */
+const scriptLabels = new Map<string, string>()
+
+/** Names a script in a bounded client's E_TIMEOUT (`<label>: Redis did not answer ...`) instead of `evalsha`. */
+export function labelScript(shaOrSource: string, label: string): void {
+  scriptLabels.set(shaOrSource, label)
+}
+
+const labelOf = (name: string, args: unknown[]): string =>
+  (name === 'evalsha' || name === 'eval') && typeof args[0] === 'string' ? (scriptLabels.get(args[0]) ?? name) : name
+
 /**
  * The same client, seen through a view on which every command's reply (a pipeline's or a
  * transaction's `exec` counts as one) is `bounded` by `ms`: a frozen Redis then surfaces as
  * `E_TIMEOUT` instead of a promise that never settles. Commands still go out on the one
  * connection; a command that timed out may still run once Redis answers again. Scripts defined
- * with `defineCommand` on the client are bounded too. Use the client itself for `duplicate`,
+ * with `defineCommand` on the client are bounded too, and an EVALSHA of a script registered with
+`labelScript` is named by its label. Use the client itself for `duplicate`,
  * `quit` and event listeners; they also work through the view.
  */
 export function boundedClient<C extends RedisClient>(client: C, ms: number): C {
   return proxyMethods(client, (method, name, proxy) => (...args) => {
     const result = method.apply(client, args)
     if (result === client) return proxy
-    if (isThenable(result)) return bounded(result, ms, name)
+    if (isThenable(result)) return bounded(result, ms, labelOf(name, args))
     if ((name === 'pipeline' || name === 'multi') && typeof result === 'object' && result !== null) {
       return boundedPipeline(result as ChainableCommander, ms)
     }

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { ChainableCommander } from 'ioredis'
-import { MailstreamError } from '../errors.js'
-import type { RedisClient } from '../redis.js'
+import { labelScript, type RedisClient } from '../redis.js'
 import abClaim from './ab-claim.lua'
 import abDecide from './ab-decide.lua'
 import abHold from './ab-hold.lua'
@@ -84,26 +83,15 @@ export function scriptSource(name: ScriptName): string {
   return SOURCES[name]
 }
 
-const shas = new Map<ScriptName, string>()
-
-/** The SHA1 of a script's source, as EVALSHA names it. */
-function shaOf(name: ScriptName): string {
-  let sha = shas.get(name)
-  if (sha === undefined) {
-    sha = createHash('sha1').update(SOURCES[name]).digest('hex')
-    shas.set(name, sha)
-  }
-  return sha
+/** Each script's SHA1, as EVALSHA names it; a bounded client names its calls `mailstream_<name>`. */
+const SHAS = {} as Record<ScriptName, string>
+for (const [name, lua] of Object.entries(SOURCES) as [ScriptName, string][]) {
+  SHAS[name] = createHash('sha1').update(lua).digest('hex')
+  labelScript(SHAS[name], commandName(name))
+  labelScript(lua, commandName(name))
 }
 
 const isNoScript = (error: unknown) => error instanceof Error && error.message.startsWith('NOSCRIPT')
-
-/** A bounded client's E_TIMEOUT names the command (`evalsha`): this one names the script instead. */
-function named(error: unknown, name: ScriptName): unknown {
-  if (!(error instanceof MailstreamError) || error.code !== 'E_TIMEOUT') return error
-  const message = error.message.replace('[mailstream] ', '').replace(/^(evalsha|eval): /, `${commandName(name)}: `)
-  return new MailstreamError(error.code, message, { cause: error })
-}
 
 /**
  * Runs a script: EVALSHA, and EVAL once after a NOSCRIPT reply (after a SCRIPT FLUSH or a
@@ -119,11 +107,9 @@ export function runScript<T>(
   keys: readonly string[],
   args: readonly (string | number)[],
 ): Promise<T> {
-  return client.evalsha(shaOf(name), keys.length, ...keys, ...args).catch((error: unknown) => {
-    if (!isNoScript(error)) throw named(error, name)
-    return client.eval(SOURCES[name], keys.length, ...keys, ...args).catch((again: unknown) => {
-      throw named(again, name)
-    })
+  return client.evalsha(SHAS[name], keys.length, ...keys, ...args).catch((error: unknown) => {
+    if (!isNoScript(error)) throw error
+    return client.eval(SOURCES[name], keys.length, ...keys, ...args)
   }) as Promise<T>
 }
 
